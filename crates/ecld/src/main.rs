@@ -1,0 +1,5 @@
+//! The `ecld` command line.
+
+fn main() {
+    println!("ecld");
+}
