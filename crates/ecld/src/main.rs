@@ -1,5 +1,74 @@
-//! The `ecld` command line.
+//! The `ecld` command line: every service and every user command in one binary.
+//!
+//! This file stays thin: parse the arguments, start logging, hand over to [`cmd::run`].
+//! Each command group lives in its own module under `cmd/`.
 
-fn main() {
-    println!("ecld");
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// Confidential compute on other people's machines, with proofs on chain.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecld",
+    version,
+    about = "Confidential compute marketplace: encrypt inputs, run them in a TEE, verify proofs.",
+    long_about = None,
+    propagate_version = true,
+    after_help = "\
+Examples:
+  ecld keys new --out ~/.ecld          create your age identity and Ethereum key
+  ecld encrypt --to age1... input.bin -o input.age
+  ecld decrypt -i ~/.ecld/identity.age-key result.age
+  ecld <command> --help               every command explains itself with examples
+
+Logs go to stderr (-v, -vv, or RUST_LOG=ecld=debug); results go to stdout."
+)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of text, where the output is data.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// More log output on stderr: -v info, -vv debug, -vvv trace. RUST_LOG overrides this.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: cmd::Command,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    output::set_json(cli.json);
+    match cmd::run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if let Some(exit) = err.downcast_ref::<cmd::Exit>() {
+                return ExitCode::from(exit.code);
+            }
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
 }

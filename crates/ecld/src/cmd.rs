@@ -1,0 +1,59 @@
+//! The command groups of `ecld`, one module each.
+//!
+//! To add a command group `foo`:
+//! 1. create `cmd/foo.rs` with `#[derive(clap::Args)] pub(crate) struct Args` (doc comments
+//!    become `--help`; put examples in `#[command(after_help = ...)]`) and
+//!    `pub(crate) async fn run(args: Args) -> anyhow::Result<()>`;
+//! 2. add `pub(crate) mod foo;` below, a variant to [`Command`] and an arm to [`run`].
+//!
+//! Output goes through [`crate::output::emit`] (text or `--json`); logs through `tracing`.
+//! Return [`Exit`] to end with a specific process exit code after printing the result.
+
+pub(crate) mod envelope;
+pub(crate) mod keys;
+pub(crate) mod payload;
+pub(crate) mod proof;
+
+use clap::Subcommand;
+
+/// Every top-level command.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create and show your keys (age identity for results, Ethereum key for payments).
+    Keys(keys::Args),
+    /// Encrypt a file to one or more age X25519 recipients (streaming, any size).
+    Encrypt(envelope::EncryptArgs),
+    /// Decrypt an age file with your identity (armored or binary, detected automatically).
+    Decrypt(envelope::DecryptArgs),
+    /// Build and inspect task input payloads (input, optional code, result recipient).
+    Payload(payload::Args),
+    /// Sign and verify EIP-712 proofs of execution.
+    Proof(proof::Args),
+}
+
+/// Runs the chosen command.
+pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Keys(args) => keys::run(args).await,
+        Command::Encrypt(args) => envelope::run_encrypt(args).await,
+        Command::Decrypt(args) => envelope::run_decrypt(args).await,
+        Command::Payload(args) => payload::run(args).await,
+        Command::Proof(args) => proof::run(args).await,
+    }
+}
+
+/// Ends the process with `code` without printing an error: the command has already told the
+/// user what happened (for example a task that finished with a non-success status).
+#[derive(Debug)]
+pub(crate) struct Exit {
+    /// The process exit code.
+    pub(crate) code: u8,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.code)
+    }
+}
+
+impl std::error::Error for Exit {}

@@ -1,0 +1,283 @@
+//! `ecld bench`: measurements that write their section of docs/BENCHMARKS.md.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use ecld_sdk::{Client, Step, TaskRequest, Timings};
+
+use super::up;
+
+/// Arguments of `ecld bench`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// End-to-end latency and throughput of a trivial task on a fresh local stack: submit to
+    /// verified, decrypted result.
+    E2e(E2eArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct E2eArgs {
+    /// Tasks run one after another for the latency figures.
+    #[arg(long, default_value_t = 200)]
+    tasks: usize,
+    /// Concurrent clients (each its own account) for the throughput figure.
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// Tasks run by all clients together for the throughput figure.
+    #[arg(long, default_value_t = 1000)]
+    throughput_tasks: usize,
+    /// The image to run (its program should do almost nothing).
+    #[arg(long, default_value = "echo")]
+    image: String,
+    /// The input of every task.
+    #[arg(long, default_value = "1 2 3")]
+    input: String,
+    /// Example programs to publish.
+    #[arg(long, env = "ECLD_PROGRAMS", default_value = "programs/out")]
+    programs: PathBuf,
+    /// Markdown file whose `## End to end` section is replaced with the results.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    write: PathBuf,
+}
+
+/// Runs `ecld bench`.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::E2e(a) => e2e(a).await,
+    }
+}
+
+async fn e2e(a: E2eArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let stack = up::start(&up::Args {
+        data_dir: Some(dir.path().to_owned()),
+        rpc_port: 0,
+        store_port: 0,
+        cas_port: 0,
+        ephemeral_ports: true,
+        programs: a.programs.clone(),
+        no_node: false,
+        node_slots: u16::try_from(a.clients.max(8) * 2).unwrap_or(u16::MAX),
+        stop_on_stdin_eof: false,
+    })
+    .await?;
+    let result = measure(&stack, &a).await;
+    stack.stop().await;
+    let report = result?;
+    println!("{report}");
+    write_section(&a.write, "End to end", &report)?;
+    eprintln!("bench: wrote the `## End to end` section of {}", a.write.display());
+    Ok(())
+}
+
+async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
+    let config = stack.config()?;
+    let user = Client::connect(&config).await?;
+    let image = user.resolve_image(&a.image).await.with_context(|| {
+        format!("the benchmark runs image `{}`; is programs/out/{}.wasm built?", a.image, a.image)
+    })?;
+    let req = TaskRequest::new(image.id, a.input.clone().into_bytes());
+    let timeout = Duration::from_secs(60);
+
+    // Warm up: the node's enclave for the image starts and attests once.
+    for _ in 0..3 {
+        user.run(&req, timeout, |_, _| ()).await?;
+    }
+
+    // Latency: one client, one task at a time.
+    let mut totals = Vec::with_capacity(a.tasks);
+    let mut steps: Vec<Timings> = Vec::with_capacity(a.tasks);
+    for i in 0..a.tasks {
+        let t = Instant::now();
+        let r = user.run(&req, timeout, |_, _| ()).await?;
+        anyhow::ensure!(r.output.is_some(), "task {i} produced no result: {}", r.status);
+        totals.push(t.elapsed());
+        steps.push(r.timings);
+    }
+
+    // Throughput: many clients, each with its own funded account and identity.
+    let keys = stack.spare_accounts(a.clients)?;
+    let mut clients = Vec::new();
+    for key in keys {
+        clients.push(
+            Client::with_parts(
+                &config,
+                *user.deployment(),
+                Some(key),
+                Some(ecld_crypto::keys::UserIdentity::generate()),
+            )
+            .await?,
+        );
+    }
+    for c in &clients {
+        c.run(&req, timeout, |_, _| ()).await?;
+    }
+    let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(a.throughput_tasks));
+    let start = Instant::now();
+    let mut joins = Vec::new();
+    for c in clients {
+        let remaining = Arc::clone(&remaining);
+        let req = req.clone();
+        joins.push(tokio::spawn(async move {
+            let mut done = 0usize;
+            while remaining
+                .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                c.run(&req, timeout, |_, _| ()).await?;
+                done += 1;
+            }
+            Ok::<usize, ecld_sdk::Error>(done)
+        }));
+    }
+    let mut done = 0;
+    for j in joins {
+        done += j.await??;
+    }
+    let elapsed = start.elapsed();
+    let per_second = done as f64 / elapsed.as_secs_f64();
+    let ledger = user.ledger().await?;
+    anyhow::ensure!(ledger.conserved(), "token books do not balance after the benchmark: {ledger:?}");
+
+    Ok(render(a, &totals, &steps, done, elapsed, per_second, stack.data_dir()))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64)).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn render(
+    a: &E2eArgs,
+    totals: &[Duration],
+    steps: &[Timings],
+    done: usize,
+    elapsed: Duration,
+    per_second: f64,
+    _data: &Path,
+) -> String {
+    let mut sorted = totals.to_vec();
+    sorted.sort();
+    let mut s = String::new();
+    s.push_str(&format!(
+        "Machine: {} cores, {}. Date: {}. Dev profile (dependencies at opt-level 2). \
+         Measured with `ecld bench e2e` on a fresh `ecld up` stack (devnet, store, CAS, one node, \
+         sim TEE), image `{}`, input `{}`. Reproduce: `scripts/build-programs && cargo run -p ecld -- bench e2e`.\n\n",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        cpu_model(),
+        today(),
+        a.image,
+        a.input
+    ));
+    s.push_str(&format!(
+        "Latency, submit to verified decrypted result, {} tasks one at a time (goal p50 ≤ 150 ms):\n\n\
+         | | p50 ms | p99 ms | mean ms |\n| --- | ---: | ---: | ---: |\n",
+        totals.len()
+    ));
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(1);
+    s.push_str(&format!(
+        "| **total** | **{}** | **{}** | {} |\n",
+        ms(percentile(&sorted, 50.0)),
+        ms(percentile(&sorted, 99.0)),
+        ms(mean(totals))
+    ));
+    for step in Step::ALL {
+        let mut v: Vec<Duration> = steps.iter().map(|t| t.get(step)).collect();
+        v.sort();
+        s.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            step.label(),
+            ms(percentile(&v, 50.0)),
+            ms(percentile(&v, 99.0)),
+            ms(mean(&v))
+        ));
+    }
+    s.push_str(&format!(
+        "\nThroughput with {} concurrent clients (goal ≥ 200 tasks/s on 2 cores): {done} tasks in \
+         {:.2} s = **{per_second:.0} tasks/s**.\n\n\
+         `execute` is steps 3–8 (the node claims nothing: tasks are matched at submission; it \
+         fetches the input, runs the enclave, uploads the result and relays the proof); the \
+         other steps run in the client.\n",
+        a.clients,
+        elapsed.as_secs_f64()
+    ));
+    s
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn today() -> String {
+    std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned())
+}
+
+/// Replaces the `## {title}` section of the Markdown file (up to the next `## `), or appends
+/// it; other sections stay as they are.
+fn write_section(path: &Path, title: &str, body: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+    let heading = format!("## {title}");
+    let section = format!("{heading}\n\n{}\n", body.trim_end());
+    let out = match text.find(&heading) {
+        Some(start) => {
+            let rest = &text[start + heading.len()..];
+            let end = rest.find("\n## ").map_or(text.len(), |i| start + heading.len() + i + 1);
+            format!("{}{section}{}", &text[..start], if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() })
+        }
+        None => format!("{}\n\n{section}", text.trim_end()),
+    };
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_section_replaces_only_its_own_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("B.md");
+        std::fs::write(&p, "# Benchmarks\n\n## Store\n\nfast\n\n## End to end\n\nold\n\n## Chain\n\nslow\n").unwrap();
+        write_section(&p, "End to end", "new").unwrap();
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(t.contains("## Store\n\nfast") && t.contains("## Chain\n\nslow"), "{t}");
+        assert!(t.contains("## End to end\n\nnew") && !t.contains("old"), "{t}");
+    }
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
+    }
+}

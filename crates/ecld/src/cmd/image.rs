@@ -1,0 +1,131 @@
+//! `ecld image`: the images nodes run, as the ImageRegistry records them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ecld_sdk::{Image, PublishRequest};
+
+use super::connect::ConnectArgs;
+use crate::output;
+
+/// Arguments of `ecld image`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  ecld image list
+  ecld image show stats
+  ecld image publish --name wordcount --module programs/out/wordcount.wasm --allow-sim
+
+An image whose platforms include `sim` can run on the simulated TEE, which protects nothing:
+use such images only for development.")]
+pub(crate) struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Every published image.
+    List,
+    /// One image: code, measurement, keys, CAS, platforms.
+    Show {
+        /// Image name or id (0x…).
+        image: String,
+    },
+    /// Upload a WebAssembly module, create its CAS session and publish it in the
+    /// ImageRegistry.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PublishArgs {
+    /// Name users pick the image by (e.g. `stats`).
+    #[arg(long)]
+    name: String,
+    /// Version string (a new version is a new image id).
+    #[arg(long, default_value = "1")]
+    version: String,
+    /// The WebAssembly (WASI preview 1) module.
+    #[arg(long)]
+    module: PathBuf,
+    /// Also allow the simulated TEE (INSECURE: for development only).
+    #[arg(long)]
+    allow_sim: bool,
+    /// CAS URL (default: from the client configuration).
+    #[arg(long, env = "ECLD_CAS")]
+    cas: Option<String>,
+}
+
+/// Runs `ecld image`.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let client = args.connect.connect().await?;
+    match args.command {
+        Command::List => {
+            let images = client.images().await?;
+            output::emit(&images, |imgs| {
+                if imgs.is_empty() {
+                    return "no images published: publish one with `ecld image publish`".to_owned();
+                }
+                let mut s = format!("{:<14} {:<8} {:<10} {}", "NAME", "VERSION", "PLATFORMS", "ID");
+                for i in imgs {
+                    s.push_str(&format!(
+                        "\n{:<14} {:<8} {:<10} {}",
+                        i.name,
+                        i.version,
+                        i.platform_names().join(","),
+                        i.id
+                    ));
+                }
+                s
+            })
+        }
+        Command::Show { image } => {
+            let image = client.resolve_image(&image).await?;
+            output::emit(&image, show)
+        }
+        Command::Publish(a) => {
+            let module = std::fs::read(&a.module)
+                .with_context(|| format!("cannot read the module {}", a.module.display()))?;
+            let image = client
+                .publish_image(&PublishRequest {
+                    name: a.name,
+                    version: a.version,
+                    module,
+                    allow_sim: a.allow_sim,
+                    cas: a.cas,
+                })
+                .await?;
+            output::emit(&image, show)
+        }
+    }
+}
+
+fn show(i: &Image) -> String {
+    let mut s = String::new();
+    if i.allows_sim() {
+        s.push_str(
+            "WARNING: INSECURE — this image allows the simulated TEE (`sim`): a node may run it\n\
+             without any hardware protection and read your input. Use it for development only.\n\n",
+        );
+    }
+    s.push_str(&format!(
+        "image {} (version {})\n  id             {}\n  platforms      {}{}\n  code           {}\n  \
+         measurement    {}\n  enclave key    {}\n  enclave signer {}\n  CAS identity   {}\n  \
+         owner          {}{}",
+        i.name,
+        i.version,
+        i.id,
+        i.platform_names().join(", "),
+        if i.allows_sim() { "   <-- sim: INSECURE" } else { "" },
+        i.code_cid,
+        i.measurement,
+        i.enclave_recipient,
+        i.enclave_signer,
+        i.cas_identity,
+        i.owner,
+        if i.deprecated { "\n  DEPRECATED: no new tasks accepted" } else { "" },
+    ));
+    s
+}

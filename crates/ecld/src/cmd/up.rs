@@ -1,0 +1,505 @@
+//! `ecld up`: the whole local stack in one command.
+//!
+//! In this process: the devnet chain, the store and the CAS. As a child process: one node
+//! (`ecld node`), which starts its enclaves (`ecld enclave`) as its own children. State lives
+//! in the data directory, so a second `ecld up` continues where the first stopped: the chain
+//! journal, the store's blocks, the CAS sessions (image keys), the node's journal, the keys.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use ecld_sdk::{Client, ClientConfig, Image, PublishRequest};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+use crate::output;
+
+/// Arguments of `ecld up`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  ecld up                                   start everything; Ctrl-C stops it
+  ecld up --data-dir /tmp/ecld --ephemeral-ports
+  ECLD_CONFIG=.ecld/client.toml ecld task run stats --input-text '3 1 4 1 5'
+
+State persists in the data directory across restarts; delete it to start afresh.")]
+pub(crate) struct Args {
+    /// Where state lives (default: ./.ecld when it exists, else ~/.local/share/ecld).
+    #[arg(long, env = "ECLD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Chain JSON-RPC port.
+    #[arg(long, default_value_t = 8545)]
+    pub(crate) rpc_port: u16,
+    /// Store (Kubo RPC API) port.
+    #[arg(long, default_value_t = 5001)]
+    pub(crate) store_port: u16,
+    /// CAS port.
+    #[arg(long, default_value_t = 8090)]
+    pub(crate) cas_port: u16,
+    /// Let the system pick free ports for every service (what tests use).
+    #[arg(long)]
+    pub(crate) ephemeral_ports: bool,
+    /// Directory of example WebAssembly programs to publish as images (one image per
+    /// `NAME.wasm`).
+    #[arg(long, env = "ECLD_PROGRAMS", default_value = "programs/out")]
+    pub(crate) programs: PathBuf,
+    /// Do not start a node.
+    #[arg(long)]
+    pub(crate) no_node: bool,
+    /// Concurrent tasks the node offers per image.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) node_slots: u16,
+    /// Stop when stdin reaches end of file (for supervisors and tests).
+    #[arg(long, hide = true)]
+    pub(crate) stop_on_stdin_eof: bool,
+}
+
+/// What `ecld up` prints when the stack is ready.
+#[derive(Debug, Serialize)]
+struct Ready {
+    data_dir: PathBuf,
+    config: PathBuf,
+    deployment: PathBuf,
+    rpc: String,
+    store: String,
+    cas: String,
+    chain_id: u64,
+    chain_dir: PathBuf,
+    store_dir: PathBuf,
+    cas_dir: PathBuf,
+    demo: DemoKey,
+    node: Option<NodeInfo>,
+    images: Vec<ImageInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct DemoKey {
+    account: ecld_types::Address,
+    key: PathBuf,
+    identity: PathBuf,
+    recipient: String,
+    balance: ecld_types::U256,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeInfo {
+    account: ecld_types::Address,
+    data_dir: PathBuf,
+    pid: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageInfo {
+    name: String,
+    id: ecld_types::ImageId,
+    allows_sim: bool,
+}
+
+/// Dev accounts (from the public test mnemonic) and their roles.
+const DEPLOYER: usize = 0;
+const DEMO_USER: usize = 1;
+const NODE: usize = 2;
+/// DevToken minted to each dev account at deployment (10^24 base units).
+const MINT_EACH: u128 = 1_000_000_000_000_000_000_000_000;
+/// Price per task of the node's offers, in token base units.
+const OFFER_PRICE: u64 = 1_000_000_000_000_000;
+
+/// A running local stack (in this process, plus the node's process tree).
+pub(crate) struct Stack {
+    devnet: ecld_devnet::DevnetHandle,
+    store: ecld_store::StoreHandle,
+    cas: ecld_cas::CasHandle,
+    node: Option<tokio::process::Child>,
+    accounts: Vec<ecld_devnet::DevAccount>,
+    ready: Ready,
+}
+
+impl Stack {
+    /// The client configuration of the demo user.
+    pub(crate) fn config(&self) -> anyhow::Result<ClientConfig> {
+        Ok(ClientConfig::load(&self.ready.config)?)
+    }
+
+    /// The published example images.
+    pub(crate) fn images(&self) -> impl Iterator<Item = (&str, ecld_types::ImageId)> {
+        self.ready.images.iter().map(|i| (i.name.as_str(), i.id))
+    }
+
+    /// Keys of funded dev accounts that have no role in the stack (for benchmarks).
+    pub(crate) fn spare_accounts(
+        &self,
+        n: usize,
+    ) -> anyhow::Result<Vec<alloy::signers::local::PrivateKeySigner>> {
+        let spare = &self.accounts[(NODE + 1).min(self.accounts.len())..];
+        anyhow::ensure!(n <= spare.len(), "only {} spare dev accounts; ask for fewer clients", spare.len());
+        Ok(spare[..n].iter().map(|a| a.signer().clone()).collect())
+    }
+
+    /// The data directory.
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.ready.data_dir
+    }
+
+    /// Stops the node (SIGTERM, then waits), the CAS, the store and the chain, and removes
+    /// the client configuration so later commands do not try to reach a stopped stack.
+    pub(crate) async fn stop(mut self) {
+        if let Some(child) = self.node.as_mut() {
+            stop_child(child).await;
+        }
+        let _ = std::fs::remove_file(&self.ready.config);
+        drop(self.cas);
+        drop(self.store);
+        let _ = self.devnet.shutdown().await;
+    }
+}
+
+/// Runs `ecld up`.
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let mut stack = start(&args).await?;
+    output::emit(&stack.ready, human)?;
+    wait_for_stop(args.stop_on_stdin_eof, stack.node.as_mut()).await;
+    eprintln!("ecld up: stopping");
+    let data = stack.ready.data_dir.clone();
+    stack.stop().await;
+    eprintln!("ecld up: stopped; state kept in {}", data.display());
+    Ok(())
+}
+
+/// Starts the stack `args` describes and waits until the node's offers are on chain.
+pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
+    let data = args.data_dir.clone().unwrap_or_else(ecld_sdk::config::default_data_dir);
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+    let data = data.canonicalize()?;
+    let port = |p: u16| if args.ephemeral_ports { 0 } else { p };
+    let bind = |p: u16| SocketAddr::from(([127, 0, 0, 1], port(p)));
+
+    // 1. Chain.
+    let chain_dir = data.join("chain");
+    let devnet = ecld_devnet::spawn(ecld_devnet::DevnetConfig {
+        bind: bind(args.rpc_port),
+        state_dir: Some(chain_dir.clone()),
+        ..ecld_devnet::DevnetConfig::default()
+    })
+    .await
+    .with_context(|| in_use(args.rpc_port, "--rpc-port"))?;
+    let rpc = format!("http://{}", devnet.addr());
+    let accounts = devnet.accounts();
+
+    // 2. Contracts (once per chain).
+    let deployment_file = data.join("deployment.json");
+    let deployment = deploy_once(&rpc, &deployment_file, accounts).await?;
+
+    // 3. Store and CAS.
+    let store_dir = data.join("store");
+    let store = ecld_store::spawn(ecld_store::StoreConfig {
+        listen: bind(args.store_port),
+        data_dir: store_dir.clone(),
+        ..ecld_store::StoreConfig::default()
+    })
+    .await
+    .with_context(|| in_use(args.store_port, "--store-port"))?;
+    let store_url = format!("http://{}", store.addr());
+    let cas_dir = data.join("cas");
+    let cas = ecld_cas::spawn(ecld_cas::CasConfig {
+        bind: bind(args.cas_port),
+        state_dir: Some(cas_dir.clone()),
+        ..ecld_cas::CasConfig::default()
+    })
+    .await
+    .with_context(|| in_use(args.cas_port, "--cas-port"))?;
+    let cas_url = format!("http://{}", cas.addr());
+
+    // 4. Keys and the client configuration.
+    let keys = data.join("keys");
+    let demo_key = write_key(&keys.join("demo.eth.key"), &accounts[DEMO_USER].private_key_hex())?;
+    let demo_identity = keys.join("demo.age-key");
+    if !demo_identity.exists() {
+        ecld_crypto::keys::UserIdentity::generate()
+            .save(&demo_identity)
+            .with_context(|| format!("cannot write {}", demo_identity.display()))?;
+    }
+    let publisher_key = write_key(&keys.join("publisher.eth.key"), &accounts[DEPLOYER].private_key_hex())?;
+    let node_key = write_key(&keys.join("node.eth.key"), &accounts[NODE].private_key_hex())?;
+    let config = ClientConfig {
+        rpc: rpc.clone(),
+        store: store_url.clone(),
+        cas: Some(cas_url.clone()),
+        deployment: deployment_file.clone(),
+        key: Some(demo_key.clone()),
+        identity: Some(demo_identity.clone()),
+    };
+
+    // 5. Example images.
+    let publisher = Client::connect(&ClientConfig { key: Some(publisher_key), ..config.clone() }).await?;
+    let images = publish_examples(&publisher, &args.programs).await?;
+
+    // 6. The node.
+    let node_dir = data.join("node");
+    let mut node = if args.no_node || images.is_empty() {
+        None
+    } else {
+        Some(start_node(&node_dir, &node_key, &config, &deployment_file, &cas_url, &images, args.node_slots).await?)
+    };
+    let user = Client::connect(&config).await?;
+    if node.is_some() {
+        wait_for_offers(&user, &images, node.as_mut()).await?;
+    }
+
+    // Written last: its presence means the stack is ready.
+    let config_file = data.join(ecld_sdk::config::CLIENT_CONFIG_FILE);
+    config.save(&config_file)?;
+
+    let ready = Ready {
+        data_dir: data.clone(),
+        config: config_file,
+        deployment: deployment_file,
+        rpc,
+        store: store_url,
+        cas: cas_url,
+        chain_id: deployment.chain_id,
+        chain_dir,
+        store_dir,
+        cas_dir,
+        demo: DemoKey {
+            account: accounts[DEMO_USER].address(),
+            key: demo_key,
+            identity: demo_identity,
+            recipient: user.recipient().unwrap_or_default(),
+            balance: user.balance(None).await?,
+        },
+        node: node.as_ref().map(|n| NodeInfo {
+            account: accounts[NODE].address(),
+            data_dir: node_dir.clone(),
+            pid: n.id(),
+        }),
+        images: images
+            .iter()
+            .map(|i| ImageInfo { name: i.name.clone(), id: i.id, allows_sim: i.allows_sim() })
+            .collect(),
+    };
+    let accounts = accounts.to_vec();
+    Ok(Stack { devnet, store, cas, node, accounts, ready })
+}
+
+fn in_use(port: u16, flag: &str) -> String {
+    format!("cannot listen on 127.0.0.1:{port}: is another `ecld up` running? Stop it, or pick another port with {flag} (or --ephemeral-ports)")
+}
+
+fn write_key(path: &Path, hex: &str) -> anyhow::Result<PathBuf> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        ecld_crypto::keys::write_secret_file(path, hex.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(path.to_owned())
+}
+
+async fn deploy_once(
+    rpc: &str,
+    file: &Path,
+    accounts: &[ecld_devnet::DevAccount],
+) -> anyhow::Result<ecld_contracts::Deployment> {
+    use alloy::providers::{Provider, ProviderBuilder};
+    let provider = ProviderBuilder::new()
+        .wallet(accounts[DEPLOYER].signer().clone())
+        .connect_http(rpc.parse()?);
+    if let Ok(existing) = ecld_contracts::Deployment::load(file) {
+        let code = provider.get_code_at(existing.marketplace).await?;
+        if !code.is_empty() {
+            return Ok(existing);
+        }
+        tracing::warn!(target: "ecld::up", "the deployment in {} is not on this chain; deploying again", file.display());
+    }
+    let holders = accounts.iter().map(ecld_devnet::DevAccount::address).collect();
+    let deployment = ecld_contracts::deploy_all(
+        &provider,
+        &ecld_contracts::DeployOptions::dev(holders, ecld_types::U256::from(MINT_EACH)),
+    )
+    .await?;
+    deployment.save(file)?;
+    Ok(deployment)
+}
+
+async fn publish_examples(publisher: &Client, programs: &Path) -> anyhow::Result<Vec<Image>> {
+    let mut modules: Vec<PathBuf> = match std::fs::read_dir(programs) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect(),
+        Err(_) => {
+            eprintln!(
+                "ecld up: no example programs in {} (build them with scripts/build-programs, or pass --programs DIR); no images published",
+                programs.display()
+            );
+            return Ok(Vec::new());
+        }
+    };
+    modules.sort();
+    let mut images = Vec::new();
+    for path in modules {
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+        let module = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let image = publisher
+            .publish_image(&PublishRequest {
+                name,
+                version: "1".to_owned(),
+                module,
+                allow_sim: true,
+                cas: None,
+            })
+            .await
+            .with_context(|| format!("publishing {}", path.display()))?;
+        images.push(image);
+    }
+    Ok(images)
+}
+
+async fn start_node(
+    dir: &Path,
+    key: &Path,
+    config: &ClientConfig,
+    deployment: &Path,
+    cas: &str,
+    images: &[Image],
+    slots: u16,
+) -> anyhow::Result<tokio::process::Child> {
+    std::fs::create_dir_all(dir)?;
+    let mut toml = format!(
+        "data_dir = {dir:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {deployment:?}\npoll_interval_ms = 5\nreorg_depth = 0\n\n\
+         [store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\n",
+        dir = dir.display().to_string(),
+        rpc = config.rpc,
+        key = key.display().to_string(),
+        deployment = deployment.display().to_string(),
+        store = config.store,
+    );
+    for image in images {
+        toml.push_str(&format!(
+            "\n[[offers]]\nimage = \"{}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{OFFER_PRICE}\"\n",
+            image.id
+        ));
+    }
+    let file = dir.join("node.toml");
+    std::fs::write(&file, toml)?;
+    let exe = std::env::current_exe().context("cannot find the ecld binary to start the node")?;
+    let child = tokio::process::Command::new(exe)
+        .arg("node")
+        .arg("--config")
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start `ecld node`")?;
+    Ok(child)
+}
+
+async fn wait_for_offers(
+    user: &Client,
+    images: &[Image],
+    mut node: Option<&mut tokio::process::Child>,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let offers = user.offers().await?;
+        if images.iter().all(|i| offers.iter().any(|o| o.image == Some(i.id))) {
+            return Ok(());
+        }
+        if let Some(child) = node.as_deref_mut() {
+            if let Some(status) = child.try_wait()? {
+                anyhow::bail!("the node exited ({status}) before registering its offers; see its log above");
+            }
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("the node registered no offers within 60 s; see its log above");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_stop(stdin_eof: bool, node: Option<&mut tokio::process::Child>) {
+    let stdin = async {
+        if stdin_eof {
+            let mut buf = [0u8; 64];
+            let mut stdin = tokio::io::stdin();
+            while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let node_exit = async {
+        match node {
+            Some(child) => {
+                let status = child.wait().await;
+                eprintln!("ecld up: the node exited ({status:?}); stopping the stack");
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = stdin => {}
+        () = node_exit => {}
+        () = term => {}
+    }
+}
+
+/// Asks the node to stop (SIGTERM, so it finishes its journal) and waits; kills it after
+/// 10 s.
+async fn stop_child(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+    }
+    if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+fn human(r: &Ready) -> String {
+    let mut s = format!(
+        "ecld local stack is up (state in {})\n\n  chain   {}  (chain id {})\n  store   {}\n  CAS     {}\n",
+        r.data_dir.display(),
+        r.rpc,
+        r.chain_id,
+        r.store,
+        r.cas
+    );
+    if let Some(n) = &r.node {
+        s.push_str(&format!("  node    {} (enclaves on the simulated TEE: INSECURE, development only)\n", n.account));
+    }
+    s.push_str("\n  images\n");
+    for i in &r.images {
+        s.push_str(&format!("    {:<12} {}{}\n", i.name, i.id, if i.allows_sim { "  (allows sim: INSECURE)" } else { "" }));
+    }
+    s.push_str(&format!(
+        "\n  demo key (funded with {} ECLD base units; a public test key: never use it on a real chain)\n    account   {}\n    key       {}\n    identity  {}\n\n  client config {}\n\n\
+         Try:  ecld task run stats --input-text \"3 1 4 1 5 9 2 6\"\nCtrl-C stops the stack.",
+        r.demo.balance,
+        r.demo.account,
+        r.demo.key.display(),
+        r.demo.identity.display(),
+        r.config.display()
+    ));
+    s
+}
