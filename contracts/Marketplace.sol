@@ -1,0 +1,586 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {ImageRegistry} from "./ImageRegistry.sol";
+
+/// Minimal ERC-20 + EIP-2612 surface the Marketplace uses.
+interface IERC20Permit {
+    function transfer(address to, uint256 value) external returns (bool);
+    function transferFrom(address from, address to, uint256 value) external returns (bool);
+    function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external;
+}
+
+/// @title Marketplace: matches tasks with compute offers, escrows the price, settles on proof.
+/// @notice Every call is O(1). A task's immutable fields (TaskSpec) are not stored: the
+///         contract keeps a 192-bit commitment to them (and to the image's enclave signer) and
+///         callers pass the spec back, as emitted in TaskSubmitted. CIDs live only in calldata
+///         and events. Settlement follows the status code: < 16 pays the node, >= 16 refunds
+///         the requester. Fee-on-transfer and rebasing tokens are not supported.
+contract Marketplace {
+    // ---------------------------------------------------------------- types
+
+    /// The immutable fields of a task, passed back by callers and checked against the
+    /// stored commitment.
+    struct TaskSpec {
+        /// Image to run (ImageRegistry id).
+        bytes32 imageId;
+        /// keccak256 of the input ciphertext as stored.
+        bytes32 inputHash;
+        /// Memory the task needs, MB.
+        uint32 memoryMb;
+        /// Run time the task may use, seconds.
+        uint32 maxRuntimeS;
+        /// Unix time after which the task can no longer be claimed or proven, and the
+        /// requester may reclaim the escrow.
+        uint64 deadline;
+    }
+
+    /// An offer of resources by a node. Two words for the fit check, one for the image.
+    struct Offer {
+        address node;
+        uint16 slots;
+        uint16 usedSlots;
+        uint32 memoryMb;
+        uint32 maxRuntimeS;
+        uint96 price;
+        uint8 platform;
+        bool withdrawn;
+        /// bytes32(0): any image whose platforms include `platform`.
+        bytes32 imageId;
+    }
+
+    /// A live task: two words. Deleted at settlement.
+    struct Task {
+        address requester;
+        /// Escrowed amount: the matched offer's price, or maxPrice while open.
+        uint96 price;
+        /// Leading 192 bits of keccak256(abi.encode(spec, enclaveSigner)).
+        bytes24 commitment;
+        /// 0 while open.
+        uint64 offerId;
+    }
+
+    /// Token totals, for conservation checks: escrowed == paid + refunded + held.
+    struct Totals {
+        uint256 escrowed;
+        uint256 paid;
+        uint256 refunded;
+        uint256 held;
+    }
+
+    // ---------------------------------------------------------------- constants
+
+    bytes32 public constant RESULT_TYPEHASH = keccak256(
+        "Result(uint256 taskId,bytes32 imageId,bytes32 inputHash,bytes32 codeHash,bytes32 resultHash,uint16 status,uint64 runtimeMs)"
+    );
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    /// First status code that refunds the requester.
+    uint16 public constant FIRST_SYSTEM_STATUS = 16;
+    /// secp256k1n / 2: signatures with a higher s are refused (EIP-2).
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    IERC20Permit public immutable token;
+    ImageRegistry public immutable registry;
+    uint256 private immutable cachedChainId;
+    bytes32 private immutable cachedDomainSeparator;
+
+    // ---------------------------------------------------------------- storage
+
+    /// Number of tasks submitted (the last task id) and total escrowed, in one word.
+    uint64 public taskCount;
+    uint192 private totalEscrowed;
+    /// Totals paid out to nodes and refunded to requesters, in one word.
+    uint128 private totalPaid;
+    uint128 private totalRefunded;
+    uint64 public offerCount;
+
+    mapping(uint256 => Task) private tasks;
+    mapping(uint64 => Offer) private offers;
+
+    // ---------------------------------------------------------------- events
+
+    event OfferRegistered(
+        uint64 indexed offerId,
+        address indexed node,
+        bytes32 indexed imageId,
+        uint8 platform,
+        uint16 slots,
+        uint32 memoryMb,
+        uint32 maxRuntimeS,
+        uint96 price
+    );
+    event OfferUpdated(
+        uint64 indexed offerId,
+        address indexed node,
+        bytes32 indexed imageId,
+        uint8 platform,
+        uint16 slots,
+        uint32 memoryMb,
+        uint32 maxRuntimeS,
+        uint96 price
+    );
+    event OfferWithdrawn(uint64 indexed offerId, address indexed node);
+    /// Everything a node needs to take and run the task. `price` is the escrow: the offer's
+    /// price when matched at submission (offerId != 0), else the requester's maxPrice.
+    event TaskSubmitted(
+        uint256 indexed taskId,
+        address indexed requester,
+        bytes32 indexed imageId,
+        bytes32 inputHash,
+        uint32 memoryMb,
+        uint32 maxRuntimeS,
+        uint64 deadline,
+        uint96 price,
+        uint64 offerId,
+        string inputCid
+    );
+    /// An open task was claimed; `refund` (maxPrice minus the offer's price) went back to the
+    /// requester and `price` stays in escrow.
+    event TaskClaimed(uint256 indexed taskId, uint64 indexed offerId, address indexed node, uint96 price, uint96 refund);
+    /// The node gave the task back; it is open again.
+    event TaskReleased(uint256 indexed taskId, uint64 indexed offerId, address indexed node);
+    /// A proof of execution was accepted and the task settled: `amount` went to the node when
+    /// status < 16, else back to the requester. `signer` is the recovered enclave signer.
+    event ResultSubmitted(
+        uint256 indexed taskId,
+        uint64 indexed offerId,
+        address indexed node,
+        address signer,
+        bytes32 resultHash,
+        bytes32 codeHash,
+        uint16 status,
+        uint64 runtimeMs,
+        uint96 amount,
+        string resultCid,
+        bytes signature
+    );
+    /// The requester took the escrow back after the deadline.
+    event TaskReclaimed(uint256 indexed taskId, address indexed requester, uint64 indexed offerId, uint96 amount);
+
+    // ---------------------------------------------------------------- errors
+
+    error UnknownImage(bytes32 imageId);
+    error ImageDeprecated(bytes32 imageId);
+    /// The offer's platform is not among the image's allowed platforms.
+    error PlatformNotAllowed(bytes32 imageId, uint8 platform, uint8 allowed);
+    /// Offer terms invalid: platform must be one of 1, 2, 4 and slots at least 1.
+    error InvalidOffer(string reason);
+    error UnknownOffer(uint64 offerId);
+    error NotOfferNode(uint64 offerId, address caller, address node);
+    error OfferIsWithdrawn(uint64 offerId);
+    /// All of the offer's slots are in use.
+    error OfferFull(uint64 offerId, uint16 slots);
+    /// The offer serves another image.
+    error ImageMismatch(uint64 offerId, bytes32 offerImage, bytes32 taskImage);
+    error MemoryTooSmall(uint64 offerId, uint32 offered, uint32 needed);
+    error RuntimeTooShort(uint64 offerId, uint32 offered, uint32 needed);
+    error PriceTooHigh(uint64 offerId, uint96 price, uint96 maxPrice);
+    /// The deadline is in the past (at submission, claim, or proof).
+    error DeadlinePassed(uint256 taskId, uint64 deadline);
+    /// Reclaim before the deadline.
+    error DeadlineNotReached(uint256 taskId, uint64 deadline);
+    /// No live task with this id: never submitted, or already settled or reclaimed.
+    error TaskNotActive(uint256 taskId);
+    /// The passed TaskSpec is not the one the task was submitted with.
+    error SpecMismatch(uint256 taskId);
+    error TaskAlreadyClaimed(uint256 taskId, uint64 offerId);
+    /// The task is open: nobody holds it.
+    error TaskNotClaimed(uint256 taskId);
+    /// Only the node holding the task (through its offer) may do this.
+    error NotTaskHolder(uint256 taskId, address caller, address holder);
+    error NotRequester(uint256 taskId, address caller);
+    /// The proof was not signed by the image's enclave signer (wrong key, task, chain id,
+    /// contract, or fields).
+    error WrongSigner(uint256 taskId, address recovered, address expected);
+    /// The signature is not 65 bytes r‖s‖v with low s and v in {27, 28}.
+    error MalformedSignature();
+    /// Not a status code of the protocol (0-5, 16-18).
+    error UnknownStatus(uint16 status);
+    /// The token refused a transfer.
+    error TokenTransferFailed();
+
+    constructor(IERC20Permit token_, ImageRegistry registry_) {
+        token = token_;
+        registry = registry_;
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _domainSeparator();
+    }
+
+    // ---------------------------------------------------------------- offers
+
+    function registerOffer(
+        bytes32 imageId,
+        uint8 platform,
+        uint16 slots,
+        uint32 memoryMb,
+        uint32 maxRuntimeS,
+        uint96 price
+    ) external returns (uint64 offerId) {
+        _checkOfferTerms(imageId, platform, slots);
+        unchecked {
+            offerId = ++offerCount;
+        }
+        offers[offerId] = Offer({
+            node: msg.sender,
+            slots: slots,
+            usedSlots: 0,
+            memoryMb: memoryMb,
+            maxRuntimeS: maxRuntimeS,
+            price: price,
+            platform: platform,
+            withdrawn: false,
+            imageId: imageId
+        });
+        emit OfferRegistered(offerId, msg.sender, imageId, platform, slots, memoryMb, maxRuntimeS, price);
+    }
+
+    /// @notice Changes an offer's terms. Tasks already held keep their price; if `slots` drops
+    ///         below the slots in use, no new task is taken until enough finish.
+    function updateOffer(
+        uint64 offerId,
+        bytes32 imageId,
+        uint8 platform,
+        uint16 slots,
+        uint32 memoryMb,
+        uint32 maxRuntimeS,
+        uint96 price
+    ) external {
+        Offer storage o = _ownOffer(offerId);
+        if (o.withdrawn) revert OfferIsWithdrawn(offerId);
+        _checkOfferTerms(imageId, platform, slots);
+        o.slots = slots;
+        o.memoryMb = memoryMb;
+        o.maxRuntimeS = maxRuntimeS;
+        o.price = price;
+        o.platform = platform;
+        o.imageId = imageId;
+        emit OfferUpdated(offerId, msg.sender, imageId, platform, slots, memoryMb, maxRuntimeS, price);
+    }
+
+    /// @notice Stops new matches. Tasks the offer holds still settle (or are released).
+    function withdrawOffer(uint64 offerId) external {
+        Offer storage o = _ownOffer(offerId);
+        if (o.withdrawn) revert OfferIsWithdrawn(offerId);
+        o.withdrawn = true;
+        emit OfferWithdrawn(offerId, msg.sender);
+    }
+
+    // ---------------------------------------------------------------- tasks
+
+    /// @notice Submits a task, escrowing `maxPrice` (open task, offerId 0) or the named
+    ///         offer's price (matched now). Needs an allowance; see submitTaskWithPermit.
+    function submitTask(TaskSpec calldata spec, string calldata inputCid, uint96 maxPrice, uint64 offerId)
+        external
+        returns (uint256 taskId)
+    {
+        return _submit(spec, inputCid, maxPrice, offerId);
+    }
+
+    /// @notice submitTask in one transaction: first applies the requester's EIP-2612 permit
+    ///         for `maxPrice` to this contract. A permit already used (for example by a
+    ///         front-runner) is ignored; the escrow then needs the allowance to exist.
+    function submitTaskWithPermit(
+        TaskSpec calldata spec,
+        string calldata inputCid,
+        uint96 maxPrice,
+        uint64 offerId,
+        uint256 permitDeadline,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) external returns (uint256 taskId) {
+        try token.permit(msg.sender, address(this), maxPrice, permitDeadline, v, r, s) {} catch {}
+        return _submit(spec, inputCid, maxPrice, offerId);
+    }
+
+    /// @notice Takes an open task for one of the caller's offers. The escrow drops to the
+    ///         offer's price; the difference goes back to the requester now.
+    function claimTask(uint256 taskId, uint64 offerId, TaskSpec calldata spec) external {
+        Task storage t = tasks[taskId];
+        address requester = t.requester;
+        if (requester == address(0)) revert TaskNotActive(taskId);
+        if (t.offerId != 0) revert TaskAlreadyClaimed(taskId, t.offerId);
+        if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
+        // A deprecated image takes no new tasks, but tasks already submitted may still run.
+        (address signer, uint8 platforms,) = registry.imageStatus(spec.imageId);
+        if (t.commitment != _commit(spec, signer)) revert SpecMismatch(taskId);
+        Offer storage o = offers[offerId];
+        if (o.node != msg.sender) {
+            if (o.node == address(0)) revert UnknownOffer(offerId);
+            revert NotOfferNode(offerId, msg.sender, o.node);
+        }
+        uint96 escrow = t.price;
+        uint96 price = _take(o, offerId, spec, platforms, escrow);
+        uint96 refund;
+        unchecked {
+            refund = escrow - price;
+        }
+        t.price = price;
+        t.offerId = offerId;
+        if (refund != 0) {
+            unchecked {
+                totalRefunded += refund;
+            }
+            _send(requester, refund);
+        }
+        emit TaskClaimed(taskId, offerId, msg.sender, price, refund);
+    }
+
+    /// @notice The holding node gives the task back: it is open again and the slot is free.
+    function releaseTask(uint256 taskId) external {
+        Task storage t = tasks[taskId];
+        if (t.requester == address(0)) revert TaskNotActive(taskId);
+        uint64 offerId = t.offerId;
+        if (offerId == 0) revert TaskNotClaimed(taskId);
+        Offer storage o = offers[offerId];
+        if (o.node != msg.sender) revert NotTaskHolder(taskId, msg.sender, o.node);
+        t.offerId = 0;
+        unchecked {
+            o.usedSlots -= 1;
+        }
+        emit TaskReleased(taskId, offerId, msg.sender);
+    }
+
+    /// @notice The holding node relays the enclave's proof; the task settles at once.
+    /// @param signature 65 bytes r‖s‖v over the EIP-712 Result message.
+    function submitResult(
+        uint256 taskId,
+        TaskSpec calldata spec,
+        string calldata resultCid,
+        bytes32 resultHash,
+        bytes32 codeHash,
+        uint16 status,
+        uint64 runtimeMs,
+        bytes calldata signature
+    ) external {
+        if (status > 18 || (status > 5 && status < FIRST_SYSTEM_STATUS)) revert UnknownStatus(status);
+        Task memory t = tasks[taskId];
+        if (t.requester == address(0)) revert TaskNotActive(taskId);
+        if (t.offerId == 0) revert TaskNotClaimed(taskId);
+        Offer storage o = offers[t.offerId];
+        address node = o.node;
+        if (node != msg.sender) revert NotTaskHolder(taskId, msg.sender, node);
+        if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
+
+        address signer = _recover(
+            keccak256(
+                abi.encode(
+                    RESULT_TYPEHASH, taskId, spec.imageId, spec.inputHash, codeHash, resultHash, status, runtimeMs
+                )
+            ),
+            signature
+        );
+        // The commitment binds the spec and the image's signer: one hash checks both, with no
+        // registry call. On mismatch, find out which for the error.
+        if (t.commitment != _commit(spec, signer)) _explainMismatch(taskId, spec, signer);
+
+        delete tasks[taskId];
+        unchecked {
+            o.usedSlots -= 1;
+        }
+        address to;
+        if (status < FIRST_SYSTEM_STATUS) {
+            to = node;
+            unchecked {
+                totalPaid += t.price;
+            }
+        } else {
+            to = t.requester;
+            unchecked {
+                totalRefunded += t.price;
+            }
+        }
+        emit ResultSubmitted(
+            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, t.price, resultCid, signature
+        );
+        _send(to, t.price);
+    }
+
+    /// @notice After the deadline, the requester takes back the escrow of a task that has no
+    ///         result; a holding node's slot is freed.
+    function reclaim(uint256 taskId, TaskSpec calldata spec) external {
+        Task memory t = tasks[taskId];
+        if (t.requester == address(0)) revert TaskNotActive(taskId);
+        if (t.requester != msg.sender) revert NotRequester(taskId, msg.sender);
+        (address signer,,) = registry.imageStatus(spec.imageId);
+        if (t.commitment != _commit(spec, signer)) revert SpecMismatch(taskId);
+        if (block.timestamp <= spec.deadline) revert DeadlineNotReached(taskId, spec.deadline);
+        delete tasks[taskId];
+        if (t.offerId != 0) {
+            unchecked {
+                offers[t.offerId].usedSlots -= 1;
+            }
+        }
+        unchecked {
+            totalRefunded += t.price;
+        }
+        emit TaskReclaimed(taskId, msg.sender, t.offerId, t.price);
+        _send(msg.sender, t.price);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function getOffer(uint64 offerId) external view returns (Offer memory) {
+        return offers[offerId];
+    }
+
+    /// @notice A live task's stored state; all zero once settled or reclaimed.
+    function getTask(uint256 taskId) external view returns (Task memory) {
+        return tasks[taskId];
+    }
+
+    /// @notice Token totals: escrowed == paid + refunded + held, and held is this contract's
+    ///         token balance unless someone sent tokens here directly.
+    function totals() external view returns (Totals memory) {
+        uint256 escrowed = totalEscrowed;
+        uint256 paid = totalPaid;
+        uint256 refunded = totalRefunded;
+        return Totals({escrowed: escrowed, paid: paid, refunded: refunded, held: escrowed - paid - refunded});
+    }
+
+    /// @notice The commitment a task with this spec has, for clients checking a spec.
+    function commitmentOf(TaskSpec calldata spec) external view returns (bytes24) {
+        (address signer,,) = registry.imageStatus(spec.imageId);
+        return _commit(spec, signer);
+    }
+
+    /// @notice The EIP-712 domain separator of Result proofs.
+    // solhint-disable-next-line func-name-mixedcase
+    function DOMAIN_SEPARATOR() public view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _domainSeparator();
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _submit(TaskSpec calldata spec, string calldata inputCid, uint96 maxPrice, uint64 offerId)
+        private
+        returns (uint256 taskId)
+    {
+        (address signer, uint8 platforms, bool deprecated) = registry.imageStatus(spec.imageId);
+        if (signer == address(0)) revert UnknownImage(spec.imageId);
+        if (deprecated) revert ImageDeprecated(spec.imageId);
+        uint64 count = taskCount;
+        unchecked {
+            taskId = count + 1;
+        }
+        if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
+        uint96 price = maxPrice;
+        if (offerId != 0) {
+            Offer storage o = offers[offerId];
+            if (o.node == address(0)) revert UnknownOffer(offerId);
+            price = _take(o, offerId, spec, platforms, maxPrice);
+        }
+        taskCount = uint64(taskId);
+        totalEscrowed += price;
+        tasks[taskId] =
+            Task({requester: msg.sender, price: price, commitment: _commit(spec, signer), offerId: offerId});
+        emit TaskSubmitted(
+            taskId,
+            msg.sender,
+            spec.imageId,
+            spec.inputHash,
+            spec.memoryMb,
+            spec.maxRuntimeS,
+            spec.deadline,
+            price,
+            offerId,
+            inputCid
+        );
+        _receive(msg.sender, price);
+    }
+
+    /// Checks the offer fits the task and takes a slot; returns the price to escrow.
+    function _take(Offer storage o, uint64 offerId, TaskSpec calldata spec, uint8 platforms, uint96 maxPrice)
+        private
+        returns (uint96)
+    {
+        if (o.withdrawn) revert OfferIsWithdrawn(offerId);
+        uint16 used = o.usedSlots;
+        if (used >= o.slots) revert OfferFull(offerId, o.slots);
+        if (o.memoryMb < spec.memoryMb) revert MemoryTooSmall(offerId, o.memoryMb, spec.memoryMb);
+        if (o.maxRuntimeS < spec.maxRuntimeS) revert RuntimeTooShort(offerId, o.maxRuntimeS, spec.maxRuntimeS);
+        uint96 price = o.price;
+        if (price > maxPrice) revert PriceTooHigh(offerId, price, maxPrice);
+        if (platforms & o.platform == 0) revert PlatformNotAllowed(spec.imageId, o.platform, platforms);
+        bytes32 offerImage = o.imageId;
+        if (offerImage != bytes32(0) && offerImage != spec.imageId) {
+            revert ImageMismatch(offerId, offerImage, spec.imageId);
+        }
+        unchecked {
+            o.usedSlots = used + 1;
+        }
+        return price;
+    }
+
+    function _ownOffer(uint64 offerId) private view returns (Offer storage o) {
+        o = offers[offerId];
+        if (o.node != msg.sender) {
+            if (o.node == address(0)) revert UnknownOffer(offerId);
+            revert NotOfferNode(offerId, msg.sender, o.node);
+        }
+    }
+
+    function _checkOfferTerms(bytes32 imageId, uint8 platform, uint16 slots) private view {
+        if (platform != 1 && platform != 2 && platform != 4) revert InvalidOffer("platform must be 1, 2 or 4");
+        if (slots == 0) revert InvalidOffer("slots must be at least 1");
+        if (imageId != bytes32(0)) {
+            (address signer, uint8 platforms, bool deprecated) = registry.imageStatus(imageId);
+            if (signer == address(0)) revert UnknownImage(imageId);
+            if (deprecated) revert ImageDeprecated(imageId);
+            if (platforms & platform == 0) revert PlatformNotAllowed(imageId, platform, platforms);
+        }
+    }
+
+    function _commit(TaskSpec calldata spec, address signer) private pure returns (bytes24) {
+        return bytes24(keccak256(abi.encode(spec, signer)));
+    }
+
+    /// Reverts with the precise reason a proof did not match: wrong signer, or wrong spec.
+    function _explainMismatch(uint256 taskId, TaskSpec calldata spec, address recovered) private view {
+        (address expected,,) = registry.imageStatus(spec.imageId);
+        if (expected != address(0) && recovered != expected) revert WrongSigner(taskId, recovered, expected);
+        revert SpecMismatch(taskId);
+    }
+
+    function _recover(bytes32 structHash, bytes calldata signature) private view returns (address signer) {
+        if (signature.length != 65) revert MalformedSignature();
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (v < 27) v += 27;
+        if (uint256(s) > HALF_N || (v != 27 && v != 28)) revert MalformedSignature();
+        bytes32 digest = keccak256(abi.encodePacked("\x19\x01", DOMAIN_SEPARATOR(), structHash));
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert MalformedSignature();
+    }
+
+    function _domainSeparator() private view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("ecld"), keccak256("1"), block.chainid, address(this)));
+    }
+
+    function _receive(address from, uint96 amount) private {
+        if (amount == 0) return;
+        _call(abi.encodeCall(IERC20Permit.transferFrom, (from, address(this), amount)));
+    }
+
+    function _send(address to, uint96 amount) private {
+        if (amount == 0) return;
+        _call(abi.encodeCall(IERC20Permit.transfer, (to, amount)));
+    }
+
+    /// Calls the token and accepts `true` or no return data (tokens that predate ERC-20's
+    /// return value); bubbles the token's own revert reason.
+    function _call(bytes memory data) private {
+        (bool ok, bytes memory ret) = address(token).call(data);
+        if (!ok) {
+            if (ret.length == 0) revert TokenTransferFailed();
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
+        if (ret.length != 0 && (ret.length != 32 || abi.decode(ret, (uint256)) != 1)) revert TokenTransferFailed();
+        if (ret.length == 0 && address(token).code.length == 0) revert TokenTransferFailed();
+    }
+}
