@@ -1,0 +1,322 @@
+//! The WebAssembly runtime: one [`Runtime`] (engine and epoch ticker) per enclave, one
+//! [`Program`] compiled once at start, one fresh store per task.
+//!
+//! A task's program sees WASI preview 1 with stdin = the payload's input, stdout = a pipe
+//! bounded by the task's output limit, stderr = a 64 KiB diagnostic pipe, one fixed argument
+//! (`program`), no environment, no preopened directories (no file system) and no sockets.
+//! Time is bounded by epoch interruption, memory by a resource limiter, and optionally
+//! instructions by fuel. Whatever the program does, the outcome is an [`Exit`] value and
+//! the runtime is ready for the next task.
+
+mod pipe;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use ecld_types::StatusCode;
+use wasmtime::{
+    Config, Engine, InstancePre, Linker, Module, OptLevel, ResourceLimiter, Store, Trap,
+};
+use wasmtime_wasi::{I32Exit, WasiCtxBuilder, p1::WasiP1Ctx, p2::pipe::MemoryInputPipe};
+
+use crate::{
+    protocol::Limits,
+    result::MAX_STDERR,
+    runtime::pipe::{BoundedPipe, OutputLimitExceeded, Overflow},
+};
+
+/// How often the epoch advances; the time limit is enforced to about this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// The only argument a program gets (its `argv[0]`).
+pub const PROGRAM_NAME: &str = "program";
+
+/// Why a runtime or a program could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine configuration was refused (a wasmtime build without cranelift?).
+    #[error("cannot create the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The bytes are not a valid WebAssembly module.
+    #[error("the module is not valid WebAssembly: {0}")]
+    Compile(String),
+    /// The module imports something other than WASI preview 1, or is not a command.
+    #[error(
+        "the module cannot be linked as a WASI preview 1 command: {0}; build it for wasm32-wasip1 as a binary with a `_start` export"
+    )]
+    Link(String),
+}
+
+/// Engine options fixed for the life of an enclave.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuntimeOptions {
+    /// Meter fuel so that [`Limits::fuel`] is honoured (costs some speed).
+    pub meter_fuel: bool,
+}
+
+/// The engine and the thread that advances its epoch.
+#[derive(Debug)]
+pub struct Runtime {
+    engine: Engine,
+    options: RuntimeOptions,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Creates the engine (cranelift, optimised for speed, epoch interruption) and starts
+    /// the epoch ticker thread; the thread ends when the runtime is dropped.
+    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.cranelift_opt_level(OptLevel::Speed);
+        config.epoch_interruption(true);
+        config.consume_fuel(options.meter_fuel);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (weak, stop) = (engine.weak(), Arc::clone(&ticker_stop));
+        thread::Builder::new()
+            .name("ecld-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    match weak.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self { engine, options, ticker_stop })
+    }
+
+    /// Compiles and links a WASI preview 1 command module.
+    pub fn compile(&self, module: &[u8]) -> Result<Program, RuntimeError> {
+        let module = Module::new(&self.engine, module)
+            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+        let mut linker: Linker<State> = Linker::new(&self.engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        if module.get_export("_start").is_none() {
+            return Err(RuntimeError::Link("no `_start` export".into()));
+        }
+        let pre =
+            linker.instantiate_pre(&module).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        Ok(Program { pre, engine: self.engine.clone(), meter_fuel: self.options.meter_fuel })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How a program run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// The program exited (returned from `_start`: code 0, or called `proc_exit`).
+    Exited(i32),
+    /// The program trapped (including stack overflow and aborts); the text is the trap.
+    Trapped(String),
+    /// The program ran past the time limit.
+    TimedOut,
+    /// The program used up its fuel.
+    OutOfFuel,
+    /// The program asked for more memory than the limit and then failed.
+    MemoryLimit,
+    /// The program wrote more than the output limit to stdout.
+    OutputLimit,
+}
+
+impl Exit {
+    /// The status code the proof carries for this outcome.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Exited(0) => StatusCode::Success,
+            Self::Exited(_) | Self::Trapped(_) => StatusCode::ProgramError,
+            Self::TimedOut => StatusCode::Timeout,
+            Self::OutOfFuel | Self::MemoryLimit | Self::OutputLimit => StatusCode::ResourceLimit,
+        }
+    }
+
+    /// The exit code recorded in the result envelope: -1 when the program did not exit.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Exited(code) => *code,
+            _ => -1,
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    /// How the run ended.
+    pub exit: Exit,
+    /// What the program wrote to stdout (at most the output limit).
+    pub stdout: Vec<u8>,
+    /// What the program wrote to stderr (at most 64 KiB), followed by the enclave's note
+    /// on how the run ended when it did not exit 0.
+    pub stderr: Vec<u8>,
+    /// Wall time from instantiation to the end of the run.
+    pub elapsed: Duration,
+}
+
+/// A compiled, linked module, ready to run many times.
+#[derive(Clone)]
+pub struct Program {
+    pre: InstancePre<State>,
+    engine: Engine,
+    meter_fuel: bool,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").field("meter_fuel", &self.meter_fuel).finish_non_exhaustive()
+    }
+}
+
+struct State {
+    wasi: WasiP1Ctx,
+    limiter: MemoryCap,
+}
+
+/// Caps linear memory and tables and remembers whether the cap refused a growth.
+struct MemoryCap {
+    memory_bytes: usize,
+    hit: bool,
+}
+
+/// Table elements a program may have; generous for real programs, bounded for hostile ones.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // `desired` is the size of this memory after growth; counting only this memory is
+        // exact for the single-memory modules Rust and C toolchains produce.
+        let _ = current;
+        if desired > self.memory_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+impl Program {
+    /// Runs the program once on `input` under `limits`. Never fails: every way a program
+    /// can end is an [`Exit`].
+    pub fn run(&self, input: &[u8], limits: &Limits) -> Execution {
+        let stdout = BoundedPipe::new(
+            usize::try_from(limits.output_bytes).unwrap_or(usize::MAX),
+            Overflow::Trap,
+        );
+        let stderr = BoundedPipe::new(MAX_STDERR, Overflow::Truncate);
+        let wasi = WasiCtxBuilder::new()
+            .stdin(MemoryInputPipe::new(input.to_vec()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .arg(PROGRAM_NAME)
+            .build_p1();
+        let memory_bytes = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
+        let mut store = Store::new(
+            &self.engine,
+            State { wasi, limiter: MemoryCap { memory_bytes, hit: false } },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        // One extra tick: the ticker may advance right after the deadline is set.
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+        if self.meter_fuel {
+            // Cannot fail: fuel metering is on in this engine.
+            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+        }
+
+        let started = Instant::now();
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let elapsed = started.elapsed();
+
+        let memory_hit = store.data().limiter.hit;
+        let exit = classify(result, stdout.overflowed(), memory_hit);
+        drop(store);
+        let mut stderr = stderr.take();
+        if exit != Exit::Exited(0) {
+            append_note(&mut stderr, &exit, limits);
+        }
+        Execution { exit, stdout: stdout.take(), stderr, elapsed }
+    }
+}
+
+fn classify(result: wasmtime::Result<()>, output_overflowed: bool, memory_hit: bool) -> Exit {
+    // A truncated output is never a success, even if the program ignored the write error.
+    if output_overflowed {
+        return Exit::OutputLimit;
+    }
+    let err = match result {
+        Ok(()) => return Exit::Exited(0),
+        Err(err) => err,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return if exit.0 != 0 && memory_hit { Exit::MemoryLimit } else { Exit::Exited(exit.0) };
+    }
+    if err.downcast_ref::<OutputLimitExceeded>().is_some() {
+        return Exit::OutputLimit;
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Exit::TimedOut,
+        Some(Trap::OutOfFuel) => Exit::OutOfFuel,
+        _ if memory_hit => Exit::MemoryLimit,
+        Some(trap) => Exit::Trapped(trap.to_string()),
+        None => Exit::Trapped(format!("{err:#}")),
+    }
+}
+
+fn append_note(stderr: &mut Vec<u8>, exit: &Exit, limits: &Limits) {
+    let note = match exit {
+        Exit::Exited(code) => format!("exited with code {code}"),
+        Exit::Trapped(trap) => format!("trapped: {trap}"),
+        Exit::TimedOut => format!("stopped: ran past the time limit of {} ms", limits.time_ms),
+        Exit::OutOfFuel => format!("stopped: used up its fuel ({})", limits.fuel.unwrap_or(0)),
+        Exit::MemoryLimit => {
+            format!("stopped: needed more than the memory limit of {} bytes", limits.memory_bytes)
+        }
+        Exit::OutputLimit => {
+            format!("stopped: wrote more than the output limit of {} bytes", limits.output_bytes)
+        }
+    };
+    if !stderr.is_empty() && !stderr.ends_with(b"\n") {
+        stderr.push(b'\n');
+    }
+    stderr.extend_from_slice(format!("[ecld enclave] program {note}\n").as_bytes());
+}
+
+#[cfg(test)]
+mod tests;

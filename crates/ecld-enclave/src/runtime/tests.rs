@@ -1,0 +1,147 @@
+use super::*;
+
+macro_rules! wat {
+    ($name:literal) => {
+        wat::parse_str(include_str!(concat!("../../../../testdata/enclave/", $name, ".wat")))
+            .unwrap()
+    };
+}
+
+fn small_limits() -> Limits {
+    Limits { time_ms: 200, memory_bytes: 4 * 1024 * 1024, output_bytes: 64 * 1024, fuel: None }
+}
+
+fn program(rt: &Runtime, module: &[u8]) -> Program {
+    rt.compile(module).unwrap()
+}
+
+fn assert_healthy(rt: &Runtime) {
+    let echo = program(rt, &wat!("echo"));
+    let run = echo.run(b"still alive", &small_limits());
+    assert_eq!(run.exit, Exit::Exited(0));
+    assert_eq!(run.stdout, b"still alive");
+}
+
+#[test]
+fn echo_copies_stdin_to_stdout() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let echo = program(&rt, &wat!("echo"));
+    let input: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let run = echo.run(&input, &small_limits());
+    assert_eq!(run.exit, Exit::Exited(0));
+    assert_eq!(run.exit.status(), StatusCode::Success);
+    assert_eq!(run.stdout, input);
+    assert!(run.stderr.is_empty());
+    // The same program runs again with fresh state.
+    assert_eq!(echo.run(b"again", &small_limits()).stdout, b"again");
+}
+
+#[test]
+fn non_zero_exit_is_program_error_with_stderr() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let run = program(&rt, &wat!("exit3")).run(b"", &small_limits());
+    assert_eq!(run.exit, Exit::Exited(3));
+    assert_eq!(run.exit.status(), StatusCode::ProgramError);
+    assert_eq!(run.exit.exit_code(), 3);
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(stderr.starts_with("bad input\n[ecld enclave] program exited with code 3"), "{stderr}");
+}
+
+#[test]
+fn trap_is_program_error() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let run = program(&rt, &wat!("trap")).run(b"", &small_limits());
+    assert!(
+        matches!(run.exit, Exit::Trapped(ref t) if t.contains("unreachable")),
+        "{:?}",
+        run.exit
+    );
+    assert_eq!(run.exit.status(), StatusCode::ProgramError);
+    assert_eq!(run.exit.exit_code(), -1);
+    assert_healthy(&rt);
+}
+
+#[test]
+fn infinite_loop_times_out() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let limits = Limits { time_ms: 100, ..small_limits() };
+    let run = program(&rt, &wat!("spin")).run(b"", &limits);
+    assert_eq!(run.exit, Exit::TimedOut);
+    assert_eq!(run.exit.status(), StatusCode::Timeout);
+    assert!(run.elapsed >= Duration::from_millis(100), "{:?}", run.elapsed);
+    assert!(run.elapsed < Duration::from_secs(5), "{:?}", run.elapsed);
+    assert_healthy(&rt);
+}
+
+#[test]
+fn growing_past_the_memory_cap_is_resource_limit() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let run = program(&rt, &wat!("grow")).run(b"", &small_limits());
+    assert_eq!(run.exit, Exit::MemoryLimit);
+    assert_eq!(run.exit.status(), StatusCode::ResourceLimit);
+    assert_healthy(&rt);
+}
+
+#[test]
+fn initial_memory_above_the_cap_is_resource_limit() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let bigmem = program(&rt, &wat!("bigmem"));
+    assert_eq!(bigmem.run(b"", &small_limits()).exit, Exit::MemoryLimit);
+    let roomy = Limits { memory_bytes: 128 * 1024 * 1024, ..small_limits() };
+    assert_eq!(bigmem.run(b"", &roomy).exit, Exit::Exited(0));
+}
+
+#[test]
+fn writing_past_the_output_cap_is_resource_limit() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let run = program(&rt, &wat!("flood")).run(b"", &small_limits());
+    assert_eq!(run.exit, Exit::OutputLimit);
+    assert_eq!(run.exit.status(), StatusCode::ResourceLimit);
+    assert_eq!(run.stdout.len(), 64 * 1024, "keeps exactly the allowed prefix");
+    assert_healthy(&rt);
+}
+
+#[test]
+fn fuel_runs_out_when_metered() {
+    let rt = Runtime::new(RuntimeOptions { meter_fuel: true }).unwrap();
+    let limits = Limits { fuel: Some(100_000), time_ms: 10_000, ..small_limits() };
+    let run = program(&rt, &wat!("spin")).run(b"", &limits);
+    assert_eq!(run.exit, Exit::OutOfFuel);
+    assert_eq!(run.exit.status(), StatusCode::ResourceLimit);
+    // Without a fuel limit the time limit still applies.
+    let run = program(&rt, &wat!("spin")).run(b"", &Limits { time_ms: 50, ..small_limits() });
+    assert_eq!(run.exit, Exit::TimedOut);
+}
+
+#[test]
+fn invalid_modules_are_refused_at_compile_time() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    assert!(matches!(rt.compile(b"not wasm"), Err(RuntimeError::Compile(_))));
+    let no_start = wat::parse_str("(module)").unwrap();
+    assert!(matches!(rt.compile(&no_start), Err(RuntimeError::Link(_))));
+    let foreign =
+        wat::parse_str(r#"(module (import "env" "f" (func)) (func (export "_start")))"#).unwrap();
+    assert!(matches!(rt.compile(&foreign), Err(RuntimeError::Link(_))));
+}
+
+#[test]
+fn program_sees_no_files_env_or_extra_args() {
+    // args_sizes_get → argc 1; environ_sizes_get → 0; path_open on fd 3 → EBADF (no preopens).
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let probe = wat::parse_str(
+        r#"(module
+          (import "wasi_snapshot_preview1" "args_sizes_get" (func $args (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            (drop (call $args (i32.const 0) (i32.const 4)))
+            (if (i32.ne (i32.load (i32.const 0)) (i32.const 1)) (then (call $exit (i32.const 10))))
+            (drop (call $env (i32.const 0) (i32.const 4)))
+            (if (i32.ne (i32.load (i32.const 0)) (i32.const 0)) (then (call $exit (i32.const 11))))
+            (if (i32.eqz (call $prestat (i32.const 3) (i32.const 16))) (then (call $exit (i32.const 12))))))"#,
+    )
+    .unwrap();
+    assert_eq!(program(&rt, &probe).run(b"", &small_limits()).exit, Exit::Exited(0));
+}
