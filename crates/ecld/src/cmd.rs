@@ -13,6 +13,7 @@ pub(crate) mod envelope;
 pub(crate) mod keys;
 pub(crate) mod payload;
 pub(crate) mod proof;
+pub(crate) mod store;
 
 use clap::Subcommand;
 
@@ -29,6 +30,8 @@ pub(crate) enum Command {
     Payload(payload::Args),
     /// Sign and verify EIP-712 proofs of execution.
     Proof(proof::Args),
+    /// Run the content store (IPFS-compatible CIDs, Kubo RPC subset) or add, fetch and pin in one.
+    Store(store::Args),
 }
 
 /// Runs the chosen command.
@@ -39,6 +42,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Decrypt(args) => envelope::run_decrypt(args).await,
         Command::Payload(args) => payload::run(args).await,
         Command::Proof(args) => proof::run(args).await,
+        Command::Store(args) => store::run(args).await,
     }
 }
 
