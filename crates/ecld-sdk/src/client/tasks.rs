@@ -1,0 +1,733 @@
+//! Submitting, watching, verifying, fetching and reclaiming tasks.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::{primitives::B256, rpc::types::TransactionReceipt};
+use ecld_contracts::{Marketplace, TaskSpec};
+use ecld_crypto::{Payload, ProofDomain, ResultProof, envelope};
+use ecld_store::ContentStore;
+use ecld_types::{Address, ImageId, OfferId, StatusCode, TaskId, U256, content_hash};
+use serde::{Deserialize, Serialize};
+
+use super::{Client, Offer};
+use crate::{
+    Error, Step, TaskState, Timings,
+    verify::{self, ProofRecord, Verified},
+};
+
+/// Largest result downloaded, bytes.
+const MAX_RESULT_BYTES: u64 = 1 << 30;
+
+/// Memory a task asks for when the request does not say, MB.
+const DEFAULT_MEMORY_MB: u32 = 64;
+
+/// Which offer a task is matched with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferChoice {
+    /// The cheapest offer that fits, matched in the submit transaction (open if none fits
+    /// and a price is given).
+    #[default]
+    Cheapest,
+    /// This offer, matched in the submit transaction.
+    Offer(OfferId),
+    /// No match now: the task stays open until a node claims it.
+    Open,
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRequest {
+    /// The image.
+    pub image: ImageId,
+    /// The program's input (its stdin).
+    pub input: Vec<u8>,
+    /// The user's own code, for runner images.
+    pub code: Option<Vec<u8>>,
+    /// Matching.
+    pub offer: OfferChoice,
+    /// The most the user pays (default: the matched offer's price).
+    pub price: Option<U256>,
+    /// Longest run time (rounded up to whole seconds on chain).
+    pub max_runtime: Duration,
+    /// From now until the task can be reclaimed.
+    pub deadline: Duration,
+}
+
+impl TaskRequest {
+    /// A request for `image` with `input`, defaults elsewhere (cheapest offer, 10 s run time,
+    /// 10 min deadline).
+    pub fn new(image: ImageId, input: impl Into<Vec<u8>>) -> Self {
+        Self {
+            image,
+            input: input.into(),
+            code: None,
+            offer: OfferChoice::Cheapest,
+            price: None,
+            max_runtime: Duration::from_secs(10),
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A submitted task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// Its id.
+    pub task: TaskId,
+    /// CID of the encrypted input.
+    pub input_cid: String,
+    /// keccak256 of the encrypted input.
+    pub input_hash: B256,
+    /// The escrowed price.
+    pub price: U256,
+    /// The offer it was matched with, if any.
+    pub offer: Option<OfferId>,
+    /// The submit transaction.
+    pub tx: B256,
+    /// The block it was mined in.
+    pub block: u64,
+}
+
+/// A task as the chain knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// Its id.
+    pub id: TaskId,
+    /// Who submitted it.
+    pub requester: Address,
+    /// The image.
+    pub image: ImageId,
+    /// keccak256 of the encrypted input.
+    pub input_hash: B256,
+    /// CID of the encrypted input.
+    pub input_cid: String,
+    /// Escrow at submission.
+    pub price: U256,
+    /// Unix time after which the requester may reclaim.
+    pub deadline: u64,
+    /// Memory asked for, MB.
+    pub memory_mb: u32,
+    /// Run time allowed, seconds.
+    pub max_runtime_s: u32,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub state: TaskState,
+    /// Block of submission.
+    pub block: u64,
+}
+
+impl TaskInfo {
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            imageId: self.image.0,
+            inputHash: self.input_hash,
+            memoryMb: self.memory_mb,
+            maxRuntimeS: self.max_runtime_s,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// A verified result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The status the enclave signed.
+    pub status: StatusCode,
+    /// The checked proof.
+    pub verified: Verified,
+    /// The decrypted result, when there is one.
+    pub output: Option<Vec<u8>>,
+}
+
+/// The outcome of [`Client::run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskResult {
+    /// The task.
+    pub task: TaskId,
+    /// The status the enclave signed.
+    pub status: StatusCode,
+    /// CID of the encrypted input.
+    pub input_cid: String,
+    /// The checked proof.
+    pub verified: Verified,
+    /// The decrypted result (for failures, what the enclave reported, if anything).
+    pub output: Option<Vec<u8>>,
+    /// Time per step.
+    pub timings: Timings,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn fits(o: &Offer, image: ImageId, platforms: u8, memory_mb: u32, runtime_s: u32) -> bool {
+    !o.withdrawn
+        && o.used_slots < o.slots
+        && o.memory_mb >= memory_mb
+        && o.max_runtime_s >= runtime_s
+        && platforms & o.platform != 0
+        && o.image.is_none_or(|i| i == image)
+}
+
+impl Client {
+    /// Encrypts the input to the image's enclave key, uploads it, and submits the task with
+    /// an EIP-2612 permit in one transaction (matched with an offer at once unless
+    /// [`OfferChoice::Open`]).
+    ///
+    /// # Errors
+    /// [`Error::NoKey`], [`Error::ImageNotFound`], [`Error::Store`], [`Error::Reverted`]
+    /// (with the contract's reason), [`Error::InsufficientFunds`].
+    pub async fn submit(&self, req: &TaskRequest) -> Result<Submitted, Error> {
+        let ciphertext = self.encrypt_input(req).await?;
+        let cid = self.upload(&ciphertext).await?;
+        self.submit_uploaded(req, &cid, content_hash(&ciphertext)).await
+    }
+
+    /// Step 1: the encrypted payload for `req`.
+    ///
+    /// # Errors
+    /// [`Error::NoKey`], [`Error::ImageNotFound`], [`Error::Crypto`].
+    pub async fn encrypt_input(&self, req: &TaskRequest) -> Result<Vec<u8>, Error> {
+        let wallet = self.require_wallet()?;
+        let identity = self.require_identity()?;
+        let image = self.cached_image(req.image).await?;
+        let payload = Payload::new(
+            wallet.address(),
+            &identity.recipient(),
+            req.code.clone(),
+            req.input.clone(),
+        )
+        .map_err(|e| Error::Crypto(format!("the input cannot be sent: {e}")))?;
+        let recipient = crate::keys::recipient_of(image.enclave_key).map_err(|e| {
+            Error::Protocol(format!("image {} has an invalid enclave key: {e}", image.id))
+        })?;
+        envelope::encrypt_bytes(&[recipient], false, &payload.encode())
+            .map_err(|e| Error::Crypto(format!("encrypting the input failed: {e}")))
+    }
+
+    /// Step 2a: puts bytes in the store; returns the CID.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn upload(&self, bytes: &[u8]) -> Result<String, Error> {
+        self.inner
+            .store
+            .add_bytes(bytes::Bytes::copy_from_slice(bytes))
+            .await
+            .map(|c| c.to_string())
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// Step 2b: submits a task whose encrypted input is already in the store as `input_cid`
+    /// with hash `input_hash`. The hash is what the enclave checks the fetched bytes
+    /// against: a wrong one makes the task fail with INPUT_UNAVAILABLE (refunded).
+    ///
+    /// # Errors
+    /// As [`Client::submit`].
+    pub async fn submit_uploaded(
+        &self,
+        req: &TaskRequest,
+        input_cid: &str,
+        input_hash: B256,
+    ) -> Result<Submitted, Error> {
+        let wallet = self.require_wallet()?;
+        let image = self.cached_image(req.image).await?;
+        let runtime_s =
+            u32::try_from(req.max_runtime.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
+        let (offer, escrow) = self.choose_offer(req, image.platforms, runtime_s).await?;
+        let spec = TaskSpec {
+            imageId: req.image.0,
+            inputHash: input_hash,
+            memoryMb: DEFAULT_MEMORY_MB,
+            maxRuntimeS: runtime_s.max(1),
+            deadline: unix_now() + req.deadline.as_secs().max(1),
+        };
+        let max_price = u128::try_from(escrow)
+            .ok()
+            .and_then(|p| alloy::primitives::aliases::U96::try_from(p).ok())
+            .ok_or_else(|| Error::Protocol(format!("price {escrow} does not fit in 96 bits")))?;
+        let balance = self.token_balance(wallet.address()).await?;
+        if balance < escrow {
+            return Err(Error::InsufficientFunds {
+                account: wallet.address(),
+                balance: balance.to_string(),
+                price: escrow.to_string(),
+            });
+        }
+        let permit_deadline = U256::from(unix_now() + 3600);
+        let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
+        let market = self.marketplace();
+        let call = market.submitTaskWithPermit(
+            spec,
+            input_cid.to_owned(),
+            max_price,
+            offer.map_or(0, OfferId::get),
+            permit_deadline,
+            permit.v,
+            permit.r,
+            permit.s,
+        );
+        let receipt = self.send("submitTaskWithPermit", call).await?;
+        let ev = receipt
+            .inner
+            .logs()
+            .iter()
+            .find_map(|l| l.log_decode::<Marketplace::TaskSubmitted>().ok())
+            .ok_or_else(|| Error::Protocol("submitTask emitted no TaskSubmitted event".into()))?;
+        let task = u64::try_from(ev.inner.data.taskId)
+            .ok()
+            .and_then(TaskId::new)
+            .ok_or_else(|| Error::Protocol("task id out of range".into()))?;
+        Ok(Submitted {
+            task,
+            input_cid: input_cid.to_owned(),
+            input_hash,
+            price: U256::from(ev.inner.data.price),
+            offer,
+            tx: receipt.transaction_hash,
+            block: receipt.block_number.unwrap_or_default(),
+        })
+    }
+
+    async fn choose_offer(
+        &self,
+        req: &TaskRequest,
+        platforms: u8,
+        runtime_s: u32,
+    ) -> Result<(Option<OfferId>, U256), Error> {
+        match req.offer {
+            OfferChoice::Open => {
+                let price = req.price.ok_or_else(|| Error::Reverted {
+                    call: "submitTask",
+                    reason: "an open task needs a maximum price: pass a price".into(),
+                })?;
+                Ok((None, price))
+            }
+            OfferChoice::Offer(id) => {
+                let o = self.offers().await?.into_iter().find(|o| o.id == id).ok_or_else(|| {
+                    Error::Reverted {
+                        call: "submitTask",
+                        reason: format!(
+                            "offer {id} does not exist or was withdrawn; see `ecld offers list`"
+                        ),
+                    }
+                })?;
+                Ok((Some(id), req.price.unwrap_or(o.price)))
+            }
+            OfferChoice::Cheapest => {
+                let best = self
+                    .offers()
+                    .await?
+                    .into_iter()
+                    .filter(|o| fits(o, req.image, platforms, DEFAULT_MEMORY_MB, runtime_s))
+                    .filter(|o| req.price.is_none_or(|p| o.price <= p))
+                    .min_by_key(|o| o.price);
+                match (best, req.price) {
+                    (Some(o), price) => Ok((Some(o.id), price.unwrap_or(o.price))),
+                    (None, Some(price)) => Ok((None, price)),
+                    (None, None) => Err(Error::Reverted {
+                        call: "submitTask",
+                        reason: format!(
+                            "no offer with a free slot serves image {} for {runtime_s} s; start a \
+                             node (`ecld up` starts one), or pass a price to leave the task open",
+                            req.image
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// An EIP-2612 permit letting the Marketplace take `value` from the user's balance:
+    /// one `nonces` read (the token name and chain id are known since connecting).
+    async fn sign_permit(
+        &self,
+        wallet: &alloy::signers::local::PrivateKeySigner,
+        value: U256,
+        deadline: U256,
+    ) -> Result<ecld_contracts::PermitSignature, Error> {
+        use alloy::signers::Signer;
+        let d = &self.inner.deployment;
+        let nonce = ecld_contracts::IERC20Permit::new(d.token, &self.inner.provider)
+            .nonces(wallet.address())
+            .call()
+            .await
+            .map_err(|e| self.chain_err(e))?;
+        let permit = ecld_contracts::permit::Permit {
+            owner: wallet.address(),
+            spender: d.marketplace,
+            value,
+            nonce,
+            deadline,
+        };
+        let digest =
+            ecld_contracts::permit_digest(&self.inner.token_name, d.chain_id, d.token, &permit);
+        let sig = wallet
+            .sign_hash(&digest)
+            .await
+            .map_err(|e| Error::Crypto(format!("signing the permit: {e}")))?;
+        Ok(ecld_contracts::PermitSignature {
+            value,
+            deadline,
+            v: 27 + u8::from(sig.v()),
+            r: sig.r().into(),
+            s: sig.s().into(),
+        })
+    }
+
+    /// Sends a contract call and waits for its receipt, decoding a revert into the
+    /// contract's reason.
+    pub(crate) async fn send<C>(
+        &self,
+        what: &'static str,
+        call: alloy::contract::CallBuilder<&alloy::providers::DynProvider, C>,
+    ) -> Result<TransactionReceipt, Error>
+    where
+        C: alloy::contract::CallDecoder,
+    {
+        let pending = call.send().await.map_err(|e| Error::Reverted {
+            call: what,
+            reason: ecld_contracts::decode_revert(&e)
+                .map_or_else(|| e.to_string(), |c| format!("{c:?}")),
+        })?;
+        let receipt = pending.get_receipt().await.map_err(|e| self.chain_err(e))?;
+        if !receipt.status() {
+            return Err(Error::Reverted {
+                call: what,
+                reason: format!("transaction {} reverted", receipt.transaction_hash),
+            });
+        }
+        Ok(receipt)
+    }
+
+    /// The task's state.
+    ///
+    /// # Errors
+    /// [`Error::TaskNotFound`], [`Error::Chain`].
+    pub async fn task(&self, id: TaskId) -> Result<TaskInfo, Error> {
+        self.task_from(id, None).await
+    }
+
+    async fn task_from(&self, id: TaskId, from_block: Option<u64>) -> Result<TaskInfo, Error> {
+        let topic = B256::from(U256::from(id.get()));
+        let submitted = self
+            .logs::<Marketplace::TaskSubmitted>(
+                self.inner.deployment.marketplace,
+                Some(topic),
+                from_block,
+            )
+            .await?;
+        let (ev, log) = submitted.into_iter().next().ok_or(Error::TaskNotFound(id))?;
+        let block = log.block_number.unwrap_or_default();
+        let state = self.state_of(id, block).await?;
+        Ok(TaskInfo {
+            id,
+            requester: ev.requester,
+            image: ImageId(ev.imageId),
+            input_hash: ev.inputHash,
+            input_cid: ev.inputCid,
+            price: U256::from(ev.price),
+            deadline: ev.deadline,
+            memory_mb: ev.memoryMb,
+            max_runtime_s: ev.maxRuntimeS,
+            state,
+            block,
+        })
+    }
+
+    async fn state_of(&self, id: TaskId, from_block: u64) -> Result<TaskState, Error> {
+        let live = self
+            .marketplace()
+            .getTask(U256::from(id.get()))
+            .call()
+            .await
+            .map_err(|e| self.chain_err(e))?;
+        if live.requester != Address::ZERO {
+            return Ok(match OfferId::new(live.offerId) {
+                None => TaskState::Open,
+                Some(offer) => {
+                    let node = self
+                        .marketplace()
+                        .getOffer(offer.get())
+                        .call()
+                        .await
+                        .map_err(|e| self.chain_err(e))?
+                        .node;
+                    TaskState::Matched { offer, node }
+                }
+            });
+        }
+        let topic = B256::from(U256::from(id.get()));
+        let market = self.inner.deployment.marketplace;
+        if let Some((ev, _)) = self
+            .logs::<Marketplace::ResultSubmitted>(market, Some(topic), Some(from_block))
+            .await?
+            .into_iter()
+            .next()
+        {
+            let status =
+                StatusCode::try_from(ev.status).map_err(|e| Error::Protocol(e.to_string()))?;
+            return Ok(TaskState::Done { status });
+        }
+        if !self
+            .logs::<Marketplace::TaskReclaimed>(market, Some(topic), Some(from_block))
+            .await?
+            .is_empty()
+        {
+            return Ok(TaskState::Reclaimed);
+        }
+        Err(Error::Protocol(format!("task {id} is neither live nor settled")))
+    }
+
+    /// Tasks submitted by the user (`mine`) or by anyone, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Chain`].
+    pub async fn tasks(&self, mine: bool) -> Result<Vec<TaskInfo>, Error> {
+        let me = if mine { Some(self.require_wallet()?.address()) } else { None };
+        let logs = self
+            .logs::<Marketplace::TaskSubmitted>(self.inner.deployment.marketplace, None, None)
+            .await?;
+        let mut out = Vec::new();
+        for (ev, _) in logs {
+            if me.is_some_and(|m| m != ev.requester) {
+                continue;
+            }
+            let Some(id) = u64::try_from(ev.taskId).ok().and_then(TaskId::new) else { continue };
+            out.push(self.task(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Waits until the task is settled or reclaimed, polling the chain.
+    ///
+    /// # Errors
+    /// [`Error::WaitTimeout`] with the last state seen.
+    pub async fn wait(&self, id: TaskId, timeout: Duration) -> Result<TaskInfo, Error> {
+        let start = Instant::now();
+        let first = self.task(id).await?;
+        if first.state.is_final() {
+            return Ok(first);
+        }
+        let market = self.marketplace();
+        loop {
+            let live =
+                market.getTask(U256::from(id.get())).call().await.map_err(|e| self.chain_err(e))?;
+            if live.requester == Address::ZERO {
+                return self.task_from(id, Some(first.block)).await;
+            }
+            if start.elapsed() >= timeout {
+                let state = if live.offerId == 0 {
+                    TaskState::Open.to_string()
+                } else {
+                    format!("running under offer {}", live.offerId)
+                };
+                return Err(Error::WaitTimeout { task: id, state, waited: start.elapsed() });
+            }
+            tokio::time::sleep(self.inner.poll).await;
+        }
+    }
+
+    /// The proof of execution the node relayed.
+    ///
+    /// # Errors
+    /// [`Error::NoResult`] while the task has none.
+    pub async fn proof(&self, id: TaskId) -> Result<(TaskInfo, ProofRecord), Error> {
+        let info = self.task(id).await?;
+        let record = self.proof_record(&info).await?;
+        Ok((info, record))
+    }
+
+    async fn proof_record(&self, info: &TaskInfo) -> Result<ProofRecord, Error> {
+        let topic = B256::from(U256::from(info.id.get()));
+        let (ev, _) = self
+            .logs::<Marketplace::ResultSubmitted>(
+                self.inner.deployment.marketplace,
+                Some(topic),
+                Some(info.block),
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoResult { task: info.id, state: info.state.to_string() })?;
+        let status = StatusCode::try_from(ev.status).map_err(|e| Error::Protocol(e.to_string()))?;
+        Ok(ProofRecord {
+            proof: ResultProof {
+                task_id: info.id.get(),
+                image_id: info.image.0,
+                input_hash: info.input_hash,
+                code_hash: ev.codeHash,
+                result_hash: ev.resultHash,
+                status,
+                runtime_ms: ev.runtimeMs,
+            },
+            signature: ev.signature,
+            result_cid: ev.resultCid,
+            node: ev.node,
+        })
+    }
+
+    /// The EIP-712 domain proofs on this chain are signed for.
+    pub fn proof_domain(&self) -> ProofDomain {
+        ProofDomain {
+            chain_id: self.inner.deployment.chain_id,
+            verifying_contract: self.inner.deployment.marketplace,
+        }
+    }
+
+    /// Downloads the encrypted result and checks the proof: signer, input hash, result hash,
+    /// chain and contract. Returns the checked proof and the result ciphertext.
+    ///
+    /// # Errors
+    /// [`Error::Verify`] when any check fails; [`Error::NoResult`] without a proof.
+    pub async fn verify(&self, id: TaskId) -> Result<(Verified, Vec<u8>), Error> {
+        let (info, record) = self.proof(id).await?;
+        self.verify_record(&info, &record).await
+    }
+
+    /// Checks `record` as the proof of the task `info` (see [`Client::verify`]).
+    ///
+    /// # Errors
+    /// As [`Client::verify`].
+    pub async fn verify_record(
+        &self,
+        info: &TaskInfo,
+        record: &ProofRecord,
+    ) -> Result<(Verified, Vec<u8>), Error> {
+        let image = self.cached_image(info.image).await?;
+        let bytes = if record.result_cid.is_empty() {
+            Vec::new()
+        } else {
+            self.download(&record.result_cid, info.id).await?
+        };
+        let result = (!record.result_cid.is_empty()).then_some(bytes.as_slice());
+        let verified = verify::check(
+            info.id,
+            info.image,
+            &self.proof_domain(),
+            image.enclave_signer,
+            info.input_hash,
+            record,
+            result,
+        )?;
+        Ok((verified, bytes))
+    }
+
+    async fn download(&self, cid: &str, task: TaskId) -> Result<Vec<u8>, Error> {
+        let parsed = ecld_store::parse_cid(cid).map_err(|e| {
+            Error::Protocol(format!("the result CID of task {task} is not a CID: {e}"))
+        })?;
+        match self.inner.store.cat_bytes(&parsed, MAX_RESULT_BYTES).await {
+            Ok(bytes) => Ok(bytes),
+            Err(ecld_store::StoreError::Tampered { detail, .. }) => {
+                Err(crate::VerifyError::ResultTampered { task, cid: cid.to_owned(), detail }.into())
+            }
+            Err(e) => Err(self.store_err(e)),
+        }
+    }
+
+    /// Decrypts a result ciphertext with the user's identity.
+    ///
+    /// # Errors
+    /// [`Error::NotForYou`] when it was encrypted to someone else.
+    pub fn decrypt(&self, task: TaskId, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
+        let identity = self.require_identity()?;
+        envelope::decrypt_bytes(identity, ciphertext)
+            .map_err(|_| Error::NotForYou { task, recipient: identity.recipient().to_string() })
+    }
+
+    /// Verifies the proof, then downloads and decrypts the result.
+    ///
+    /// # Errors
+    /// As [`Client::verify`] and [`Client::decrypt`].
+    pub async fn fetch(&self, id: TaskId) -> Result<Fetched, Error> {
+        let (verified, bytes) = self.verify(id).await?;
+        let output = if bytes.is_empty() { None } else { Some(self.decrypt(id, &bytes)?) };
+        Ok(Fetched { status: verified.record.proof.status, verified, output })
+    }
+
+    /// The whole data flow: encrypt, upload, submit, wait, download, verify, decrypt.
+    /// `on_step(step, done)` is called when each step starts and ends.
+    ///
+    /// # Errors
+    /// The first step that fails; [`Error::WaitTimeout`] when no proof came in time.
+    pub async fn run(
+        &self,
+        req: &TaskRequest,
+        timeout: Duration,
+        mut on_step: impl FnMut(Step, bool),
+    ) -> Result<TaskResult, Error> {
+        let mut timings = Timings::default();
+        macro_rules! step {
+            ($step:expr, $body:expr) => {{
+                on_step($step, false);
+                let t = Instant::now();
+                let out = $body;
+                timings.set($step, t.elapsed());
+                on_step($step, true);
+                out
+            }};
+        }
+        let ciphertext = step!(Step::Encrypt, self.encrypt_input(req).await?);
+        let cid = step!(Step::Upload, self.upload(&ciphertext).await?);
+        let submitted =
+            step!(Step::Submit, self.submit_uploaded(req, &cid, content_hash(&ciphertext)).await?);
+        let info = step!(Step::Execute, self.wait(submitted.task, timeout).await?);
+        if info.state == TaskState::Reclaimed {
+            return Err(Error::NoResult { task: info.id, state: info.state.to_string() });
+        }
+        let record = step!(Step::Download, self.proof_record(&info).await?);
+        let (verified, bytes) = step!(Step::Verify, self.verify_record(&info, &record).await?);
+        let output = step!(
+            Step::Decrypt,
+            if bytes.is_empty() { None } else { Some(self.decrypt(info.id, &bytes)?) }
+        );
+        Ok(TaskResult {
+            task: info.id,
+            status: verified.record.proof.status,
+            input_cid: submitted.input_cid,
+            verified,
+            output,
+            timings,
+        })
+    }
+
+    /// After the deadline, takes back the escrow of a task without a result.
+    ///
+    /// # Errors
+    /// [`Error::CannotReclaim`] before the deadline or once settled.
+    pub async fn reclaim(&self, id: TaskId) -> Result<B256, Error> {
+        let info = self.task(id).await?;
+        if info.state.is_final() {
+            return Err(Error::CannotReclaim {
+                task: id,
+                reason: format!("it is already {}", info.state),
+            });
+        }
+        if unix_now() <= info.deadline {
+            return Err(Error::CannotReclaim {
+                task: id,
+                reason: format!(
+                    "its deadline (unix time {}) has not passed; try again later",
+                    info.deadline
+                ),
+            });
+        }
+        let market = self.marketplace();
+        let receipt =
+            self.send("reclaim", market.reclaim(U256::from(id.get()), info.spec())).await?;
+        Ok(receipt.transaction_hash)
+    }
+
+    pub(crate) async fn cached_image(&self, id: ImageId) -> Result<super::Image, Error> {
+        if let Some(img) = self.inner.images.lock().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(img);
+        }
+        let img = self.image(id).await?;
+        if let Ok(mut m) = self.inner.images.lock() {
+            m.insert(id, img.clone());
+        }
+        Ok(img)
+    }
+}
