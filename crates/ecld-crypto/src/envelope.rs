@@ -169,9 +169,17 @@ pub fn encrypt<R: Read, W: Write>(
 /// not for this identity, tampered header, tampered payload, truncated, bad armor.
 pub fn decrypt<R: Read, W: Write>(
     identity: &AgeIdentity,
-    reader: R,
+    mut reader: R,
     mut writer: W,
 ) -> Result<u64, EnvelopeError> {
+    // Look at the start first, so that a file that is not age at all gets a clear error
+    // rather than whatever the header parser hits first.
+    let mut prefix = Vec::with_capacity(PREFIX_PEEK);
+    reader.by_ref().take(PREFIX_PEEK as u64).read_to_end(&mut prefix).map_err(EnvelopeError::Io)?;
+    if !looks_like_age(&prefix) {
+        return Err(EnvelopeError::NotAnAgeFile);
+    }
+    let reader = io::Cursor::new(prefix).chain(reader);
     let input = ArmoredReader::new(BufReader::with_capacity(CHUNK, reader));
     let decryptor = age::Decryptor::new_buffered(input).map_err(map_decrypt_error)?;
     if decryptor.is_scrypt() {
@@ -207,6 +215,24 @@ pub fn decrypt_bytes(identity: &AgeIdentity, ciphertext: &[u8]) -> Result<Vec<u8
     let mut out = Vec::with_capacity(ciphertext.len());
     decrypt(identity, ciphertext, &mut out)?;
     Ok(out)
+}
+
+const BINARY_START: &[u8] = b"age-encryption.org/";
+const ARMOR_START: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+const PREFIX_PEEK: usize = ARMOR_START.len();
+
+/// Whether `prefix` (the first bytes, possibly all of a short input) can start an age file:
+/// the binary header line, or armor after optional leading whitespace (which age allows).
+fn looks_like_age(prefix: &[u8]) -> bool {
+    let trimmed = prefix.trim_ascii_start();
+    let matches = |start: &[u8], text: &[u8]| {
+        let n = start.len().min(text.len());
+        text[..n] == start[..n]
+    };
+    // A prefix that is all whitespace may still be followed by armor.
+    trimmed.is_empty() && !prefix.is_empty()
+        || (!trimmed.is_empty()
+            && (matches(BINARY_START, trimmed) || matches(ARMOR_START, trimmed)))
 }
 
 /// age's STREAM chunk size; copying in whole chunks avoids needless splitting.
