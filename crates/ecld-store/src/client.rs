@@ -124,6 +124,9 @@ pub struct KuboClient {
     base: String,
     http: reqwest::Client,
     prefetch: usize,
+    /// Sent as Kubo's `timeout` argument on block and pin requests: an IPFS node looks for a
+    /// block it lacks (js-ipfs even offline) until this expires.
+    block_timeout: String,
 }
 
 impl KuboClient {
@@ -140,7 +143,7 @@ impl KuboClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|source| StoreError::Http { url: base.clone(), source })?;
-        Ok(Self { base, http, prefetch: 8 })
+        Ok(Self { base, http, prefetch: 8, block_timeout: "60s".into() })
     }
 
     /// Sets how many blocks `cat` fetches ahead (default 8; memory is about this many
@@ -148,6 +151,14 @@ impl KuboClient {
     #[must_use]
     pub fn with_prefetch(mut self, blocks: usize) -> Self {
         self.prefetch = blocks.max(1);
+        self
+    }
+
+    /// Sets how long the store may look for a block it does not hold before answering "not
+    /// found" (default 60 s; passed as Kubo's `timeout` argument).
+    #[must_use]
+    pub fn with_block_timeout(mut self, timeout: Duration) -> Self {
+        self.block_timeout = format!("{}ms", timeout.as_millis().max(1));
         self
     }
 
@@ -213,7 +224,10 @@ impl KuboClient {
     pub async fn block_get(&self, cid: &Cid) -> Result<Bytes, StoreError> {
         let arg = cid.to_string();
         let url = format!("{}/api/v0/block/get", self.base);
-        let resp = self.post("block/get", &[("arg", &arg)]).await.map_err(|e| not_found(e, cid))?;
+        let resp = self
+            .post("block/get", &[("arg", &arg), ("timeout", &self.block_timeout)])
+            .await
+            .map_err(|e| not_found(e, cid))?;
         let mut body = resp.bytes_stream();
         let mut buf = BytesMut::new();
         while let Some(chunk) = body.next().await {
@@ -327,12 +341,15 @@ async fn check(url: String, resp: reqwest::Response) -> Result<reqwest::Response
     Err(StoreError::Api { url, status: status.as_u16(), message })
 }
 
-/// Kubo and js-ipfs answer a missing block with 500 and a message; this store with 404.
+/// Kubo and js-ipfs answer a missing block with 500 and a message (or keep looking until the
+/// `timeout` argument expires); this store answers 404.
 fn not_found(e: StoreError, cid: &Cid) -> StoreError {
     match &e {
         StoreError::Api { status, message, .. } => {
             let m = message.to_ascii_lowercase();
-            if *status == 404 || m.contains("not found") || m.contains("could not find") {
+            // A node that looked for the block until the timeout does not have it either.
+            let missing = ["not found", "could not find", "timed out"];
+            if *status == 404 || missing.iter().any(|w| m.contains(w)) {
                 StoreError::NotFound { cid: *cid }
             } else {
                 e
@@ -411,7 +428,8 @@ impl ContentStore for KuboClient {
         let builder =
             std::mem::take(&mut *local.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
         let expected = builder.finish(&mut Vec::new()).cid;
-        if reported != expected.to_string() {
+        // js-ipfs writes CIDv1 in base58btc: compare CIDs, not strings.
+        if crate::parse_cid(&reported).ok() != Some(expected) {
             return Err(StoreError::Tampered {
                 cid: expected,
                 detail: format!("the store answered CID {reported} for the uploaded bytes"),
@@ -450,19 +468,25 @@ impl ContentStore for KuboClient {
 
     async fn pin(&self, cid: &Cid) -> Result<(), StoreError> {
         let arg = cid.to_string();
-        self.post("pin/add", &[("arg", &arg)]).await.map_err(|e| not_found(e, cid))?;
+        self.post("pin/add", &[("arg", &arg), ("timeout", &self.block_timeout)])
+            .await
+            .map_err(|e| not_found(e, cid))?;
         Ok(())
     }
 
     async fn unpin(&self, cid: &Cid) -> Result<(), StoreError> {
         let arg = cid.to_string();
-        self.post("pin/rm", &[("arg", &arg)]).await?;
+        self.post("pin/rm", &[("arg", &arg), ("timeout", &self.block_timeout)]).await?;
         Ok(())
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool, StoreError> {
         let arg = cid.to_string();
-        match self.post("block/stat", &[("arg", &arg)]).await.map_err(|e| not_found(e, cid)) {
+        match self
+            .post("block/stat", &[("arg", &arg), ("timeout", &self.block_timeout)])
+            .await
+            .map_err(|e| not_found(e, cid))
+        {
             Ok(_) => Ok(true),
             Err(StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),

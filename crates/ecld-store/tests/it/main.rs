@@ -6,6 +6,7 @@
 
 mod api;
 mod common;
+mod crash;
 mod jsipfs;
 mod tamper;
 mod vectors;
