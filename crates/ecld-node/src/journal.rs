@@ -21,7 +21,10 @@ use alloy::primitives::B256;
 use ecld_types::{OfferId, TaskId};
 use serde::{Deserialize, Serialize};
 
-use crate::task::{Phase, Step, TransitionError, transition};
+use crate::{
+    chain::TaskInfo,
+    task::{Phase, Step, TransitionError, transition},
+};
 
 /// Why the journal could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,11 @@ pub enum Entry {
         /// Its hash, to notice a reorg or a restarted chain.
         hash: B256,
     },
+    /// What the chain says about a task, written before its first step.
+    Info {
+        /// The task as submitted.
+        info: TaskInfo,
+    },
     /// A task moved on.
     Task {
         /// Task.
@@ -93,6 +101,8 @@ pub struct State {
     pub cursor: Option<(u64, B256)>,
     /// Every task this node has touched (finished ones only until the next compaction).
     pub tasks: BTreeMap<TaskId, Phase>,
+    /// The submitted fields of the tasks in `tasks`.
+    pub infos: BTreeMap<TaskId, TaskInfo>,
 }
 
 impl State {
@@ -102,6 +112,9 @@ impl State {
                 self.offers.insert(index, (spec_hash, offer));
             }
             Entry::Cursor { block, hash } => self.cursor = Some((block, hash)),
+            Entry::Info { info } => {
+                self.infos.insert(info.id, info);
+            }
             Entry::Task { task, step } => {
                 let next = transition(task, self.tasks.get(&task), step)?;
                 self.tasks.insert(task, next);
@@ -130,6 +143,9 @@ impl State {
             out.push(Entry::Cursor { block, hash });
         }
         for (task, phase) in self.active() {
+            if let Some(info) = self.infos.get(&task) {
+                out.push(Entry::Info { info: info.clone() });
+            }
             out.extend(steps_to(phase).into_iter().map(|step| Entry::Task { task, step }));
         }
         out

@@ -1,9 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+pub mod chain;
 pub mod config;
+pub mod enclave;
+pub mod fetch;
 pub mod journal;
 pub mod metrics;
+mod node;
 pub mod retry;
 pub mod task;
 
 pub use config::{ConfigError, ImageChoice, NodeConfig, OfferSpec, Platform};
+pub use node::{NodeError, NodeHandle, Tuning, spawn, spawn_tuned};

@@ -107,3 +107,10 @@ pub async fn serve(
     });
     Ok((bound, task))
 }
+
+/// Records the gas of one mined transaction of this node.
+pub fn record_gas(tx: &'static str, gas_used: u64, effective_gas_price: u128) {
+    metrics::counter!(GAS_USED, "tx" => tx).increment(gas_used);
+    let gwei = u128::from(gas_used).saturating_mul(effective_gas_price) / 1_000_000_000;
+    metrics::counter!(GAS_SPENT).increment(u64::try_from(gwei).unwrap_or(u64::MAX));
+}

@@ -1,0 +1,176 @@
+//! Following the chain: eth_getLogs from the journal's cursor, reorg and restart detection, the
+//! set of open tasks, and tasks matched to this node's offers.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use alloy::primitives::B256;
+use ecld_types::TaskId;
+
+use super::Inner;
+use crate::{
+    chain::{ChainError, ChainEvent, TaskInfo},
+    journal::Entry,
+    metrics,
+    task::{Phase, Step},
+};
+
+/// Most blocks asked for in one eth_getLogs.
+const MAX_RANGE: u64 = 2_000;
+
+/// What the node has learned from the chain's events.
+#[derive(Debug)]
+pub(super) struct Follower {
+    /// Last handled block and its hash; `None` before the first poll.
+    cursor: Option<(u64, B256)>,
+    /// Open tasks (nobody holds them), by id.
+    open: BTreeMap<TaskId, TaskInfo>,
+    /// Tasks held by others, kept in case they are released.
+    held: BTreeMap<TaskId, TaskInfo>,
+}
+
+impl Follower {
+    /// Starts from the journal's cursor, re-reading `scan_lookback` blocks so that open tasks
+    /// submitted before the restart are known again.
+    pub(super) fn new(inner: &Inner) -> Self {
+        let cursor = inner.journal(|j| j.state().cursor);
+        let start = match cursor {
+            Some((block, _)) => {
+                block.saturating_sub(inner.tuning.scan_lookback).max(inner.deploy_block)
+            }
+            None => inner.deploy_block,
+        };
+        // The cursor is "last handled": start one before the first block to read.
+        let cursor = start.checked_sub(1).map(|b| (b, B256::ZERO));
+        Self { cursor, open: BTreeMap::new(), held: BTreeMap::new() }
+    }
+
+    /// Open tasks, oldest first.
+    pub(super) fn open(&self) -> impl Iterator<Item = &TaskInfo> {
+        self.open.values()
+    }
+
+    /// Drops tasks this node just claimed from the open set.
+    pub(super) fn forget(&mut self, tasks: &HashSet<TaskId>) {
+        for t in tasks {
+            if let Some(info) = self.open.remove(t) {
+                self.held.insert(*t, info);
+            }
+        }
+    }
+
+    /// Reads new blocks; returns the tasks this node must adopt (matched or claimed for its
+    /// offers but unknown to its journal).
+    pub(super) async fn poll(&mut self, inner: &Inner) -> Result<Vec<TaskId>, ChainError> {
+        let chain = &inner.chain;
+        let head = chain.head().await?;
+        if let Some((block, hash)) = self.cursor {
+            if block > head {
+                tracing::warn!(target: "ecld_node", block, head, "the chain is behind the journal's cursor (restarted chain?); re-reading from the deployment block");
+                self.reset(inner);
+            } else if hash != B256::ZERO && chain.block_hash(block).await? != Some(hash) {
+                let back = block.saturating_sub(inner.cfg.reorg_depth).max(inner.deploy_block);
+                tracing::warn!(target: "ecld_node", block, back, "block hash changed (reorg); re-reading");
+                self.cursor = back.checked_sub(1).map(|b| (b, B256::ZERO));
+            }
+        }
+        let from = self.cursor.map_or(0, |(b, _)| b + 1);
+        if from > head {
+            return Ok(Vec::new());
+        }
+        let to = head.min(from + MAX_RANGE - 1);
+        let events = chain.events(from, to).await?;
+        let Some(to_hash) = chain.block_hash(to).await? else {
+            return Err(ChainError::Unexpected {
+                what: "eth_getBlockByNumber",
+                message: format!("block {to} vanished"),
+            });
+        };
+        let adopt = self.apply(inner, events);
+        let mut adopted = Vec::new();
+        for info in adopt {
+            let task = info.id;
+            let offer = info.offer;
+            let r = inner.journal(|j| {
+                let active = j.state().tasks.get(&task).is_some_and(Phase::is_active);
+                if active {
+                    return Ok(false);
+                }
+                j.append(&Entry::Info { info: info.clone() })?;
+                // The worker checks the chain before acting, as after a restart.
+                let offer = offer.or_else(|| inner.offers.first().map(|o| o.0));
+                match offer {
+                    Some(offer) => j.step(task, Step::Claiming { offer }).map(|()| true),
+                    None => Ok(false),
+                }
+            });
+            match r {
+                Ok(true) => adopted.push(task),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(target: "ecld_node", task = %task, %e, "cannot journal an adopted task");
+                }
+            }
+        }
+        self.cursor = Some((to, to_hash));
+        if let Err(e) = inner.journal(|j| j.append(&Entry::Cursor { block: to, hash: to_hash })) {
+            tracing::error!(target: "ecld_node", %e, "cannot journal the chain cursor");
+        }
+        ::metrics::gauge!(metrics::BLOCK).set(to as f64);
+        Ok(adopted)
+    }
+
+    fn reset(&mut self, inner: &Inner) {
+        self.cursor = inner.deploy_block.checked_sub(1).map(|b| (b, B256::ZERO));
+        self.open.clear();
+        self.held.clear();
+    }
+
+    /// Applies events in order; returns tasks held by this node's offers at the end of the
+    /// batch (with the offer filled in).
+    fn apply(&mut self, inner: &Inner, events: Vec<(u64, ChainEvent)>) -> Vec<TaskInfo> {
+        let mut ours: BTreeMap<TaskId, TaskInfo> = BTreeMap::new();
+        let mut gone: BTreeSet<TaskId> = BTreeSet::new();
+        for (_, ev) in events {
+            match ev {
+                ChainEvent::Submitted(info) => {
+                    gone.remove(&info.id);
+                    match info.offer {
+                        None => {
+                            self.open.insert(info.id, info);
+                        }
+                        Some(o) if inner.owns(o) => {
+                            ours.insert(info.id, info);
+                        }
+                        Some(_) => {
+                            self.held.insert(info.id, info);
+                        }
+                    }
+                }
+                ChainEvent::Claimed { task, offer } => {
+                    let info = self.open.remove(&task).or_else(|| self.held.remove(&task));
+                    if let Some(mut info) = info {
+                        if inner.owns(offer) {
+                            info.offer = Some(offer);
+                            ours.insert(task, info.clone());
+                        }
+                        self.held.insert(task, info);
+                    }
+                }
+                ChainEvent::Released { task, .. } => {
+                    ours.remove(&task);
+                    if let Some(mut info) = self.held.remove(&task) {
+                        info.offer = None;
+                        self.open.insert(task, info);
+                    }
+                }
+                ChainEvent::Settled { task, .. } | ChainEvent::Reclaimed { task } => {
+                    ours.remove(&task);
+                    self.open.remove(&task);
+                    self.held.remove(&task);
+                    gone.insert(task);
+                }
+            }
+        }
+        ours.into_values().filter(|i| !gone.contains(&i.id)).collect()
+    }
+}
