@@ -1,0 +1,35 @@
+//! Each scenario on its own in-process ecld-devnet.
+
+use crate::{harness::Env, scenarios};
+
+pub(crate) async fn start() -> (ecld_devnet::DevnetHandle, Env) {
+    let devnet = ecld_devnet::spawn(ecld_devnet::DevnetConfig::ephemeral()).await.expect("devnet");
+    let env = Env::new(&devnet.url()).await;
+    (devnet, env)
+}
+
+macro_rules! on_devnet {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (devnet, mut env) = start().await;
+            scenarios::$name(&mut env).await;
+            devnet.shutdown().await.expect("shutdown");
+        }
+    )*};
+}
+
+on_devnet!(
+    success_pays_node,
+    refund_classes_refund_requester,
+    unknown_status_codes_revert,
+    proofs_bound_to_signer_chain_contract_and_task,
+    double_submit_and_spec_mismatch_revert,
+    claim_of_full_offer_reverts,
+    release_then_reclaim_by_another_node,
+    fit_checks_refuse_unfit_offers,
+    offers_update_and_withdraw,
+    submit_without_permit_and_holder_checks,
+    claim_after_deadline_reverts,
+    reclaim_refunds_after_deadline_only,
+);

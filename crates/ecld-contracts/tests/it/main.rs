@@ -1,0 +1,12 @@
+//! Contract tests through JSON-RPC: every Marketplace path on the in-process ecld-devnet,
+//! the same sequence on `hardhat node` where Node.js is present, and the artifacts'
+//! freshness.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod artifacts;
+mod devnet;
+mod hardhat;
+mod harness;
+mod scenarios;
