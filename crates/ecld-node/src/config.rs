@@ -29,6 +29,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ECLD_NODE_ENCLAVE_COMMAND", "enclave.command"),
     ("ECLD_NODE_PLATFORM", "enclave.platform"),
     ("ECLD_NODE_METRICS_ADDR", "metrics_addr"),
+    ("ECLD_NODE_SIM_KEY_FILE", "enclave.sim_key_file"),
 ];
 
 /// Why the configuration was refused.
@@ -133,6 +134,8 @@ pub struct RawEnclave {
     pub platform: Option<String>,
     /// Seconds an idle enclave stays warm before it is stopped.
     pub idle_timeout_s: Option<u64>,
+    /// For `platform = "sim"`: the simulated platform's key file, passed as `--sim-key`.
+    pub sim_key_file: Option<String>,
 }
 
 /// One `[[offers]]` entry as written.
@@ -260,6 +263,8 @@ pub struct NodeConfig {
     pub platform: Platform,
     /// How long an idle enclave stays warm.
     pub enclave_idle_timeout: Duration,
+    /// The sim platform's key file (`--sim-key` of `ecld enclave`).
+    pub sim_key_file: Option<PathBuf>,
     /// Offers to register.
     pub offers: Vec<OfferSpec>,
 }
@@ -373,6 +378,7 @@ impl NodeConfig {
             enclave_command: raw.enclave.command,
             platform,
             enclave_idle_timeout: Duration::from_secs(raw.enclave.idle_timeout_s.unwrap_or(600)),
+            sim_key_file: raw.enclave.sim_key_file.as_deref().map(rel),
             offers,
         })
     }
@@ -419,6 +425,9 @@ impl RawConfig {
         }
         if let Some(v) = get("ECLD_NODE_PLATFORM") {
             self.enclave.platform = Some(v);
+        }
+        if let Some(v) = get("ECLD_NODE_SIM_KEY_FILE") {
+            self.enclave.sim_key_file = Some(v);
         }
         if let Some(v) = get("ECLD_NODE_METRICS_ADDR") {
             self.metrics_addr = Some(v);
@@ -496,7 +505,7 @@ fn parse_offer(i: usize, o: &RawOffer, platform: Platform) -> Result<OfferSpec, 
 pub const EXAMPLE: &str = r#"# ecld node configuration. Every setting can be overridden by an environment variable:
 # ECLD_NODE_RPC_URL, ECLD_NODE_KEY_FILE, ECLD_NODE_DEPLOYMENT_FILE, ECLD_NODE_MARKETPLACE,
 # ECLD_NODE_REGISTRY, ECLD_NODE_STORE_URL, ECLD_NODE_CAS_URL, ECLD_NODE_DATA_DIR,
-# ECLD_NODE_ENCLAVE_COMMAND, ECLD_NODE_PLATFORM, ECLD_NODE_METRICS_ADDR.
+# ECLD_NODE_ENCLAVE_COMMAND, ECLD_NODE_PLATFORM, ECLD_NODE_SIM_KEY_FILE, ECLD_NODE_METRICS_ADDR.
 # Relative paths are relative to this file.
 
 # Journal, verified module cache and result files. Keep it: the node resumes from it.
@@ -532,6 +541,8 @@ url = "http://127.0.0.1:8090"
 # command = ["/usr/local/bin/ecld", "enclave"]
 # TEE platform: sim (no hardware, NOT secure: development only), tdx or sgx.
 platform = "sim"
+# The simulated platform's key (sim only; the CAS must know its public half).
+# sim_key_file = "sim.key"
 # Seconds an idle enclave stays warm.
 idle_timeout_s = 600
 

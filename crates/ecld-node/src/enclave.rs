@@ -26,6 +26,8 @@ pub struct Launcher {
     pub platform: Platform,
     /// How long start-up (attestation included) may take.
     pub startup_timeout: Duration,
+    /// The sim platform's key file, passed as `--sim-key`.
+    pub sim_key: Option<PathBuf>,
 }
 
 /// What an enclave of one image needs.
@@ -128,6 +130,9 @@ impl Pool {
             .arg(l.platform.name())
             .arg("--image-id")
             .arg(spec.image.to_string());
+        if let Some(k) = &l.sim_key {
+            cmd.arg("--sim-key").arg(k);
+        }
         let process = EnclaveProcess::spawn_command(cmd, l.startup_timeout)
             .await
             .map_err(|source| EnclaveError::Start { image: spec.image, source })?;

@@ -219,6 +219,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
             cas_url: cfg.cas_url.clone(),
             platform: cfg.platform,
             startup_timeout: Duration::from_secs(120),
+            sim_key: cfg.sim_key_file.clone(),
         },
         cfg.enclave_idle_timeout,
     );

@@ -11,6 +11,7 @@
 
 pub(crate) mod envelope;
 pub(crate) mod keys;
+pub(crate) mod node;
 pub(crate) mod payload;
 pub(crate) mod proof;
 pub(crate) mod store;
@@ -28,6 +29,8 @@ pub(crate) enum Command {
     Decrypt(envelope::DecryptArgs),
     /// Build and inspect task input payloads (input, optional code, result recipient).
     Payload(payload::Args),
+    /// Run an EC Node: offer resources, take tasks, run enclaves, relay proofs.
+    Node(node::Args),
     /// Sign and verify EIP-712 proofs of execution.
     Proof(proof::Args),
     /// Run the content store (IPFS-compatible CIDs, Kubo RPC subset) or add, fetch and pin in one.
@@ -41,6 +44,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Encrypt(args) => envelope::run_encrypt(args).await,
         Command::Decrypt(args) => envelope::run_decrypt(args).await,
         Command::Payload(args) => payload::run(args).await,
+        Command::Node(args) => node::run(args).await,
         Command::Proof(args) => proof::run(args).await,
         Command::Store(args) => store::run(args).await,
     }
