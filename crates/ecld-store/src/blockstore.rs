@@ -40,6 +40,13 @@ pub struct BlockStore {
 #[derive(Debug, Default)]
 pub struct Touched(HashSet<PathBuf>);
 
+impl Touched {
+    /// Adds the directories of `other`.
+    pub fn merge(&mut self, other: Touched) {
+        self.0.extend(other.0);
+    }
+}
+
 impl BlockStore {
     /// Opens (creating if needed) the store in `dir`, removes leftover temporary files and
     /// counts the bytes stored.

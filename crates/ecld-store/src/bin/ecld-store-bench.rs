@@ -1,0 +1,305 @@
+//! Benchmark of the store through its HTTP API: add and cat throughput and the peak RSS of the
+//! store process, beside js-ipfs on the same machine where Node.js is present. Writes the
+//! `## Store` section of `docs/BENCHMARKS.md`.
+//!
+//! `cargo run -p ecld-store --bin ecld-store-bench -- [MiB] [runs]` (default 1024 MiB, 3 runs).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ecld_store::{AddOptions, CatOptions, ContentStore, KuboClient, StoreConfig};
+
+const PIECE: usize = 251 * 4096;
+
+fn piece() -> Bytes {
+    Bytes::from((0..PIECE).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
+}
+
+fn mib_to_pieces(mib: u64) -> usize {
+    ((mib << 20) / PIECE as u64) as usize
+}
+
+/// A scratch directory removed on drop.
+struct TmpDir(PathBuf);
+
+impl TmpDir {
+    fn new() -> Self {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("ecld-store-bench-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Peer {
+    child: Child,
+    url: String,
+    _dir: TmpDir,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    }
+}
+
+/// The store in a child process of this binary, so its RSS is its own.
+fn spawn_store() -> Peer {
+    let dir = TmpDir::new();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--serve")
+        .arg(dir.path().join("store"))
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    Peer { child, url: line.trim().to_owned(), _dir: dir }
+}
+
+fn spawn_jsipfs(root: &Path) -> Option<Peer> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return None;
+    }
+    let tools = root.join("tools");
+    let bin = tools.join("node_modules/.bin/jsipfs");
+    if !bin.exists() {
+        eprintln!("{} missing: run scripts/setup; js-ipfs column skipped", bin.display());
+        return None;
+    }
+    let dir = TmpDir::new();
+    let repo = dir.path().join("repo");
+    let env = |c: &mut Command| {
+        c.env("IPFS_PATH", &repo)
+            .env("NODE_OPTIONS", format!("--require={}", tools.join("ipfs-polyfill.cjs").display()))
+            .stdin(Stdio::null());
+    };
+    let mut init = Command::new(&bin);
+    init.args(["init", "--empty-repo"]).stdout(Stdio::null());
+    env(&mut init);
+    assert!(init.status().unwrap().success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let path = repo.join("config");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["Bootstrap"] = serde_json::json!([]);
+    config["Addresses"]["Swarm"] = serde_json::json!([]);
+    config["Addresses"]["Delegates"] = serde_json::json!([]);
+    config["Addresses"]["API"] = serde_json::json!(format!("/ip4/127.0.0.1/tcp/{port}"));
+    config["Addresses"]["Gateway"] = serde_json::json!("");
+    config["Addresses"]["RPC"] = serde_json::json!("");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let mut daemon = Command::new(&bin);
+    daemon.args(["daemon", "--offline"]).stdout(Stdio::piped());
+    env(&mut daemon);
+    let mut child = daemon.spawn().unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines().map_while(Result::ok) {
+        if line.contains("Daemon is ready") {
+            break;
+        }
+    }
+    Some(Peer { child, url: format!("http://127.0.0.1:{port}"), _dir: dir })
+}
+
+struct Run {
+    add_mbs: f64,
+    cat_mbs: f64,
+    raw_cat_mbs: f64,
+}
+
+async fn run_once(client: &KuboClient, pieces: usize) -> Run {
+    let bytes = (pieces * PIECE) as f64;
+    let piece = piece();
+    let stream =
+        futures::stream::iter(std::iter::repeat_n(piece, pieces).map(Ok::<_, std::io::Error>));
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let t = Instant::now();
+    let cid = client.add(Box::new(reader), AddOptions::default()).await.unwrap();
+    let add = t.elapsed();
+    let t = Instant::now();
+    let n = client.cat(&cid, &mut tokio::io::sink(), CatOptions::default()).await.unwrap();
+    let cat = t.elapsed();
+    assert_eq!(n as f64, bytes);
+    // The store's own streaming cat, unverified: what the server alone sustains.
+    let t = Instant::now();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v0/cat?arg={cid}", client.url()))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut got = 0usize;
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        got += chunk.unwrap().len();
+    }
+    let raw = t.elapsed();
+    assert_eq!(got as f64, bytes);
+    client.unpin(&cid).await.unwrap();
+    client.repo_gc().await.ok();
+    let mbs = |d: Duration| bytes / 1e6 / d.as_secs_f64();
+    Run { add_mbs: mbs(add), cat_mbs: mbs(cat), raw_cat_mbs: mbs(raw) }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn serve(dir: PathBuf) {
+    let handle = ecld_store::spawn(StoreConfig::ephemeral(dir)).await.unwrap();
+    println!("{}", handle.url());
+    handle.wait().await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--serve") {
+        return serve(PathBuf::from(&args[2])).await;
+    }
+    let mib: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+
+    let store = spawn_store();
+    let client = KuboClient::new(&store.url).unwrap();
+    let mut results = Vec::new();
+    for i in 0..runs {
+        let r = run_once(&client, mib_to_pieces(mib)).await;
+        eprintln!(
+            "ecld-store run {i}: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
+            r.add_mbs, r.cat_mbs, r.raw_cat_mbs
+        );
+        results.push(r);
+    }
+    let rss = store.peak_rss_mib();
+    let ours = (
+        median(results.iter().map(|r| r.add_mbs).collect()),
+        median(results.iter().map(|r| r.cat_mbs).collect()),
+        median(results.iter().map(|r| r.raw_cat_mbs).collect()),
+    );
+    drop(store);
+
+    let peer_mib = mib.min(256);
+    let peer = match spawn_jsipfs(&root) {
+        Some(p) => {
+            let c = KuboClient::new(&p.url).unwrap();
+            let r = run_once(&c, mib_to_pieces(peer_mib)).await;
+            eprintln!(
+                "js-ipfs: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
+                r.add_mbs, r.cat_mbs, r.raw_cat_mbs
+            );
+            Some((r, p.peak_rss_mib()))
+        }
+        None => None,
+    };
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let nproc = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut s = String::new();
+    s.push_str("## Store\n\n");
+    s.push_str(&format!(
+        "Machine: {nproc} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2). \
+         `cargo run -p ecld-store --bin ecld-store-bench -- {mib} {runs}`.\n\n"
+    ));
+    s.push_str(&format!(
+        "One file of {mib} MiB through the HTTP API on loopback, store in its own process, blocks \
+         fsynced to disk. *add*: `KuboClient::add` streaming the file (the client also computes \
+         the CID to check the answer); *cat (verified)*: `KuboClient::cat`, `block/get` per block \
+         with 8 blocks prefetched, every block hashed before it is written; *cat (raw)*: the \
+         store's own streaming `/api/v0/cat`, unverified. Median of {runs} runs. Peak RSS is the \
+         store process's VmHWM over all runs.\n\n"
+    ));
+    s.push_str(
+        "| store | file | add MB/s | cat (verified) MB/s | cat (raw) MB/s | peak RSS MiB |\n",
+    );
+    s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
+    s.push_str(&format!(
+        "| ecld-store | {mib} MiB | {:.0} | {:.0} | {:.0} | {rss:.0} |\n",
+        ours.0, ours.1, ours.2
+    ));
+    match &peer {
+        Some((r, prss)) => {
+            s.push_str(&format!(
+                "| js-ipfs 0.66 (`jsipfs daemon --offline`) | {peer_mib} MiB | {:.0} | {:.0} | {:.0} | {prss:.0} |\n",
+                r.add_mbs, r.cat_mbs, r.raw_cat_mbs
+            ));
+            s.push_str(&format!(
+                "\nRatios (ecld-store / js-ipfs): add {:.1}×, verified cat {:.1}×. js-ipfs ran once on \
+                 {peer_mib} MiB{} because it is slower and holds more in memory.\n",
+                ours.0 / r.add_mbs,
+                ours.1 / r.cat_mbs,
+                if peer_mib < mib { " (a smaller file than ours)" } else { "" }
+            ));
+        }
+        None => {
+            s.push_str("\njs-ipfs column skipped: Node.js or tools/node_modules not present.\n");
+        }
+    }
+    println!("{s}");
+    write_section(&root.join("docs/BENCHMARKS.md"), &s);
+}
+
+/// Replaces the `## Store` section (up to the next `## ` heading), or appends it.
+fn write_section(path: &Path, section: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let new = match text.find("\n## Store\n") {
+        Some(start) => {
+            let after = start + 1;
+            let end = text[after + 3..].find("\n## ").map_or(text.len(), |i| after + 3 + i + 1);
+            format!(
+                "{}{}\n{}",
+                &text[..after],
+                section.trim_end(),
+                if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
+            )
+        }
+        None => format!("{}\n{}\n", text.trim_end(), section.trim_end()),
+    };
+    std::fs::write(path, new).unwrap();
+}
