@@ -11,15 +11,18 @@ use crate::output;
 #[command(after_help = "\
 Examples:
   ecld node init                      write ecld-node.toml, a commented example
-  ecld node run -c ecld-node.toml     register the offers and take tasks until Ctrl-C
-  ECLD_NODE_RPC_URL=http://10.0.0.5:8545 ecld node run
+  ecld node -c ecld-node.toml         register the offers and take tasks until Ctrl-C
+  ECLD_NODE_RPC_URL=http://10.0.0.5:8545 ecld node
 
 Every setting of the file can be overridden by an ECLD_NODE_* environment variable (listed at
 the top of the example). SIGTERM or Ctrl-C stops taking tasks, finishes or releases the tasks
 held, and exits; the journal in the data directory resumes anything left after a crash.")]
 pub(crate) struct Args {
+    /// The configuration file (when running the node).
+    #[arg(short, long, env = "ECLD_NODE_CONFIG", default_value = "ecld-node.toml")]
+    config: PathBuf,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -33,17 +36,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Run the node until SIGTERM or Ctrl-C.
-    Run {
-        /// The configuration file.
-        #[arg(short, long, env = "ECLD_NODE_CONFIG", default_value = "ecld-node.toml")]
-        config: PathBuf,
-    },
+    /// Run the node until SIGTERM or Ctrl-C (the default).
+    Run,
 }
 
 /// Runs `ecld node`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    match args.command {
+    match args.command.unwrap_or(Command::Run) {
         Command::Init { out, force } => {
             if out.exists() && !force {
                 anyhow::bail!("{} exists; pass --force to replace it", out.display());
@@ -57,8 +56,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Run { config } => {
-            let cfg = ecld_node::NodeConfig::load(&config)?;
+        Command::Run => {
+            let cfg = ecld_node::NodeConfig::load(&args.config)?;
             let node = ecld_node::spawn(cfg).await?;
             output::emit(
                 &serde_json::json!({
