@@ -14,6 +14,7 @@
 pub mod frame;
 
 use alloy_primitives::{Address, B256, Bytes};
+use ecld_crypto::ResultProof;
 use ecld_types::{ImageId, StatusCode, TaskId};
 use serde::{Deserialize, Serialize};
 
@@ -162,6 +163,21 @@ pub struct ProofFields {
     pub status: StatusCode,
     /// Program run time in milliseconds (0 when the program did not start).
     pub runtime_ms: u64,
+}
+
+impl ProofFields {
+    /// The proof as `ecld-crypto` verifies it.
+    pub fn to_proof(&self) -> ResultProof {
+        ResultProof {
+            task_id: self.task_id.get(),
+            image_id: self.image_id.0,
+            input_hash: self.input_hash,
+            code_hash: self.code_hash,
+            result_hash: self.result_hash,
+            status: self.status,
+            runtime_ms: self.runtime_ms,
+        }
+    }
 }
 
 #[cfg(test)]

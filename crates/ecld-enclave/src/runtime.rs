@@ -11,10 +11,7 @@
 mod pipe;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -65,33 +62,38 @@ pub struct RuntimeOptions {
 pub struct Runtime {
     engine: Engine,
     options: RuntimeOptions,
-    ticker_stop: Arc<AtomicBool>,
+    ticker: Arc<TickerAlive>,
 }
+
+/// Held by the runtime and every program: the epoch thread runs while one of them lives.
+#[derive(Debug)]
+struct TickerAlive;
 
 impl Runtime {
     /// Creates the engine (cranelift, optimised for speed, epoch interruption) and starts
-    /// the epoch ticker thread; the thread ends when the runtime is dropped.
+    /// the epoch ticker thread; the thread ends when the runtime and all its programs are
+    /// dropped.
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
         config.cranelift_opt_level(OptLevel::Speed);
         config.epoch_interruption(true);
         config.consume_fuel(options.meter_fuel);
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let ticker_stop = Arc::new(AtomicBool::new(false));
-        let (weak, stop) = (engine.weak(), Arc::clone(&ticker_stop));
+        let ticker = Arc::new(TickerAlive);
+        let (weak_engine, alive) = (engine.weak(), Arc::downgrade(&ticker));
         thread::Builder::new()
             .name("ecld-epoch".into())
             .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
+                while alive.strong_count() > 0 {
                     thread::sleep(EPOCH_TICK);
-                    match weak.upgrade() {
+                    match weak_engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
                         None => break,
                     }
                 }
             })
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        Ok(Self { engine, options, ticker_stop })
+        Ok(Self { engine, options, ticker })
     }
 
     /// Compiles and links a WASI preview 1 command module.
@@ -106,13 +108,12 @@ impl Runtime {
         }
         let pre =
             linker.instantiate_pre(&module).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        Ok(Program { pre, engine: self.engine.clone(), meter_fuel: self.options.meter_fuel })
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticker_stop.store(true, Ordering::Relaxed);
+        Ok(Program {
+            pre,
+            engine: self.engine.clone(),
+            meter_fuel: self.options.meter_fuel,
+            _ticker: Arc::clone(&self.ticker),
+        })
     }
 }
 
@@ -173,6 +174,7 @@ pub struct Program {
     pre: InstancePre<State>,
     engine: Engine,
     meter_fuel: bool,
+    _ticker: Arc<TickerAlive>,
 }
 
 impl std::fmt::Debug for Program {

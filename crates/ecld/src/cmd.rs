@@ -9,6 +9,7 @@
 //! Output goes through [`crate::output::emit`] (text or `--json`); logs through `tracing`.
 //! Return [`Exit`] to end with a specific process exit code after printing the result.
 
+pub(crate) mod enclave;
 pub(crate) mod envelope;
 pub(crate) mod keys;
 pub(crate) mod node;
@@ -33,6 +34,8 @@ pub(crate) enum Command {
     Node(node::Args),
     /// Sign and verify EIP-712 proofs of execution.
     Proof(proof::Args),
+    /// Run the TEE enclave process for one image (started by the node; frames on stdin/stdout).
+    Enclave(enclave::Args),
     /// Run the content store (IPFS-compatible CIDs, Kubo RPC subset) or add, fetch and pin in one.
     Store(store::Args),
 }
@@ -46,6 +49,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Payload(args) => payload::run(args).await,
         Command::Node(args) => node::run(args).await,
         Command::Proof(args) => proof::run(args).await,
+        Command::Enclave(args) => enclave::run(args).await,
         Command::Store(args) => store::run(args).await,
     }
 }

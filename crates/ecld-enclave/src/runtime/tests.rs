@@ -145,3 +145,50 @@ fn program_sees_no_files_env_or_extra_args() {
     .unwrap();
     assert_eq!(program(&rt, &probe).run(b"", &small_limits()).exit, Exit::Exited(0));
 }
+
+#[test]
+fn time_limit_holds_after_the_runtime_is_dropped() {
+    // The enclave keeps only the program; its epoch ticker must keep running.
+    let spin = {
+        let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+        program(&rt, &wat!("spin"))
+    };
+    assert_eq!(spin.run(b"", &Limits { time_ms: 50, ..small_limits() }).exit, Exit::TimedOut);
+}
+
+#[test]
+fn modes_module_switches_behaviour_on_the_first_input_byte() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let modes = program(&rt, &wat!("modes"));
+    let limits = Limits { time_ms: 100, ..small_limits() };
+    let run = |input: &[u8]| modes.run(input, &limits);
+    assert_eq!(run(b"ehello").stdout, b"hello");
+    assert_eq!(run(b"x").exit, Exit::Exited(3));
+    assert!(matches!(run(b"t").exit, Exit::Trapped(_)));
+    assert_eq!(run(b"l").exit, Exit::TimedOut);
+    assert_eq!(run(b"m").exit, Exit::MemoryLimit);
+    assert_eq!(run(b"o").exit, Exit::OutputLimit);
+    assert_eq!(run(b"").exit, Exit::Exited(0));
+    assert_eq!(run(b"eagain").stdout, b"again");
+}
+
+/// The process-boundary tests of the `ecld` binary use the committed `.wasm` twins of the
+/// `.wat` sources (the `ecld` crate does not depend on a WAT parser); they must stay equal.
+#[test]
+fn committed_wasm_twins_match_their_wat_sources() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/enclave");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "wat") {
+            let wasm = wat::parse_file(&path).unwrap();
+            let twin = path.with_extension("wasm");
+            if std::env::var_os("ECLD_BLESS").is_some() {
+                std::fs::write(&twin, &wasm).unwrap();
+            }
+            let committed = std::fs::read(&twin).unwrap_or_else(|e| {
+                panic!("{}: {e}; run with ECLD_BLESS=1 to write it", twin.display())
+            });
+            assert_eq!(committed, wasm, "{} is stale; run with ECLD_BLESS=1", twin.display());
+        }
+    }
+}

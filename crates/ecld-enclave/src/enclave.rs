@@ -1,0 +1,244 @@
+//! One task, end to end inside the enclave: check the input hash, decrypt, parse the
+//! payload, run the program, encrypt the result to the payload's recipient, sign the proof.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    time::Duration,
+};
+
+use alloy_primitives::{B256, Bytes};
+use ecld_crypto::{Payload, ProofDomain, ResultProof, envelope};
+use ecld_types::{ImageId, StatusCode, content_hash};
+
+use crate::{
+    attest::ImageSecrets,
+    image::Measurement,
+    protocol::{Done, Limits, PROTOCOL_VERSION, ProofFields, Ready, TaskBinding},
+    result::ResultEnvelope,
+    runtime::{Execution, Program},
+};
+
+/// Why the enclave refused a task without signing anything.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The task is for another image; signing it would misuse this image's key.
+    #[error(
+        "task {task} is for image {wanted}, but this enclave runs image {mine}; send it to an enclave of that image"
+    )]
+    WrongImage {
+        /// The task.
+        task: u64,
+        /// The image the task names.
+        wanted: ImageId,
+        /// The image this enclave runs.
+        mine: ImageId,
+    },
+    /// Signing the proof failed.
+    #[error("cannot sign the proof: {0}")]
+    Signing(String),
+}
+
+/// A warm enclave: the compiled program and the image secrets.
+#[derive(Debug)]
+pub struct Enclave {
+    program: Program,
+    secrets: ImageSecrets,
+    measurement: Measurement,
+    platform: String,
+    image_id: Option<ImageId>,
+}
+
+/// The signed answer to one task and the result ciphertext (empty when there is none).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The `Done` frame header.
+    pub done: Done,
+    /// The result ciphertext.
+    pub result: Vec<u8>,
+}
+
+impl Enclave {
+    /// An enclave running `program` (whose module measured `measurement`) with `secrets`
+    /// obtained on `platform`. With `image_id`, tasks for other images are refused.
+    pub fn new(
+        program: Program,
+        secrets: ImageSecrets,
+        measurement: Measurement,
+        platform: impl Into<String>,
+        image_id: Option<ImageId>,
+    ) -> Self {
+        Self { program, secrets, measurement, platform: platform.into(), image_id }
+    }
+
+    /// The `Ready` frame this enclave announces.
+    pub fn ready(&self) -> Ready {
+        Ready {
+            version: PROTOCOL_VERSION,
+            signer: self.secrets.signer.address(),
+            recipient: self.secrets.identity.recipient().to_string(),
+            platform: self.platform.clone(),
+            measurement: self.measurement,
+            accepts_code: false,
+        }
+    }
+
+    /// Runs one task. Every outcome of the input and the program is a signed [`Answer`];
+    /// only a task for another image, or a signer failure, is an error.
+    pub fn run(
+        &self,
+        task: &TaskBinding,
+        limits: &Limits,
+        input: &[u8],
+    ) -> Result<Answer, TaskError> {
+        if let Some(mine) = self.image_id
+            && mine != task.image_id
+        {
+            return Err(TaskError::WrongImage {
+                task: task.task_id.get(),
+                wanted: task.image_id,
+                mine,
+            });
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.execute(task, limits, input)))
+            .unwrap_or_else(|_| {
+                Outcome::bare(
+                    StatusCode::EnclaveFailure,
+                    "the enclave failed while running the task",
+                )
+            });
+        self.sign(task, outcome)
+    }
+
+    fn execute(&self, task: &TaskBinding, limits: &Limits, input: &[u8]) -> Outcome {
+        let actual = content_hash(input);
+        if input.is_empty() {
+            return Outcome::bare(
+                StatusCode::InputUnavailable,
+                "the node could not fetch the input",
+            );
+        }
+        if actual != task.input_hash {
+            return Outcome::bare(
+                StatusCode::InputUnavailable,
+                format!(
+                    "input hash mismatch: the bytes hash to {actual}, the task names {}",
+                    task.input_hash
+                ),
+            );
+        }
+        let Ok(plaintext) = envelope::decrypt_bytes(&self.secrets.identity, input) else {
+            return Outcome::bare(
+                StatusCode::InputInvalid,
+                "the input does not decrypt with the image key",
+            );
+        };
+        let plaintext = zeroize::Zeroizing::new(plaintext);
+        let payload = match Payload::decode(&plaintext) {
+            Ok(payload) => payload,
+            Err(e) => {
+                return Outcome::bare(
+                    StatusCode::InputInvalid,
+                    format!("the input payload is invalid: {e}"),
+                );
+            }
+        };
+        let Ok(recipient) = payload.recipient() else {
+            return Outcome::bare(
+                StatusCode::InputInvalid,
+                "the payload's result recipient is invalid",
+            );
+        };
+        let code_hash = payload.code_hash();
+
+        let (envelope, runtime, message) = if payload.code.is_some() {
+            let note = b"[ecld enclave] this image runs its own program and does not accept code\n";
+            let env = ResultEnvelope {
+                status: StatusCode::CodeInvalid.code(),
+                exit_code: -1,
+                stdout: Vec::new(),
+                stderr: note.to_vec(),
+            };
+            (
+                env,
+                Duration::ZERO,
+                "the payload carries code, but this image does not accept code".to_owned(),
+            )
+        } else {
+            let Execution { exit, stdout, stderr, elapsed } =
+                self.program.run(&payload.input, limits);
+            let status = exit.status();
+            let env = ResultEnvelope {
+                status: status.code(),
+                exit_code: exit.exit_code(),
+                stdout,
+                stderr,
+            };
+            (env, elapsed, status.describe().to_owned())
+        };
+        let status = StatusCode::try_from(envelope.status).unwrap_or(StatusCode::EnclaveFailure);
+        match envelope::encrypt_bytes(&[recipient], false, &envelope.encode()) {
+            Ok(result) => Outcome { status, code_hash, result, runtime, message },
+            Err(_) => Outcome::bare(StatusCode::EnclaveFailure, "cannot encrypt the result"),
+        }
+    }
+
+    fn sign(&self, task: &TaskBinding, outcome: Outcome) -> Result<Answer, TaskError> {
+        let result_hash =
+            if outcome.result.is_empty() { B256::ZERO } else { content_hash(&outcome.result) };
+        let runtime_ms = u64::try_from(outcome.runtime.as_millis()).unwrap_or(u64::MAX);
+        let proof = ResultProof {
+            task_id: task.task_id.get(),
+            image_id: task.image_id.0,
+            input_hash: task.input_hash,
+            code_hash: outcome.code_hash,
+            result_hash,
+            status: outcome.status,
+            runtime_ms,
+        };
+        let domain = ProofDomain { chain_id: task.chain_id, verifying_contract: task.marketplace };
+        let signature = proof
+            .sign(&self.secrets.signer, &domain)
+            .map_err(|e| TaskError::Signing(e.to_string()))?;
+        let fields = ProofFields {
+            task_id: task.task_id,
+            image_id: task.image_id,
+            input_hash: task.input_hash,
+            code_hash: outcome.code_hash,
+            result_hash,
+            status: outcome.status,
+            runtime_ms,
+        };
+        Ok(Answer {
+            done: Done {
+                proof: fields,
+                signature: Bytes::copy_from_slice(&signature.0),
+                message: outcome.message,
+            },
+            result: outcome.result,
+        })
+    }
+}
+
+struct Outcome {
+    status: StatusCode,
+    code_hash: B256,
+    result: Vec<u8>,
+    runtime: Duration,
+    message: String,
+}
+
+impl Outcome {
+    /// An outcome without a result (the recipient is unknown or the program never ran).
+    fn bare(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code_hash: B256::ZERO,
+            result: Vec::new(),
+            runtime: Duration::ZERO,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

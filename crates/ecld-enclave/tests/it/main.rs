@@ -1,0 +1,3 @@
+//! Integration tests of ecld-enclave: the example programs under `programs/`.
+
+mod programs;
