@@ -70,29 +70,35 @@ impl Params {
     }
 }
 
+/// The error of a bad envelope: the request's id (if it had one) and the error to answer.
+pub(crate) type EnvelopeError = Box<(Option<Value>, RpcError)>;
+
 /// Checks the envelope of one request object.
-pub(crate) fn parse_request(v: Value) -> Result<Request, (Option<Value>, RpcError)> {
+pub(crate) fn parse_request(v: Value) -> Result<Request, EnvelopeError> {
     let Value::Object(mut obj) = v else {
-        return Err((
+        return Err(Box::new((
             None,
             RpcError::new(INVALID_REQUEST, "invalid request: expected a JSON object"),
-        ));
+        )));
     };
     let id = obj.remove("id");
     if id
         .as_ref()
         .is_some_and(|id| !matches!(id, Value::Null | Value::Number(_) | Value::String(_)))
     {
-        return Err((
+        return Err(Box::new((
             None,
             RpcError::new(
                 INVALID_REQUEST,
                 "invalid request: id must be a number, a string or null",
             ),
-        ));
+        )));
     }
     let fail = |msg: &str| {
-        Err((id.clone(), RpcError::new(INVALID_REQUEST, format!("invalid request: {msg}"))))
+        Err(Box::new((
+            id.clone(),
+            RpcError::new(INVALID_REQUEST, format!("invalid request: {msg}")),
+        )))
     };
     if obj.get("jsonrpc") != Some(&Value::String("2.0".into())) {
         return fail("\"jsonrpc\" must be \"2.0\"");
@@ -122,7 +128,10 @@ fn response(id: Option<Value>, result: Result<Value, RpcError>) -> Value {
 /// Answers one request value; `None` for a notification (no `id`).
 pub(crate) fn handle_value(node: &Node, v: Value) -> Option<Value> {
     match parse_request(v) {
-        Err((id, e)) => Some(response(id, Err(e))),
+        Err(bad) => {
+            let (id, e) = *bad;
+            Some(response(id, Err(e)))
+        }
         Ok(req) => {
             let notification = req.id.is_none();
             let result = dispatch(node, &req.method, &req.params);

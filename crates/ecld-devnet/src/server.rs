@@ -171,7 +171,10 @@ async fn handle_ws_text(
     let method = v.get("method").and_then(Value::as_str);
     if matches!(method, Some("eth_subscribe" | "eth_unsubscribe")) {
         return match rpc::parse_request(v) {
-            Err((id, e)) => Some(json!({"jsonrpc": "2.0", "id": id, "error": e})),
+            Err(bad) => {
+                let (id, e) = *bad;
+                Some(json!({"jsonrpc": "2.0", "id": id, "error": e}))
+            }
             Ok(req) => {
                 let result = if req.method == "eth_subscribe" {
                     subscribe(subs, next_id, &req.params)

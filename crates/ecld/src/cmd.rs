@@ -9,6 +9,7 @@
 //! Output goes through [`crate::output::emit`] (text or `--json`); logs through `tracing`.
 //! Return [`Exit`] to end with a specific process exit code after printing the result.
 
+pub(crate) mod devnet;
 pub(crate) mod enclave;
 pub(crate) mod envelope;
 pub(crate) mod keys;
@@ -38,6 +39,8 @@ pub(crate) enum Command {
     Enclave(enclave::Args),
     /// Run the content store (IPFS-compatible CIDs, Kubo RPC subset) or add, fetch and pin in one.
     Store(store::Args),
+    /// Run a local Ethereum JSON-RPC development chain (hardhat-compatible accounts).
+    Devnet(devnet::Args),
 }
 
 /// Runs the chosen command.
@@ -51,6 +54,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Proof(args) => proof::run(args).await,
         Command::Enclave(args) => enclave::run(args).await,
         Command::Store(args) => store::run(args).await,
+        Command::Devnet(args) => devnet::run(args).await,
     }
 }
 
