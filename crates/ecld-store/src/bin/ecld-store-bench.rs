@@ -299,7 +299,7 @@ fn write_section(path: &Path, section: &str) {
                 if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
             )
         }
-        None => format!("{}\n{}\n", text.trim_end(), section.trim_end()),
+        None => format!("{}\n\n{}\n", text.trim_end(), section.trim_end()),
     };
     std::fs::write(path, new).unwrap();
 }
