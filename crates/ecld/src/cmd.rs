@@ -9,20 +9,37 @@
 //! Output goes through [`crate::output::emit`] (text or `--json`); logs through `tracing`.
 //! Return [`Exit`] to end with a specific process exit code after printing the result.
 
+pub(crate) mod bench;
+pub(crate) mod connect;
 pub(crate) mod devnet;
 pub(crate) mod enclave;
 pub(crate) mod envelope;
+pub(crate) mod image;
 pub(crate) mod keys;
 pub(crate) mod node;
+pub(crate) mod offers;
 pub(crate) mod payload;
+pub(crate) mod progress;
 pub(crate) mod proof;
 pub(crate) mod store;
+pub(crate) mod task;
+pub(crate) mod up;
 
 use clap::Subcommand;
 
 /// Every top-level command.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Start the whole local stack: chain, contracts, store, CAS and a node with the example images.
+    Up(up::Args),
+    /// Run a task end to end, or each step on its own (submit, watch, verify, fetch, …).
+    Task(task::Args),
+    /// List, show and publish images (programs with their enclave keys and measurement).
+    Image(image::Args),
+    /// List the nodes' offers of resources.
+    Offers(offers::Args),
+    /// Measure the stack and write docs/BENCHMARKS.md.
+    Bench(bench::Args),
     /// Create and show your keys (age identity for results, Ethereum key for payments).
     Keys(keys::Args),
     /// Encrypt a file to one or more age X25519 recipients (streaming, any size).
@@ -46,6 +63,11 @@ pub(crate) enum Command {
 /// Runs the chosen command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Up(args) => up::run(args).await,
+        Command::Task(args) => task::run(args).await,
+        Command::Image(args) => image::run(args).await,
+        Command::Offers(args) => offers::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Encrypt(args) => envelope::run_encrypt(args).await,
         Command::Decrypt(args) => envelope::run_decrypt(args).await,

@@ -114,7 +114,7 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
                 &config,
                 *user.deployment(),
                 Some(key),
-                Some(ecld_crypto::keys::UserIdentity::generate()),
+                Some(ecld_crypto::AgeIdentity::generate()),
             )
             .await?,
         );
@@ -131,7 +131,11 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
         joins.push(tokio::spawn(async move {
             let mut done = 0usize;
             while remaining
-                .fetch_update(std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed, |n| n.checked_sub(1))
+                .fetch_update(
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                    |n| n.checked_sub(1),
+                )
                 .is_ok()
             {
                 c.run(&req, timeout, |_, _| ()).await?;
@@ -147,7 +151,10 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
     let elapsed = start.elapsed();
     let per_second = done as f64 / elapsed.as_secs_f64();
     let ledger = user.ledger().await?;
-    anyhow::ensure!(ledger.conserved(), "token books do not balance after the benchmark: {ledger:?}");
+    anyhow::ensure!(
+        ledger.conserved(),
+        "token books do not balance after the benchmark: {ledger:?}"
+    );
 
     Ok(render(a, &totals, &steps, done, elapsed, per_second, stack.data_dir()))
 }
@@ -191,7 +198,8 @@ fn render(
          | | p50 ms | p99 ms | mean ms |\n| --- | ---: | ---: | ---: |\n",
         totals.len()
     ));
-    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(1);
+    let mean =
+        |v: &[Duration]| v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(1);
     s.push_str(&format!(
         "| **total** | **{}** | **{}** | {} |\n",
         ms(percentile(&sorted, 50.0)),
@@ -252,7 +260,11 @@ fn write_section(path: &Path, title: &str, body: &str) -> anyhow::Result<()> {
         Some(start) => {
             let rest = &text[start + heading.len()..];
             let end = rest.find("\n## ").map_or(text.len(), |i| start + heading.len() + i + 1);
-            format!("{}{section}{}", &text[..start], if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() })
+            format!(
+                "{}{section}{}",
+                &text[..start],
+                if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
+            )
         }
         None => format!("{}\n\n{section}", text.trim_end()),
     };
@@ -267,7 +279,11 @@ mod tests {
     fn write_section_replaces_only_its_own_section() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("B.md");
-        std::fs::write(&p, "# Benchmarks\n\n## Store\n\nfast\n\n## End to end\n\nold\n\n## Chain\n\nslow\n").unwrap();
+        std::fs::write(
+            &p,
+            "# Benchmarks\n\n## Store\n\nfast\n\n## End to end\n\nold\n\n## Chain\n\nslow\n",
+        )
+        .unwrap();
         write_section(&p, "End to end", "new").unwrap();
         let t = std::fs::read_to_string(&p).unwrap();
         assert!(t.contains("## Store\n\nfast") && t.contains("## Chain\n\nslow"), "{t}");

@@ -14,7 +14,7 @@ use crate::output;
 Examples:
   ecld image list
   ecld image show stats
-  ecld image publish --name wordcount --module programs/out/wordcount.wasm --allow-sim
+  ecld image publish --name wc --module wc.wasm --allow-sim --sim-platform-key 02ab…
 
 An image whose platforms include `sim` can run on the simulated TEE, which protects nothing:
 use such images only for development.")]
@@ -50,9 +50,17 @@ struct PublishArgs {
     /// The WebAssembly (WASI preview 1) module.
     #[arg(long)]
     module: PathBuf,
-    /// Also allow the simulated TEE (INSECURE: for development only).
-    #[arg(long)]
+    /// The CAS policy (JSON: which platforms and measurements may receive the image keys;
+    /// see ecld-tee's `Policy`).
+    #[arg(long, value_name = "FILE", required_unless_present = "allow_sim")]
+    policy: Option<PathBuf>,
+    /// Allow the simulated TEE (INSECURE: for development only) on the nodes whose sim
+    /// platform keys (hex) are given with --sim-platform-key.
+    #[arg(long, requires = "sim_platform_key")]
     allow_sim: bool,
+    /// A node's sim platform public key (33 bytes hex); repeat for several nodes.
+    #[arg(long, value_name = "HEX")]
+    sim_platform_key: Vec<String>,
     /// CAS URL (default: from the client configuration).
     #[arg(long, env = "ECLD_CAS")]
     cas: Option<String>,
@@ -88,13 +96,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::Publish(a) => {
             let module = std::fs::read(&a.module)
                 .with_context(|| format!("cannot read the module {}", a.module.display()))?;
+            let policy = match &a.policy {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read the policy {}", path.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a CAS policy", path.display()))?
+                }
+                None => PublishRequest::sim_policy(&module, &a.sim_platform_key)?,
+            };
             let image = client
                 .publish_image(&PublishRequest {
                     name: a.name,
                     version: a.version,
                     module,
-                    allow_sim: a.allow_sim,
+                    policy,
                     cas: a.cas,
+                    cas_token: None,
                 })
                 .await?;
             output::emit(&image, show)

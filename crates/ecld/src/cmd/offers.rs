@@ -27,7 +27,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let offers = client.offers().await?;
             output::emit(&offers, |os| {
                 if os.is_empty() {
-                    return "no active offers: start a node with `ecld node` (or `ecld up`)".to_owned();
+                    return "no active offers: start a node with `ecld node` (or `ecld up`)"
+                        .to_owned();
                 }
                 let mut s = format!(
                     "{:>5}  {:<42}  {:<12}  {:>5}  {:>7}  {:>8}  {}",

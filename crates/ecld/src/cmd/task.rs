@@ -164,7 +164,9 @@ async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<TaskRequest>
         }
         (Some(path), None) => std::fs::read(path)
             .with_context(|| format!("cannot read the input file {}", path.display()))?,
-        (None, None) => anyhow::bail!("give the program's input with --input FILE (or - for stdin) or --input-text TEXT"),
+        (None, None) => anyhow::bail!(
+            "give the program's input with --input FILE (or - for stdin) or --input-text TEXT"
+        ),
     };
     let code = match &a.code {
         Some(path) => Some(
@@ -221,7 +223,10 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
         let timings_ms = Step::ALL
             .iter()
             .map(|s| {
-                (s.label().to_owned(), serde_json::json!(result.timings.get(*s).as_secs_f64() * 1e3))
+                (
+                    s.label().to_owned(),
+                    serde_json::json!(result.timings.get(*s).as_secs_f64() * 1e3),
+                )
             })
             .collect();
         let (text, hex) = text_or_hex(&output_bytes);
@@ -354,7 +359,7 @@ async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
         status: v.record.proof.status,
         signer: v.signer,
         result_hash: v.record.proof.result_hash,
-        result_cid: v.record.result_cid.clone(),
+        result_cid: v.record.result_cid,
     };
     output::emit(&out, |o| {
         format!(

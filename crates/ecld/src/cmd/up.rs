@@ -125,18 +125,17 @@ impl Stack {
         Ok(ClientConfig::load(&self.ready.config)?)
     }
 
-    /// The published example images.
-    pub(crate) fn images(&self) -> impl Iterator<Item = (&str, ecld_types::ImageId)> {
-        self.ready.images.iter().map(|i| (i.name.as_str(), i.id))
-    }
-
     /// Keys of funded dev accounts that have no role in the stack (for benchmarks).
     pub(crate) fn spare_accounts(
         &self,
         n: usize,
     ) -> anyhow::Result<Vec<alloy::signers::local::PrivateKeySigner>> {
         let spare = &self.accounts[(NODE + 1).min(self.accounts.len())..];
-        anyhow::ensure!(n <= spare.len(), "only {} spare dev accounts; ask for fewer clients", spare.len());
+        anyhow::ensure!(
+            n <= spare.len(),
+            "only {} spare dev accounts; ask for fewer clients",
+            spare.len()
+        );
         Ok(spare[..n].iter().map(|a| a.signer().clone()).collect())
     }
 
@@ -152,8 +151,8 @@ impl Stack {
             stop_child(child).await;
         }
         let _ = std::fs::remove_file(&self.ready.config);
-        drop(self.cas);
-        drop(self.store);
+        self.cas.shutdown().await;
+        let _ = self.store.shutdown().await;
         let _ = self.devnet.shutdown().await;
     }
 }
@@ -206,13 +205,19 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
     .with_context(|| in_use(args.store_port, "--store-port"))?;
     let store_url = format!("http://{}", store.addr());
     let cas_dir = data.join("cas");
-    let cas = ecld_cas::spawn(ecld_cas::CasConfig {
-        bind: bind(args.cas_port),
-        state_dir: Some(cas_dir.clone()),
-        ..ecld_cas::CasConfig::default()
-    })
-    .await
-    .with_context(|| in_use(args.cas_port, "--cas-port"))?;
+    let cas_token_file = data.join("keys").join("cas-admin.token");
+    let cas_token = match std::fs::read_to_string(&cas_token_file) {
+        Ok(t) if !t.trim().is_empty() => ecld_cas::AdminToken::new(t.trim()),
+        _ => {
+            let t = ecld_cas::AdminToken::generate();
+            write_key(&cas_token_file, t.expose())?;
+            t
+        }
+    };
+    let cas =
+        ecld_cas::spawn(ecld_cas::CasConfig::new(bind(args.cas_port), cas_dir.clone(), cas_token))
+            .await
+            .with_context(|| in_use(args.cas_port, "--cas-port"))?;
     let cas_url = format!("http://{}", cas.addr());
 
     // 4. Keys and the client configuration.
@@ -220,31 +225,50 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
     let demo_key = write_key(&keys.join("demo.eth.key"), &accounts[DEMO_USER].private_key_hex())?;
     let demo_identity = keys.join("demo.age-key");
     if !demo_identity.exists() {
-        ecld_crypto::keys::UserIdentity::generate()
+        ecld_crypto::AgeIdentity::generate()
             .save(&demo_identity)
             .with_context(|| format!("cannot write {}", demo_identity.display()))?;
     }
-    let publisher_key = write_key(&keys.join("publisher.eth.key"), &accounts[DEPLOYER].private_key_hex())?;
+    let publisher_key =
+        write_key(&keys.join("publisher.eth.key"), &accounts[DEPLOYER].private_key_hex())?;
     let node_key = write_key(&keys.join("node.eth.key"), &accounts[NODE].private_key_hex())?;
     let config = ClientConfig {
         rpc: rpc.clone(),
         store: store_url.clone(),
         cas: Some(cas_url.clone()),
+        cas_token: Some(cas_token_file),
         deployment: deployment_file.clone(),
         key: Some(demo_key.clone()),
         identity: Some(demo_identity.clone()),
     };
 
-    // 5. Example images.
-    let publisher = Client::connect(&ClientConfig { key: Some(publisher_key), ..config.clone() }).await?;
-    let images = publish_examples(&publisher, &args.programs).await?;
+    // 5. Example images, runnable by this stack's node on the simulated TEE.
+    let node_dir = data.join("node");
+    let sim_key_file = node_dir.join("sim-platform.key");
+    let sim_key = ecld_tee::SimPlatformKey::load_or_generate(&sim_key_file).with_context(|| {
+        format!("cannot create the node's sim platform key {}", sim_key_file.display())
+    })?;
+    let publisher =
+        Client::connect(&ClientConfig { key: Some(publisher_key), ..config.clone() }).await?;
+    let images = publish_examples(&publisher, &args.programs, &sim_key.public_hex()).await?;
 
     // 6. The node.
-    let node_dir = data.join("node");
     let mut node = if args.no_node || images.is_empty() {
         None
     } else {
-        Some(start_node(&node_dir, &node_key, &config, &deployment_file, &cas_url, &images, args.node_slots).await?)
+        Some(
+            start_node(NodeSetup {
+                dir: &node_dir,
+                key: &node_key,
+                sim_key: &sim_key_file,
+                config: &config,
+                deployment: &deployment_file,
+                cas: &cas_url,
+                images: &images,
+                slots: args.node_slots,
+            })
+            .await?,
+        )
     };
     let user = Client::connect(&config).await?;
     if node.is_some() {
@@ -288,7 +312,9 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
 }
 
 fn in_use(port: u16, flag: &str) -> String {
-    format!("cannot listen on 127.0.0.1:{port}: is another `ecld up` running? Stop it, or pick another port with {flag} (or --ephemeral-ports)")
+    format!(
+        "cannot listen on 127.0.0.1:{port}: is another `ecld up` running? Stop it, or pick another port with {flag} (or --ephemeral-ports)"
+    )
 }
 
 fn write_key(path: &Path, hex: &str) -> anyhow::Result<PathBuf> {
@@ -328,7 +354,11 @@ async fn deploy_once(
     Ok(deployment)
 }
 
-async fn publish_examples(publisher: &Client, programs: &Path) -> anyhow::Result<Vec<Image>> {
+async fn publish_examples(
+    publisher: &Client,
+    programs: &Path,
+    sim_key: &str,
+) -> anyhow::Result<Vec<Image>> {
     let mut modules: Vec<PathBuf> = match std::fs::read_dir(programs) {
         Ok(entries) => entries
             .flatten()
@@ -346,15 +376,20 @@ async fn publish_examples(publisher: &Client, programs: &Path) -> anyhow::Result
     modules.sort();
     let mut images = Vec::new();
     for path in modules {
-        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
-        let module = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let module =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let policy = PublishRequest::sim_policy(&module, &[sim_key.to_owned()])?;
         let image = publisher
             .publish_image(&PublishRequest {
                 name,
                 version: "1".to_owned(),
                 module,
-                allow_sim: true,
+                policy,
                 cas: None,
+                cas_token: None,
             })
             .await
             .with_context(|| format!("publishing {}", path.display()))?;
@@ -363,19 +398,26 @@ async fn publish_examples(publisher: &Client, programs: &Path) -> anyhow::Result
     Ok(images)
 }
 
-async fn start_node(
-    dir: &Path,
-    key: &Path,
-    config: &ClientConfig,
-    deployment: &Path,
-    cas: &str,
-    images: &[Image],
+/// What the node of the local stack is given.
+struct NodeSetup<'a> {
+    dir: &'a Path,
+    key: &'a Path,
+    sim_key: &'a Path,
+    config: &'a ClientConfig,
+    deployment: &'a Path,
+    cas: &'a str,
+    images: &'a [Image],
     slots: u16,
-) -> anyhow::Result<tokio::process::Child> {
+}
+
+async fn start_node(n: NodeSetup<'_>) -> anyhow::Result<tokio::process::Child> {
+    let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots } = n;
     std::fs::create_dir_all(dir)?;
+    let exe = std::env::current_exe().context("cannot find the ecld binary to start the node")?;
     let mut toml = format!(
         "data_dir = {dir:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {deployment:?}\npoll_interval_ms = 5\nreorg_depth = 0\n\n\
-         [store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\n",
+         [store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\nsim_key_file = {sim_key:?}\n",
+        sim_key = sim_key.display().to_string(),
         dir = dir.display().to_string(),
         rpc = config.rpc,
         key = key.display().to_string(),
@@ -390,7 +432,6 @@ async fn start_node(
     }
     let file = dir.join("node.toml");
     std::fs::write(&file, toml)?;
-    let exe = std::env::current_exe().context("cannot find the ecld binary to start the node")?;
     let child = tokio::process::Command::new(exe)
         .arg("node")
         .arg("--config")
@@ -415,10 +456,12 @@ async fn wait_for_offers(
         if images.iter().all(|i| offers.iter().any(|o| o.image == Some(i.id))) {
             return Ok(());
         }
-        if let Some(child) = node.as_deref_mut() {
-            if let Some(status) = child.try_wait()? {
-                anyhow::bail!("the node exited ({status}) before registering its offers; see its log above");
-            }
+        if let Some(child) = node.as_deref_mut()
+            && let Some(status) = child.try_wait()?
+        {
+            anyhow::bail!(
+                "the node exited ({status}) before registering its offers; see its log above"
+            );
         }
         if start.elapsed() > Duration::from_secs(60) {
             anyhow::bail!("the node registered no offers within 60 s; see its log above");
@@ -469,7 +512,8 @@ async fn wait_for_stop(stdin_eof: bool, node: Option<&mut tokio::process::Child>
 /// 10 s.
 async fn stop_child(child: &mut tokio::process::Child) {
     if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+        let _ =
+            tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
     }
     if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
         let _ = child.kill().await;
@@ -486,11 +530,19 @@ fn human(r: &Ready) -> String {
         r.cas
     );
     if let Some(n) = &r.node {
-        s.push_str(&format!("  node    {} (enclaves on the simulated TEE: INSECURE, development only)\n", n.account));
+        s.push_str(&format!(
+            "  node    {} (enclaves on the simulated TEE: INSECURE, development only)\n",
+            n.account
+        ));
     }
     s.push_str("\n  images\n");
     for i in &r.images {
-        s.push_str(&format!("    {:<12} {}{}\n", i.name, i.id, if i.allows_sim { "  (allows sim: INSECURE)" } else { "" }));
+        s.push_str(&format!(
+            "    {:<12} {}{}\n",
+            i.name,
+            i.id,
+            if i.allows_sim { "  (allows sim: INSECURE)" } else { "" }
+        ));
     }
     s.push_str(&format!(
         "\n  demo key (funded with {} ECLD base units; a public test key: never use it on a real chain)\n    account   {}\n    key       {}\n    identity  {}\n\n  client config {}\n\n\
