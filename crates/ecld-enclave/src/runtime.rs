@@ -231,6 +231,9 @@ impl ResourceLimiter for MemoryCap {
 impl Program {
     /// Runs the program once on `input` under `limits`. Never fails: every way a program
     /// can end is an [`Exit`].
+    ///
+    /// Blocking: call it from a plain thread or `tokio::task::spawn_blocking`, never from an
+    /// async task (wasmtime-wasi's synchronous calls enter the current Tokio runtime).
     pub fn run(&self, input: &[u8], limits: &Limits) -> Execution {
         let stdout = BoundedPipe::new(
             usize::try_from(limits.output_bytes).unwrap_or(usize::MAX),
