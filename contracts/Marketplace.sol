@@ -12,10 +12,11 @@ interface IERC20Permit {
 }
 
 /// @title Marketplace: matches tasks with compute offers, escrows the price, settles on proof.
-/// @notice Every call is O(1). A task's immutable fields (TaskSpec) are not stored: the
-///         contract keeps a 192-bit commitment to them (and to the image's enclave signer) and
-///         callers pass the spec back, as emitted in TaskSubmitted. CIDs live only in calldata
-///         and events. Settlement follows the status code: < 16 pays the node, >= 16 refunds
+/// @notice Every call is O(1). A task is one storage word: a 192-bit commitment to its
+///         spec, the image's enclave signer, the requester and the escrowed price, plus the
+///         offer holding it. Callers pass spec, requester and price back (as emitted in
+///         TaskSubmitted, and TaskClaimed for the price after a claim). CIDs live only in
+///         calldata and events. Settlement follows the status code: < 16 pays the node, >= 16 refunds
 ///         the requester. Fee-on-transfer and rebasing tokens are not supported.
 contract Marketplace {
     // ---------------------------------------------------------------- types
@@ -50,12 +51,10 @@ contract Marketplace {
         bytes32 imageId;
     }
 
-    /// A live task: two words. Deleted at settlement.
+    /// A live task: one word. Deleted at settlement.
     struct Task {
-        address requester;
-        /// Escrowed amount: the matched offer's price, or maxPrice while open.
-        uint96 price;
-        /// Leading 192 bits of keccak256(abi.encode(spec, enclaveSigner)).
+        /// Leading 192 bits of keccak256(abi.encode(spec, enclaveSigner, requester, price)),
+        /// where price is the escrow: the matched offer's price, or maxPrice while open.
         bytes24 commitment;
         /// 0 while open.
         uint64 offerId;
@@ -190,7 +189,9 @@ contract Marketplace {
     error TaskNotClaimed(uint256 taskId);
     /// Only the node holding the task (through its offer) may do this.
     error NotTaskHolder(uint256 taskId, address caller, address holder);
-    error NotRequester(uint256 taskId, address caller);
+    /// reclaim: the caller is not the requester, or the spec or price passed is not the
+    /// task's.
+    error SpecMismatchOrNotRequester(uint256 taskId, address caller);
     /// The proof was not signed by the image's enclave signer (wrong key, task, chain id,
     /// contract, or fields).
     error WrongSigner(uint256 taskId, address recovered, address expected);
@@ -297,27 +298,30 @@ contract Marketplace {
 
     /// @notice Takes an open task for one of the caller's offers. The escrow drops to the
     ///         offer's price; the difference goes back to the requester now.
-    function claimTask(uint256 taskId, uint64 offerId, TaskSpec calldata spec) external {
+    /// @param requester As in TaskSubmitted.
+    /// @param escrow TaskSubmitted's price.
+    function claimTask(uint256 taskId, uint64 offerId, TaskSpec calldata spec, address requester, uint96 escrow)
+        external
+    {
         Task storage t = tasks[taskId];
-        address requester = t.requester;
-        if (requester == address(0)) revert TaskNotActive(taskId);
+        bytes24 commitment = t.commitment;
+        if (commitment == bytes24(0)) revert TaskNotActive(taskId);
         if (t.offerId != 0) revert TaskAlreadyClaimed(taskId, t.offerId);
         if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
         // A deprecated image takes no new tasks, but tasks already submitted may still run.
         (address signer, uint8 platforms,) = registry.imageStatus(spec.imageId);
-        if (t.commitment != _commit(spec, signer)) revert SpecMismatch(taskId);
+        if (commitment != _commit(spec, signer, requester, escrow)) revert SpecMismatch(taskId);
         Offer storage o = offers[offerId];
         if (o.node != msg.sender) {
             if (o.node == address(0)) revert UnknownOffer(offerId);
             revert NotOfferNode(offerId, msg.sender, o.node);
         }
-        uint96 escrow = t.price;
         uint96 price = _take(o, offerId, spec, platforms, escrow);
         uint96 refund;
         unchecked {
             refund = escrow - price;
         }
-        t.price = price;
+        t.commitment = _commit(spec, signer, requester, price);
         t.offerId = offerId;
         if (refund != 0) {
             unchecked {
@@ -331,7 +335,7 @@ contract Marketplace {
     /// @notice The holding node gives the task back: it is open again and the slot is free.
     function releaseTask(uint256 taskId) external {
         Task storage t = tasks[taskId];
-        if (t.requester == address(0)) revert TaskNotActive(taskId);
+        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
         uint64 offerId = t.offerId;
         if (offerId == 0) revert TaskNotClaimed(taskId);
         Offer storage o = offers[offerId];
@@ -344,10 +348,14 @@ contract Marketplace {
     }
 
     /// @notice The holding node relays the enclave's proof; the task settles at once.
+    /// @param requester As in TaskSubmitted.
+    /// @param price The escrow: TaskSubmitted's price, or TaskClaimed's after a claim.
     /// @param signature 65 bytes r‖s‖v over the EIP-712 Result message.
     function submitResult(
         uint256 taskId,
         TaskSpec calldata spec,
+        address requester,
+        uint96 price,
         string calldata resultCid,
         bytes32 resultHash,
         bytes32 codeHash,
@@ -357,7 +365,7 @@ contract Marketplace {
     ) external {
         if (status > 18 || (status > 5 && status < FIRST_SYSTEM_STATUS)) revert UnknownStatus(status);
         Task memory t = tasks[taskId];
-        if (t.requester == address(0)) revert TaskNotActive(taskId);
+        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
         if (t.offerId == 0) revert TaskNotClaimed(taskId);
         Offer storage o = offers[t.offerId];
         address node = o.node;
@@ -372,9 +380,10 @@ contract Marketplace {
             ),
             signature
         );
-        // The commitment binds the spec and the image's signer: one hash checks both, with no
-        // registry call. On mismatch, find out which for the error.
-        if (t.commitment != _commit(spec, signer)) _explainMismatch(taskId, spec, signer);
+        // The commitment binds the spec, the image's signer, the requester and the price: one
+        // hash checks them all, with no registry call. On mismatch, find out which for the
+        // error.
+        if (t.commitment != _commit(spec, signer, requester, price)) _explainMismatch(taskId, spec, signer);
 
         delete tasks[taskId];
         unchecked {
@@ -384,28 +393,30 @@ contract Marketplace {
         if (status < FIRST_SYSTEM_STATUS) {
             to = node;
             unchecked {
-                totalPaid += t.price;
+                totalPaid += price;
             }
         } else {
-            to = t.requester;
+            to = requester;
             unchecked {
-                totalRefunded += t.price;
+                totalRefunded += price;
             }
         }
         emit ResultSubmitted(
-            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, t.price, resultCid, signature
+            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, price, resultCid, signature
         );
-        _send(to, t.price);
+        _send(to, price);
     }
 
     /// @notice After the deadline, the requester takes back the escrow of a task that has no
     ///         result; a holding node's slot is freed.
-    function reclaim(uint256 taskId, TaskSpec calldata spec) external {
+    function reclaim(uint256 taskId, TaskSpec calldata spec, uint96 price) external {
         Task memory t = tasks[taskId];
-        if (t.requester == address(0)) revert TaskNotActive(taskId);
-        if (t.requester != msg.sender) revert NotRequester(taskId, msg.sender);
+        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
         (address signer,,) = registry.imageStatus(spec.imageId);
-        if (t.commitment != _commit(spec, signer)) revert SpecMismatch(taskId);
+        if (t.commitment != _commit(spec, signer, msg.sender, price)) {
+            // Only the commitment is stored, so a stranger and a wrong spec or price look alike.
+            revert SpecMismatchOrNotRequester(taskId, msg.sender);
+        }
         if (block.timestamp <= spec.deadline) revert DeadlineNotReached(taskId, spec.deadline);
         delete tasks[taskId];
         if (t.offerId != 0) {
@@ -414,10 +425,10 @@ contract Marketplace {
             }
         }
         unchecked {
-            totalRefunded += t.price;
+            totalRefunded += price;
         }
-        emit TaskReclaimed(taskId, msg.sender, t.offerId, t.price);
-        _send(msg.sender, t.price);
+        emit TaskReclaimed(taskId, msg.sender, t.offerId, price);
+        _send(msg.sender, price);
     }
 
     // ---------------------------------------------------------------- views
@@ -426,7 +437,7 @@ contract Marketplace {
         return offers[offerId];
     }
 
-    /// @notice A live task's stored state; all zero once settled or reclaimed.
+    /// @notice A live task's stored word; all zero once settled or reclaimed.
     function getTask(uint256 taskId) external view returns (Task memory) {
         return tasks[taskId];
     }
@@ -440,10 +451,10 @@ contract Marketplace {
         return Totals({escrowed: escrowed, paid: paid, refunded: refunded, held: escrowed - paid - refunded});
     }
 
-    /// @notice The commitment a task with this spec has, for clients checking a spec.
-    function commitmentOf(TaskSpec calldata spec) external view returns (bytes24) {
+    /// @notice The commitment a task with these fields has, for clients checking them.
+    function commitmentOf(TaskSpec calldata spec, address requester, uint96 price) external view returns (bytes24) {
         (address signer,,) = registry.imageStatus(spec.imageId);
-        return _commit(spec, signer);
+        return _commit(spec, signer, requester, price);
     }
 
     /// @notice The EIP-712 domain separator of Result proofs.
@@ -474,8 +485,7 @@ contract Marketplace {
         }
         taskCount = uint64(taskId);
         totalEscrowed += price;
-        tasks[taskId] =
-            Task({requester: msg.sender, price: price, commitment: _commit(spec, signer), offerId: offerId});
+        tasks[taskId] = Task({commitment: _commit(spec, signer, msg.sender, price), offerId: offerId});
         emit TaskSubmitted(
             taskId,
             msg.sender,
@@ -533,8 +543,12 @@ contract Marketplace {
         }
     }
 
-    function _commit(TaskSpec calldata spec, address signer) private pure returns (bytes24) {
-        return bytes24(keccak256(abi.encode(spec, signer)));
+    function _commit(TaskSpec calldata spec, address signer, address requester, uint96 price)
+        private
+        pure
+        returns (bytes24)
+    {
+        return bytes24(keccak256(abi.encode(spec, signer, requester, price)));
     }
 
     /// Reverts with the precise reason a proof did not match: wrong signer, or wrong spec.

@@ -71,6 +71,8 @@ pub(crate) struct Env {
     pub(crate) image_id: B256,
     /// Every call, in order: (label, outcome).
     pub(crate) transcript: Vec<(String, Outcome)>,
+    /// Each live task's escrow, from TaskSubmitted and TaskClaimed.
+    escrow: std::collections::HashMap<u64, u128>,
 }
 
 fn account(url: &str, key: &str) -> Account {
@@ -106,6 +108,7 @@ impl Env {
             enclave,
             image_id: B256::ZERO,
             transcript: Vec::new(),
+            escrow: std::collections::HashMap::new(),
         };
         env.image_id = env.publish_image("echo", 1 | 2 | 4).await;
         env
@@ -166,6 +169,12 @@ impl Env {
             label.to_owned(),
             Outcome::Mined { status: true, gas_used: receipt.gas_used, logs },
         ));
+        if let Some(ev) = receipt.decoded_log::<Marketplace::TaskSubmitted>() {
+            self.escrow.insert(ev.taskId.to(), ev.price.to());
+        }
+        if let Some(ev) = receipt.decoded_log::<Marketplace::TaskClaimed>() {
+            self.escrow.insert(ev.taskId.to(), ev.price.to());
+        }
         Ok(receipt)
     }
 
@@ -192,6 +201,11 @@ impl Env {
             Err(ContractError::Marketplace(e)) => e,
             Err(e) => panic!("{label}: expected a Marketplace error, got {e:?}"),
         }
+    }
+
+    /// A task's current escrow, as the contract's calls take it back.
+    pub(crate) fn esc(&self, task: u64) -> alloy::primitives::Uint<96, 2> {
+        alloy::primitives::Uint::from(self.escrow.get(&task).copied().unwrap_or_default())
     }
 
     pub(crate) fn spec(&self, deadline: u64) -> TaskSpec {
@@ -296,6 +310,8 @@ impl Env {
         let call = market.submitResult(
             U256::from(task_id),
             spec.clone(),
+            self.requester.address(),
+            self.esc(task_id),
             "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
             proof.result_hash,
             proof.code_hash,

@@ -1,7 +1,7 @@
 //! Every Marketplace path, as scenarios over one deployed stack. Each runs as its own test on
 //! a fresh ecld-devnet, and `run_all` runs them in sequence on one chain (devnet and hardhat).
 
-use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::primitives::{B256, U256, keccak256};
 use ecld_contracts::{Marketplace, Marketplace::MarketplaceErrors as E, TaskSpec};
 
 use crate::harness::{Env, FAR, PRICE, T0};
@@ -35,7 +35,7 @@ async fn task_live(env: &Env, task: u64) -> bool {
         .call()
         .await
         .expect("getTask");
-    t.requester != Address::ZERO
+    t.commitment != alloy::primitives::FixedBytes::ZERO
 }
 
 pub(crate) async fn success_pays_node(env: &mut Env) {
@@ -206,8 +206,18 @@ pub(crate) async fn claim_of_full_offer_reverts(env: &mut Env) {
     let held = env.submit(&spec, PRICE, offer).await;
     let open = env.submit(&spec, PRICE, 0).await;
     let market = env.node1.market(&env.deployment);
-    let err =
-        env.refused("claimTask", market.claimTask(U256::from(open), offer, spec.clone())).await;
+    let err = env
+        .refused(
+            "claimTask",
+            market.claimTask(
+                U256::from(open),
+                offer,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(open),
+            ),
+        )
+        .await;
     assert_eq!(err, E::OfferFull(Marketplace::OfferFull { offerId: offer, slots: 1 }));
     // Naming a full offer at submission is refused the same way.
     let requester = env.requester.market(&env.deployment);
@@ -225,7 +235,17 @@ pub(crate) async fn claim_of_full_offer_reverts(env: &mut Env) {
         .await;
     assert_eq!(err, E::OfferFull(Marketplace::OfferFull { offerId: offer, slots: 1 }));
     env.result(1, held, &spec, 0).await;
-    env.ok("claimTask", market.claimTask(U256::from(open), offer, spec.clone())).await;
+    env.ok(
+        "claimTask",
+        market.claimTask(
+            U256::from(open),
+            offer,
+            spec.clone(),
+            env.requester.address(),
+            env.esc(open),
+        ),
+    )
+    .await;
     env.result(1, open, &spec, 0).await;
     env.assert_conservation().await;
 }
@@ -245,9 +265,31 @@ pub(crate) async fn release_then_reclaim_by_another_node(env: &mut Env) {
     let m1 = env.node1.market(&env.deployment);
     let m2 = env.node2.market(&env.deployment);
     // node2 cannot claim with node1's offer.
-    let err = env.refused("claimTask", m2.claimTask(U256::from(task), offer1, spec.clone())).await;
+    let err = env
+        .refused(
+            "claimTask",
+            m2.claimTask(
+                U256::from(task),
+                offer1,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(task),
+            ),
+        )
+        .await;
     assert!(matches!(err, E::NotOfferNode(_)), "{err:?}");
-    let r = env.ok("claimTask", m1.claimTask(U256::from(task), offer1, spec.clone())).await;
+    let r = env
+        .ok(
+            "claimTask",
+            m1.claimTask(
+                U256::from(task),
+                offer1,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(task),
+            ),
+        )
+        .await;
     let ev = r.decoded_log::<Marketplace::TaskClaimed>().expect("TaskClaimed");
     assert_eq!(u128::try_from(ev.refund).unwrap(), PRICE);
     assert_eq!(
@@ -255,7 +297,18 @@ pub(crate) async fn release_then_reclaim_by_another_node(env: &mut Env) {
         req0 - PRICE,
         "claim refunds maxPrice - price"
     );
-    let err = env.refused("claimTask", m2.claimTask(U256::from(task), offer2, spec.clone())).await;
+    let err = env
+        .refused(
+            "claimTask",
+            m2.claimTask(
+                U256::from(task),
+                offer2,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(task),
+            ),
+        )
+        .await;
     assert_eq!(
         err,
         E::TaskAlreadyClaimed(Marketplace::TaskAlreadyClaimed {
@@ -281,7 +334,17 @@ pub(crate) async fn release_then_reclaim_by_another_node(env: &mut Env) {
     );
 
     let node2_0 = env.balance(env.node2.address()).await;
-    env.ok("claimTask", m2.claimTask(U256::from(task), offer2, spec.clone())).await;
+    env.ok(
+        "claimTask",
+        m2.claimTask(
+            U256::from(task),
+            offer2,
+            spec.clone(),
+            env.requester.address(),
+            env.esc(task),
+        ),
+    )
+    .await;
     assert_eq!(env.balance(env.requester.address()).await, req0 - PRICE / 2);
     env.result(2, task, &spec, 0).await;
     assert_eq!(env.balance(env.node2.address()).await, node2_0 + PRICE / 2);
@@ -403,12 +466,27 @@ pub(crate) async fn offers_update_and_withdraw(env: &mut Env) {
     let held = env.submit(&spec, 2 * PRICE, offer).await;
     env.ok("withdrawOffer", n1.withdrawOffer(offer)).await;
     let open = env.submit(&spec, 2 * PRICE, 0).await;
-    let err = env.refused("claimTask", n1.claimTask(U256::from(open), offer, spec.clone())).await;
+    let err = env
+        .refused(
+            "claimTask",
+            n1.claimTask(
+                U256::from(open),
+                offer,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(open),
+            ),
+        )
+        .await;
     assert_eq!(err, E::OfferIsWithdrawn(Marketplace::OfferIsWithdrawn { offerId: offer }));
     // A task the withdrawn offer already holds still settles.
     env.result(1, held, &spec, 0).await;
     let fresh = env.offer(1, 1, PRICE).await;
-    env.ok("claimTask", n1.claimTask(U256::from(open), fresh, spec.clone())).await;
+    env.ok(
+        "claimTask",
+        n1.claimTask(U256::from(open), fresh, spec.clone(), env.requester.address(), env.esc(open)),
+    )
+    .await;
     env.result(1, open, &spec, 0).await;
     env.assert_conservation().await;
 }
@@ -454,13 +532,24 @@ pub(crate) async fn claim_after_deadline_reverts(env: &mut Env) {
     let task = env.submit(&spec, PRICE, 0).await;
     env.set_time(deadline + 1).await;
     let m1 = env.node1.market(&env.deployment);
-    let err = env.refused("claimTask", m1.claimTask(U256::from(task), offer, spec.clone())).await;
+    let err = env
+        .refused(
+            "claimTask",
+            m1.claimTask(
+                U256::from(task),
+                offer,
+                spec.clone(),
+                env.requester.address(),
+                env.esc(task),
+            ),
+        )
+        .await;
     assert_eq!(
         err,
         E::DeadlinePassed(Marketplace::DeadlinePassed { taskId: U256::from(task), deadline })
     );
     let req = env.requester.market(&env.deployment);
-    env.ok("reclaim", req.reclaim(U256::from(task), spec.clone())).await;
+    env.ok("reclaim", req.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
     env.assert_conservation().await;
 }
 
@@ -471,7 +560,8 @@ pub(crate) async fn reclaim_refunds_after_deadline_only(env: &mut Env) {
     let req0 = env.balance(env.requester.address()).await;
     let task = env.submit(&spec, PRICE, offer).await;
     let req = env.requester.market(&env.deployment);
-    let err = env.refused("reclaim", req.reclaim(U256::from(task), spec.clone())).await;
+    let err =
+        env.refused("reclaim", req.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
     assert_eq!(
         err,
         E::DeadlineNotReached(Marketplace::DeadlineNotReached {
@@ -481,8 +571,13 @@ pub(crate) async fn reclaim_refunds_after_deadline_only(env: &mut Env) {
     );
     env.set_time(deadline + 1).await;
     let other = env.other.market(&env.deployment);
-    let err = env.refused("reclaim", other.reclaim(U256::from(task), spec.clone())).await;
-    assert!(matches!(err, E::NotRequester(_)), "{err:?}");
+    let err =
+        env.refused("reclaim", other.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
+    assert!(matches!(err, E::SpecMismatchOrNotRequester(_)), "{err:?}");
+    let wrong_price = alloy::primitives::Uint::from(PRICE + 1);
+    let err =
+        env.refused("reclaim", req.reclaim(U256::from(task), spec.clone(), wrong_price)).await;
+    assert!(matches!(err, E::SpecMismatchOrNotRequester(_)), "{err:?}");
     // The node is too late with its proof.
     let proof = env.proof(task, &spec, 0);
     let d = env.deployment;
@@ -492,12 +587,13 @@ pub(crate) async fn reclaim_refunds_after_deadline_only(env: &mut Env) {
         matches!(err, ecld_contracts::ContractError::Marketplace(E::DeadlinePassed(_))),
         "{err:?}"
     );
-    let r = env.ok("reclaim", req.reclaim(U256::from(task), spec.clone())).await;
+    let r = env.ok("reclaim", req.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
     let ev = r.decoded_log::<Marketplace::TaskReclaimed>().unwrap();
     assert_eq!((ev.offerId, u128::try_from(ev.amount).unwrap()), (offer, PRICE));
     assert_eq!(env.balance(env.requester.address()).await, req0, "reclaim refunds in full");
     assert_eq!(used_slots(env, offer).await, 0, "reclaim frees the node's slot");
-    let err = env.refused("reclaim", req.reclaim(U256::from(task), spec.clone())).await;
+    let err =
+        env.refused("reclaim", req.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
     assert!(matches!(err, E::TaskNotActive(_)), "{err:?}");
     env.assert_conservation().await;
 }
