@@ -50,13 +50,15 @@ pub struct TaskRequest {
     pub price: Option<U256>,
     /// Longest run time (rounded up to whole seconds on chain).
     pub max_runtime: Duration,
+    /// Memory the program may use, MB.
+    pub memory_mb: u32,
     /// From now until the task can be reclaimed.
     pub deadline: Duration,
 }
 
 impl TaskRequest {
     /// A request for `image` with `input`, defaults elsewhere (cheapest offer, 10 s run time,
-    /// 10 min deadline).
+    /// 64 MB, 10 min deadline).
     pub fn new(image: ImageId, input: impl Into<Vec<u8>>) -> Self {
         Self {
             image,
@@ -65,6 +67,7 @@ impl TaskRequest {
             offer: OfferChoice::Cheapest,
             price: None,
             max_runtime: Duration::from_secs(10),
+            memory_mb: DEFAULT_MEMORY_MB,
             deadline: Duration::from_secs(600),
         }
     }
@@ -239,7 +242,7 @@ impl Client {
         let spec = TaskSpec {
             imageId: req.image.0,
             inputHash: input_hash,
-            memoryMb: DEFAULT_MEMORY_MB,
+            memoryMb: req.memory_mb,
             maxRuntimeS: runtime_s.max(1),
             deadline: unix_now() + req.deadline.as_secs().max(1),
         };
@@ -320,7 +323,7 @@ impl Client {
                     .offers()
                     .await?
                     .into_iter()
-                    .filter(|o| fits(o, req.image, platforms, DEFAULT_MEMORY_MB, runtime_s))
+                    .filter(|o| fits(o, req.image, platforms, req.memory_mb, runtime_s))
                     .filter(|o| req.price.is_none_or(|p| o.price <= p))
                     .min_by_key(|o| o.price);
                 match (best, req.price) {
@@ -443,7 +446,7 @@ impl Client {
             .call()
             .await
             .map_err(|e| self.chain_err(e))?;
-        if live.requester != Address::ZERO {
+        if live.commitment != alloy::primitives::FixedBytes::<24>::ZERO {
             return Ok(match OfferId::new(live.offerId) {
                 None => TaskState::Open,
                 Some(offer) => {
@@ -514,7 +517,7 @@ impl Client {
         loop {
             let live =
                 market.getTask(U256::from(id.get())).call().await.map_err(|e| self.chain_err(e))?;
-            if live.requester == Address::ZERO {
+            if live.commitment == alloy::primitives::FixedBytes::<24>::ZERO {
                 return self.task_from(id, Some(first.block)).await;
             }
             if start.elapsed() >= timeout {
@@ -714,9 +717,22 @@ impl Client {
                 ),
             });
         }
+        // The escrow is the submitted price, or the offer's price once a node claimed it.
+        let topic = B256::from(U256::from(id.get()));
+        let claims = self
+            .logs::<Marketplace::TaskClaimed>(
+                self.inner.deployment.marketplace,
+                Some(topic),
+                Some(info.block),
+            )
+            .await?;
+        let escrow = claims.last().map_or_else(
+            || alloy::primitives::aliases::U96::saturating_from(info.price),
+            |(ev, _)| ev.price,
+        );
         let market = self.marketplace();
         let receipt =
-            self.send("reclaim", market.reclaim(U256::from(id.get()), info.spec())).await?;
+            self.send("reclaim", market.reclaim(U256::from(id.get()), info.spec(), escrow)).await?;
         Ok(receipt.transaction_hash)
     }
 

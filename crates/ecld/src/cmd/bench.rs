@@ -37,7 +37,7 @@ struct E2eArgs {
     #[arg(long, default_value_t = 1000)]
     throughput_tasks: usize,
     /// The image to run (its program should do almost nothing).
-    #[arg(long, default_value = "echo")]
+    #[arg(long, default_value = "hash")]
     image: String,
     /// The input of every task.
     #[arg(long, default_value = "1 2 3")]

@@ -79,6 +79,9 @@ struct SubmitArgs {
     /// Longest run time the program may take, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     max_runtime_ms: u64,
+    /// Memory the program may use, in MB.
+    #[arg(long, default_value_t = 64)]
+    memory_mb: u32,
     /// Seconds from now after which you may reclaim the price if no result came.
     #[arg(long, default_value_t = 600)]
     deadline_s: u64,
@@ -189,6 +192,7 @@ async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<TaskRequest>
         offer,
         price: a.price,
         max_runtime: Duration::from_millis(a.max_runtime_ms),
+        memory_mb: a.memory_mb,
         deadline: Duration::from_secs(a.deadline_s),
     })
 }

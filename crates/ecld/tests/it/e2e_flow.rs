@@ -12,6 +12,10 @@ use crate::e2e_stack::Stack;
 
 const NOTES: &str = "north 1280 1314 1199 1402\nsouth 980 1011 1045 1120\n";
 
+fn r_node(stack: &Stack) -> ecld_types::Address {
+    stack.info["node"]["account"].as_str().unwrap().parse().unwrap()
+}
+
 async fn client(stack: &Stack) -> Client {
     Client::connect(&ClientConfig::load(&stack.config()).unwrap()).await.unwrap()
 }
@@ -76,24 +80,27 @@ fn user_commands_without_a_stack_say_to_run_ecld_up() {
 async fn each_status_class_settles_as_the_protocol_says() {
     let stack = Stack::start();
     let c = client(&stack).await;
-    let faults = c.resolve_image("faults").await.expect("the `faults` example image");
+    let primes = c.resolve_image("primes").await.expect("the `primes` example image");
 
-    // Program error, timeout, resource limit: the program's fault, the node is paid.
-    for (input, expect, exit) in [
-        ("exit 3", StatusCode::ProgramError, 1),
-        ("loop", StatusCode::Timeout, 1),
-        ("alloc", StatusCode::ResourceLimit, 1),
+    // Program error (not a number), timeout (a sieve of 5·10^8 takes seconds), resource
+    // limit (a sieve of 4·10^9 needs 2 GB): the program's fault, the node is paid.
+    for (input, expect) in [
+        ("not a number", StatusCode::ProgramError),
+        ("500000000", StatusCode::Timeout),
+        ("4000000000", StatusCode::ResourceLimit),
     ] {
-        let mut req = TaskRequest::new(faults.id, input.as_bytes().to_vec());
+        let mut req = TaskRequest::new(primes.id, input.as_bytes().to_vec());
         req.max_runtime = Duration::from_secs(1);
+        req.memory_mb = 256;
+        let node_before = c.balance(Some(r_node(&stack))).await.unwrap();
         let r = c.run(&req, Duration::from_secs(60), |_, _| ()).await.unwrap();
         assert_eq!(r.status, expect, "input {input:?}");
-        assert_eq!(r.status.exit_class(), exit);
+        assert_eq!(r.status.exit_class(), 1);
+        assert!(c.balance(Some(r_node(&stack))).await.unwrap() > node_before, "node not paid");
     }
 
     // The CLI reports the class in its exit code.
-    let out =
-        stack.run(&["task", "run", "faults", "--input-text", "exit 3", "--max-runtime-ms", "1000"]);
+    let out = stack.run(&["task", "run", "primes", "--input-text", "not a number"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Invalid input: bytes that are not an age file for the image key.
