@@ -134,12 +134,12 @@ pub(crate) fn get_filter_changes(node: &Node, p: &Params) -> Result<Value, RpcEr
                 &mut window.block_option
             {
                 // Only blocks not reported yet, within the filter's own range.
-                let from = from_block.map_or(0, |b| eth::tag_number(&s.chain, b));
-                *from_block = Some(from.max(f.next_block).into());
-                if to_block.is_none_or(|t| t.is_latest() || t.is_pending()) {
-                    *to_block = Some(head.into());
-                }
-                if from.max(f.next_block) > head {
+                let start =
+                    from_block.map_or(0, |b| eth::tag_number(&s.chain, b)).max(f.next_block);
+                let end = to_block.map_or(head, |t| eth::tag_number(&s.chain, t)).min(head);
+                *from_block = Some(start.into());
+                *to_block = Some(end.into());
+                if start > end {
                     json!([])
                 } else {
                     json!(eth::logs_matching(&s.chain, &window, f.next_block)?)

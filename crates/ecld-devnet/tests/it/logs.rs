@@ -111,3 +111,16 @@ async fn installed_filters_report_only_new_changes() {
         json!(-32000)
     );
 }
+
+#[tokio::test]
+async fn a_filter_whose_range_has_passed_reports_nothing_instead_of_failing() {
+    let d = devnet().await;
+    let rpc = Rpc::new(d.url());
+    let id = rpc.call("eth_newFilter", json!([{"fromBlock": "0x0", "toBlock": "0x1"}])).await;
+    for _ in 0..3 {
+        rpc.call("evm_mine", json!([])).await;
+    }
+    assert_eq!(rpc.call("eth_getFilterChanges", json!([id])).await, json!([]));
+    rpc.call("evm_mine", json!([])).await;
+    assert_eq!(rpc.call("eth_getFilterChanges", json!([id])).await, json!([]));
+}
