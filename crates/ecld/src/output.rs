@@ -18,12 +18,10 @@ pub(crate) fn set_json(on: bool) {
 }
 
 /// Whether the user asked for JSON output.
-#[allow(dead_code, reason = "command modules call it as they land")]
 pub(crate) fn json() -> bool {
     JSON.load(Ordering::Relaxed)
 }
 
-#[allow(dead_code, reason = "command modules call it as they land")]
 /// Prints `value` as one line of JSON when `--json` is on, otherwise the text `human`
 /// renders (one or more lines, no trailing newline needed).
 pub(crate) fn emit<T: Serialize>(
