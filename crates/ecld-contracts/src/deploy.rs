@@ -179,3 +179,36 @@ async fn create<P: Provider<Ethereum>>(
         _ => Err(DeployError::Reverted { what, tx: receipt.transaction_hash() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/deployment.json");
+        let d = Deployment {
+            chain_id: 31337,
+            token: Address::repeat_byte(1),
+            registry: Address::repeat_byte(2),
+            marketplace: Address::repeat_byte(3),
+            deploy_block: 7,
+        };
+        d.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"deployBlock\": 7"), "{text}");
+        assert_eq!(Deployment::load(&path).unwrap(), d);
+    }
+
+    #[test]
+    fn bad_deployment_file_names_the_file_and_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.json");
+        std::fs::write(&path, "{\"chainId\": 1}").unwrap();
+        let err = Deployment::load(&path).unwrap_err().to_string();
+        assert!(err.contains("deployment.json") && err.contains("marketplace"), "{err}");
+        let missing = Deployment::load(&dir.path().join("absent.json")).unwrap_err();
+        assert!(matches!(missing, DeployError::Io { .. }), "{missing}");
+    }
+}

@@ -32,4 +32,5 @@ on_devnet!(
     submit_without_permit_and_holder_checks,
     claim_after_deadline_reverts,
     reclaim_refunds_after_deadline_only,
+    ecld_crypto_proof_settles_on_chain,
 );

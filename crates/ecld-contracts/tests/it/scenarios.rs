@@ -21,6 +21,7 @@ pub(crate) async fn run_all(env: &mut Env) {
     submit_without_permit_and_holder_checks(env).await;
     claim_after_deadline_reverts(env).await;
     reclaim_refunds_after_deadline_only(env).await;
+    ecld_crypto_proof_settles_on_chain(env).await;
 }
 
 async fn used_slots(env: &Env, offer: u64) -> u16 {
@@ -595,5 +596,58 @@ pub(crate) async fn reclaim_refunds_after_deadline_only(env: &mut Env) {
     let err =
         env.refused("reclaim", req.reclaim(U256::from(task), spec.clone(), env.esc(task))).await;
     assert!(matches!(err, E::TaskNotActive(_)), "{err:?}");
+    env.assert_conservation().await;
+}
+
+/// The enclave signs with ecld-crypto; the contract accepts exactly that signature.
+pub(crate) async fn ecld_crypto_proof_settles_on_chain(env: &mut Env) {
+    use ecld_crypto::{
+        keys::SignerKey,
+        proof::{ProofDomain, ResultProof},
+    };
+    use ecld_types::StatusCode;
+
+    let key = SignerKey::from_hex(&B256::repeat_byte(0x11).to_string()).unwrap();
+    assert_eq!(key.address(), env.enclave.address());
+    let offer = env.offer(1, 1, PRICE).await;
+    let spec = env.spec(FAR);
+    let d = env.deployment;
+    for status in [StatusCode::Success, StatusCode::EnclaveFailure] {
+        let task = env.submit(&spec, PRICE, offer).await;
+        let proof = ResultProof {
+            task_id: task,
+            image_id: spec.imageId,
+            input_hash: spec.inputHash,
+            code_hash: keccak256(b"user code"),
+            result_hash: keccak256(b"result ciphertext"),
+            status,
+            runtime_ms: 42,
+        };
+        let domain = ProofDomain { chain_id: d.chain_id, verifying_contract: d.marketplace };
+        let ours = ecld_contracts::Proof {
+            task_id: task,
+            image_id: proof.image_id,
+            input_hash: proof.input_hash,
+            code_hash: proof.code_hash,
+            result_hash: proof.result_hash,
+            status: status.code(),
+            runtime_ms: 42,
+        };
+        assert_eq!(
+            proof.signing_hash(&domain),
+            ecld_contracts::result_digest(&ours, d.chain_id, d.marketplace),
+            "ecld-crypto and the contract bindings agree on the EIP-712 digest"
+        );
+        let sig = proof.sign(&key, &domain).unwrap();
+        let r = env
+            .result_call(1, task, &spec, &ours, alloy::primitives::Bytes::from(sig.0.to_vec()))
+            .await
+            .expect("the contract accepts an ecld-crypto proof");
+        let ev = r.decoded_log::<Marketplace::ResultSubmitted>().unwrap();
+        assert_eq!(
+            (ev.signer, ev.status, ev.codeHash),
+            (key.address(), status.code(), proof.code_hash)
+        );
+    }
     env.assert_conservation().await;
 }
