@@ -7,7 +7,7 @@ use alloy::{
     contract::{CallBuilder, CallDecoder},
     eips::BlockNumberOrTag,
     network::EthereumWallet,
-    primitives::{Address, B256, Bytes, U256, aliases::U96},
+    primitives::{Address, B256, Bytes, FixedBytes, U256, aliases::U96},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::{Filter, TransactionReceipt},
     signers::local::PrivateKeySigner,
@@ -208,6 +208,8 @@ pub enum ChainEvent {
         task: TaskId,
         /// Offer.
         offer: OfferId,
+        /// The escrow from now on (the offer's price).
+        price: U256,
     },
     /// A task is open again.
     Released {
@@ -387,7 +389,7 @@ impl Chain {
             .call()
             .await
             .map_err(|e| call_err("getTask", &e))?;
-        Ok(if t.requester == Address::ZERO {
+        Ok(if t.commitment == FixedBytes::<24>::ZERO {
             OnChain::Gone
         } else {
             OfferId::new(t.offerId).map_or(OnChain::Open, OnChain::HeldBy)
@@ -454,7 +456,13 @@ impl Chain {
 
     /// `claimTask`.
     pub async fn claim(&self, task: &TaskInfo, offer: OfferId) -> Result<Mined, ChainError> {
-        let call = self.market.claimTask(U256::from(task.id.get()), offer.get(), task.spec());
+        let call = self.market.claimTask(
+            U256::from(task.id.get()),
+            offer.get(),
+            task.spec(),
+            task.requester,
+            to_u96("claimTask", task.price)?,
+        );
         self.send("claimTask", call).await
     }
 
@@ -478,6 +486,8 @@ impl Chain {
         let call = self.market.submitResult(
             U256::from(task.id.get()),
             task.spec(),
+            task.requester,
+            to_u96("submitResult", task.price)?,
             result_cid.to_owned(),
             result_hash,
             code_hash,
@@ -549,12 +559,15 @@ fn offer_args(spec: &OfferSpec) -> Result<OfferArgs, ChainError> {
         what: "registerOffer",
         message: format!("{} slots do not fit the contract's uint16", spec.slots),
     })?;
-    let price =
-        U96::checked_from_limbs_slice(spec.price.as_limbs()).ok_or(ChainError::Unexpected {
-            what: "registerOffer",
-            message: format!("price {} does not fit the contract's uint96", spec.price),
-        })?;
+    let price = to_u96("registerOffer", spec.price)?;
     Ok((image, spec.platform.code(), slots, spec.memory_mb, spec.max_runtime_s, price))
+}
+
+fn to_u96(what: &'static str, v: U256) -> Result<U96, ChainError> {
+    U96::checked_from_limbs_slice(v.as_limbs()).ok_or(ChainError::Unexpected {
+        what,
+        message: format!("price {v} does not fit the contract's uint96"),
+    })
 }
 
 fn u96(v: U96) -> U256 {
@@ -579,9 +592,11 @@ fn convert(ev: MarketplaceEvents) -> Option<ChainEvent> {
             offer: OfferId::new(e.offerId),
             input_cid: e.inputCid,
         }),
-        MarketplaceEvents::TaskClaimed(e) => {
-            ChainEvent::Claimed { task: task_id(e.taskId)?, offer: OfferId::new(e.offerId)? }
-        }
+        MarketplaceEvents::TaskClaimed(e) => ChainEvent::Claimed {
+            task: task_id(e.taskId)?,
+            offer: OfferId::new(e.offerId)?,
+            price: u96(e.price),
+        },
         MarketplaceEvents::TaskReleased(e) => {
             ChainEvent::Released { task: task_id(e.taskId)?, offer: OfferId::new(e.offerId)? }
         }

@@ -146,9 +146,10 @@ impl Follower {
                         }
                     }
                 }
-                ChainEvent::Claimed { task, offer } => {
+                ChainEvent::Claimed { task, offer, price } => {
                     let info = self.open.remove(&task).or_else(|| self.held.remove(&task));
                     if let Some(mut info) = info {
+                        info.price = price;
                         if inner.owns(offer) {
                             info.offer = Some(offer);
                             ours.insert(task, info.clone());

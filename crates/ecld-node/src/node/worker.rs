@@ -106,6 +106,8 @@ async fn reconcile(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next
         };
     let mine = phase.offer().is_some_and(|o| state == OnChain::HeldBy(o));
     match (phase, state) {
+        // Claimed (or matched at submission) while the claim was not yet journaled.
+        (Phase::Claiming { offer }, _) if mine => claimed(inner, info, *offer),
         (_, _) if mine => Ok(Next::Continue),
         // Not sent, or it failed: claiming now is safe (the contract refuses a second claim).
         (Phase::Claiming { .. }, OnChain::Open) => Ok(Next::Continue),
@@ -170,8 +172,7 @@ async fn claim(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, F
     match r {
         Ok(_) => {
             tracing::info!(target: "ecld_node", offer = %offer, "claimed");
-            inner.step(info.id, Step::Claimed { offer }).map_err(|e| journal_failed(&e))?;
-            Ok(Next::Continue)
+            claimed(inner, info, offer)
         }
         Err(ChainError::Reverted { reason, .. }) => {
             // Claim races are normal: another node was faster.
@@ -184,6 +185,21 @@ async fn claim(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, F
             Err(Failure("claim outcome unknown"))
         }
     }
+}
+
+/// Journals that this node holds the task. The escrow is now the offer's price (also for a
+/// task matched at submission), and submitResult must name it.
+fn claimed(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, Failure> {
+    let price =
+        inner.offers.iter().find(|(id, _)| *id == offer).map_or(info.price, |(_, s)| s.price);
+    let held = TaskInfo { price, ..info.clone() };
+    inner
+        .journal(|j| {
+            j.append(&crate::journal::Entry::Info { info: held })?;
+            j.step(info.id, Step::Claimed { offer })
+        })
+        .map_err(|e| journal_failed(&e))?;
+    Ok(Next::Continue)
 }
 
 fn release(inner: &Inner, task: TaskId, reason: &str) -> Result<Next, Failure> {
