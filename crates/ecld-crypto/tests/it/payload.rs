@@ -186,3 +186,20 @@ proptest! {
         }
     }
 }
+
+/// The worked example in docs/protocol.md.
+#[test]
+fn documented_example() {
+    let p = Payload {
+        requester: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8".parse().unwrap(),
+        recipient: "age1xjdpdy7d7d0uz4y2l4mh0m2ggk9f6qcdhccm3gjjl90rddxsdd9qvt7u8z".into(),
+        code: None,
+        input: b"hello".to_vec(),
+    };
+    let hex = "45434c500170997970c51812dc3a010c7d01b50e0d17dc79c8003e61676531786a647064793764\
+               376430757a3479326c346d68306d3267676b3966367163646863636d33676a6a6c393072646478\
+               736464397176743775387a000000000568656c6c6f";
+    assert_eq!(p.encode(), hex::decode(hex).unwrap());
+    assert_eq!(p.encoded_len(), 99);
+    assert_eq!(Payload::decode(&p.encode()).unwrap(), p);
+}
