@@ -1,0 +1,63 @@
+import { createPublicClient, createWalletClient, defineChain, http } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EcldClient, EcldError, type Step, decodeResultEnvelope, decrypt, generateResultIdentity } from "../../src/index.js";
+import { type Stack, startStack } from "./stack.js";
+
+let stack: Stack | undefined;
+beforeAll(async () => {
+  stack = await startStack();
+  if (stack === undefined) console.error("SKIP: the ecld binary is not built (cargo build -p ecld); end-to-end test not run");
+}, 180_000);
+afterAll(async () => { await stack?.stop(); }, 60_000);
+
+function clients(s: Stack) {
+  const chain = defineChain({ id: s.chainId, name: "ecld devnet", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [s.rpc] } } });
+  const publicClient = createPublicClient({ chain, transport: http(s.rpc), pollingInterval: 100 });
+  const wallet = createWalletClient({ chain, transport: http(s.rpc), account: privateKeyToAccount(s.demoKey) });
+  const client = new EcldClient({ deployment: s.deployment, publicClient, store: s.store });
+  return { client, wallet };
+}
+
+describe("a whole task from TypeScript against ecld up", () => {
+  it("submits, watches, verifies and decrypts (stats image)", async (ctx) => {
+    if (stack === undefined) { ctx.skip(); return; }
+    const { client, wallet } = clients(stack);
+    await client.checkChain();
+    const images = await client.images();
+    const stats = images.find((i) => i.name === "stats");
+    expect(stats, "ecld up publishes the stats example").toBeDefined();
+    expect(stats!.allowsSim).toBe(true);
+    const { identity, recipient } = await generateResultIdentity();
+    const steps: Step[] = [];
+    const { submitted, verified, result } = await client.runTask(
+      wallet,
+      { image: stats!.id, input: new TextEncoder().encode("3 1 4 1 5 9 2 6\n"), recipient, identity },
+      (s) => steps.push(s),
+    );
+    expect(steps).toEqual(["encrypt", "upload", "permit", "submit", "wait", "download", "verify", "decrypt"]);
+    expect(submitted.taskId).toBeGreaterThan(0n);
+    expect(verified.statusName).toBe("SUCCESS");
+    expect(verified.signer).toBe(stats!.enclaveSigner);
+    expect(verified.marketplace).toBe(stack.deployment.marketplace);
+    expect(verified.proof.inputHash).toBe(submitted.inputHash);
+    expect(result).toBeDefined();
+    expect(result!.exitCode).toBe(0);
+    const out = new TextDecoder().decode(result!.stdout);
+    expect(out.length).toBeGreaterThan(0);
+    expect(out).toMatch(/8/); // eight numbers summarised
+
+    // A tampered result or a proof for another input is refused before decryption.
+    const outcome = await client.waitForOutcome(submitted.taskId, submitted.block);
+    if (outcome.kind !== "result") throw new Error("expected a result");
+    const bytes = await client.download(outcome);
+    const tampered = bytes.slice();
+    tampered[tampered.length - 1] ^= 1;
+    await expect(client.verify(outcome, submitted.input, tampered)).rejects.toBeInstanceOf(EcldError);
+    await expect(client.verify(outcome, new Uint8Array([1]), bytes)).rejects.toThrow(/another input/);
+    await expect(client.verify({ ...outcome, proof: { ...outcome.proof, status: 1 } }, submitted.input, bytes)).rejects.toThrow(/signed by/);
+    // The result is for our key only.
+    expect(decodeResultEnvelope(await decrypt(identity, bytes)).status).toBe(0);
+    await expect(decrypt((await generateResultIdentity()).identity, bytes)).rejects.toThrow(/decryption failed/);
+  }, 120_000);
+});
