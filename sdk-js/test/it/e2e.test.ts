@@ -52,7 +52,7 @@ describe("a whole task from TypeScript against ecld up", () => {
     if (outcome.kind !== "result") throw new Error("expected a result");
     const bytes = await client.download(outcome);
     const tampered = bytes.slice();
-    tampered[tampered.length - 1] ^= 1;
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1;
     await expect(client.verify(outcome, submitted.input, tampered)).rejects.toBeInstanceOf(EcldError);
     await expect(client.verify(outcome, new Uint8Array([1]), bytes)).rejects.toThrow(/another input/);
     await expect(client.verify({ ...outcome, proof: { ...outcome.proof, status: 1 } }, submitted.input, bytes)).rejects.toThrow(/signed by/);
