@@ -4,11 +4,15 @@
 //! production and [`DangerLocalSecrets`] (a key file, no attestation, INSECURE) for
 //! development and benchmarks.
 
+mod cas;
+
 use std::{fmt, future::Future, path::Path};
 
 use ecld_crypto::{AgeIdentity, SignerKey};
 use serde::Deserialize;
 use zeroize::Zeroizing;
+
+pub use cas::CasProvisioner;
 
 /// The image secrets, held in memory only. Both keys are zeroized on drop by their types
 /// (age's X25519 `StaticSecret`, k256's `SigningKey`); `Debug` shows only the public halves.

@@ -7,7 +7,7 @@ use std::{
 
 use anyhow::Context as _;
 use ecld_enclave::{
-    attest::{DangerLocalSecrets, Provisioner},
+    attest::{CasProvisioner, DangerLocalSecrets, ImageSecrets, Provisioner},
     enclave::Enclave,
     image::Measurement,
     runtime::{Runtime, RuntimeOptions},
@@ -101,10 +101,47 @@ async fn start(args: &Args) -> anyhow::Result<Enclave> {
         let local = DangerLocalSecrets::new(path);
         (local.provision().await?, local.platform().to_owned())
     } else {
-        anyhow::bail!(
-            "attestation to the CAS at {} is not available in this build yet; use --danger-secrets-file for development",
-            args.cas.as_deref().unwrap_or("?")
-        );
+        attest(args, &module).await?
     };
     Ok(Enclave::new(program, secrets, measurement, platform, args.image_id))
+}
+
+/// Mutual attestation with the CAS; returns the secrets and the platform name.
+async fn attest(args: &Args, module: &[u8]) -> anyhow::Result<(ImageSecrets, String)> {
+    let (Some(cas), Some(session), Some(cas_identity)) =
+        (&args.cas, &args.session, args.cas_identity)
+    else {
+        anyhow::bail!(
+            "attestation needs --cas, --session and --cas-identity (the CAS identity pinned in the image)"
+        );
+    };
+    let platform: ecld_tee::Platform = args.platform.parse()?;
+    async fn run<P: ecld_tee::EvidenceProvider>(
+        provisioner: CasProvisioner<P>,
+    ) -> anyhow::Result<(ImageSecrets, String)> {
+        let name = provisioner.platform().to_owned();
+        Ok((provisioner.provision().await?, name))
+    }
+    tracing::info!(target: "ecld_enclave", %cas, session, %platform, "attesting to the CAS");
+    match platform {
+        ecld_tee::Platform::Sim => {
+            let Some(key_file) = &args.sim_key else {
+                anyhow::bail!("--platform sim needs --sim-key FILE (the node's sim platform key)");
+            };
+            let key = ecld_tee::SimPlatformKey::load(key_file)?;
+            tracing::warn!(target: "ecld_enclave", "INSECURE: sim platform, evidence proves nothing about isolation");
+            run(CasProvisioner::new(
+                cas,
+                session.clone(),
+                ecld_tee::SimPlatform::new(key, module),
+                cas_identity,
+            )?)
+            .await
+        }
+        hardware => {
+            let platform =
+                ecld_tee::DcapPlatform::new(hardware, ecld_tee::ConfigfsTsm::default(), None)?;
+            run(CasProvisioner::new(cas, session.clone(), platform, cas_identity)?).await
+        }
+    }
 }

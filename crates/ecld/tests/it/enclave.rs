@@ -214,3 +214,78 @@ async fn a_module_that_cannot_run_is_a_fatal_start() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn enclave_attests_to_a_real_cas_and_serves_with_the_session_keys() {
+    use ecld_cas::{AdminToken, CasClient, CasConfig};
+    use ecld_tee::{HexBytes, Policy, SimPlatformKey, SimPolicy};
+
+    let dir = tempfile::tempdir().unwrap();
+    let module_path = testdata("echo.wasm");
+    let module = std::fs::read(&module_path).unwrap();
+    let key_file = dir.path().join("sim.key");
+    let platform_key = SimPlatformKey::load_or_generate(&key_file).unwrap();
+    let token = AdminToken::generate();
+    let cas = ecld_cas::spawn(CasConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("cas"),
+        token.clone(),
+    ))
+    .await
+    .unwrap();
+    let url = format!("http://{}", cas.addr());
+    let policy = Policy {
+        danger_allow_sim: true,
+        sim: Some(SimPolicy {
+            measurement: HexBytes(*Measurement::of(&module).as_bytes()),
+            platform_keys: vec![HexBytes(platform_key.public_key())],
+        }),
+        ..serde_json::from_str("{}").unwrap()
+    };
+    let session = CasClient::new(&url)
+        .unwrap()
+        .with_admin_token(token)
+        .create_session("echo-v1", &policy)
+        .await
+        .unwrap();
+
+    let args = [
+        "enclave".to_owned(),
+        "--module".into(),
+        module_path.display().to_string(),
+        "--cas".into(),
+        url.clone(),
+        "--session".into(),
+        "echo-v1".into(),
+        "--cas-identity".into(),
+        session.cas_identity.to_string(),
+        "--platform".into(),
+        "sim".into(),
+        "--sim-key".into(),
+        key_file.display().to_string(),
+    ];
+    let mut enclave = EnclaveProcess::spawn(env!("CARGO_BIN_EXE_ecld"), &args).await.unwrap();
+    let ready = enclave.ready().clone();
+    assert_eq!(ready.platform, "sim");
+    assert_eq!(ready.signer, session.enclave_signer);
+    assert_eq!(ready.recipient, session.enclave_recipient);
+
+    let requester = AgeIdentity::generate();
+    let image_key: ecld_crypto::AgeRecipient = session.enclave_recipient.parse().unwrap();
+    let payload =
+        Payload::new(Address::ZERO, &requester.recipient(), None, b"attested".to_vec()).unwrap();
+    let input = envelope::encrypt_bytes(&[image_key], false, &payload.encode()).unwrap();
+    let outcome = enclave.run(task(input)).await.unwrap();
+    assert_eq!(outcome.proof.status, StatusCode::Success);
+    verify(&outcome, session.enclave_signer);
+    assert_eq!(open(&outcome, &requester).stdout, b"attested");
+    enclave.shutdown().await.unwrap();
+
+    // An enclave that pins another CAS identity refuses the CAS and never becomes ready.
+    let mut wrong = args.to_vec();
+    wrong[8] = Address::repeat_byte(9).to_string();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecld"));
+    command.args(&wrong).stderr(Stdio::null());
+    let err = EnclaveProcess::spawn_command(command, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(err, ClientError::Fatal(ref m) if m.contains("pinned")), "{err}");
+}
