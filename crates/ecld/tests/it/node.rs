@@ -1,0 +1,154 @@
+//! The EC Node as an OS process (`ecld node`): a second node competes with the stack's node for
+//! open tasks, is killed with SIGKILL while it works and restarted from its journal, and every
+//! task still settles exactly once with a verified proof.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::e2e_stack::{Stack, ecld_bin};
+
+/// Hardhat/anvil test account 19 (funded with ether by the devnet; unused by `ecld up`).
+const SECOND_NODE_KEY: &str = "0xdf57089febbacf7ba0bc227dafbffa9fc08a93fdc68e1e42411a14efcf23656e";
+
+/// Above the stack's offer price (1e15), so that any node's offer fits an open task.
+const MAX_PRICE: &str = "2000000000000000";
+
+/// A config for a second node: the stack node's config with its own key and data directory.
+fn second_node_config(stack: &Stack, dir: &Path) -> PathBuf {
+    let stack_node = PathBuf::from(stack.info["node"]["data_dir"].as_str().unwrap());
+    let text = std::fs::read_to_string(stack_node.join("node.toml")).unwrap();
+    let key = dir.join("node.key");
+    std::fs::write(&key, format!("{SECOND_NODE_KEY}\n")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let data = dir.join("data");
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("data_dir =") {
+            out.push_str(&format!("data_dir = {:?}\n", data.display().to_string()));
+        } else if line.starts_with("key_file =") {
+            out.push_str(&format!("key_file = {:?}\n", key.display().to_string()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let file = dir.join("node.toml");
+    std::fs::write(&file, out).unwrap();
+    file
+}
+
+fn start_node(config: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(ecld_bin())
+        .args(["node", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "ecld_node=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap(); // SIGKILL on Unix
+    child.wait().unwrap();
+}
+
+fn submit_open(stack: &Stack, n: usize) -> u64 {
+    let v = stack.json(
+        &[
+            "task",
+            "submit",
+            "stats",
+            "--input-text",
+            &format!("task {n} words for the node test"),
+            "--offer",
+            "0",
+            "--price",
+            MAX_PRICE,
+        ],
+        0,
+    );
+    v["task"].as_u64().unwrap()
+}
+
+/// The offer ids the node's journal remembers.
+fn offer_ids(journal: &Path) -> Vec<u64> {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "offer")
+        .map(|v| v["offer"].as_u64().unwrap())
+        .collect()
+}
+
+fn status(stack: &Stack, id: u64) -> Value {
+    stack.json(&["task", "status", &id.to_string()], 0)
+}
+
+#[test]
+fn a_second_node_competes_survives_sigkill_and_every_task_settles_once() {
+    let stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = second_node_config(&stack, dir.path());
+    let log = dir.path().join("node.log");
+    let mut node = start_node(&config, &log);
+    let journal = dir.path().join("data/journal.jsonl");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&journal).unwrap_or_default().contains("\"offer\"") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the second node registered no offer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let offers_before = offer_ids(&journal);
+
+    // Open tasks while the second node is killed twice and restarted.
+    let mut ids = Vec::new();
+    for n in 0..18 {
+        ids.push(submit_open(&stack, n));
+        if n == 5 || n == 11 {
+            std::thread::sleep(Duration::from_millis(30 * n as u64));
+            kill9(&mut node);
+            node = start_node(&config, &log);
+        }
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for id in &ids {
+        loop {
+            let s = status(&stack, *id);
+            if s["state"] == "done" {
+                assert_eq!(s["status"], 0, "task {id} settled with {s}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "task {id} did not settle: {s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Each task has one verified proof; the contract refuses a second submitResult.
+    for id in &ids {
+        let v = stack.json(&["task", "verify", &id.to_string()], 0);
+        assert_eq!(v["status"], 0, "{v}");
+    }
+    node.kill().ok();
+    node.wait().ok();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let settled_by_second = text.matches("task settled").count();
+    assert!(settled_by_second >= 1, "the second node settled no task; its log:\n{text}");
+    assert!(settled_by_second < ids.len(), "the stack's node took no task; its log:\n{text}");
+    // Restarts re-used the offer the journal remembers instead of registering new ones.
+    assert_eq!(offers_before, offer_ids(&journal), "a restart registered new offers");
+    assert!(!text.contains("panicked"), "{text}");
+}
