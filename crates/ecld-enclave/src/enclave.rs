@@ -15,7 +15,8 @@ use crate::{
     image::Measurement,
     protocol::{Done, Limits, PROTOCOL_VERSION, ProofFields, Ready, TaskBinding},
     result::ResultEnvelope,
-    runtime::{Execution, Program},
+    runner::{CODE_INVALID_EXIT, RunnerKind},
+    runtime::{Execution, Exit, Program},
 };
 
 /// Why the enclave refused a task without signing anything.
@@ -78,7 +79,7 @@ impl Enclave {
             recipient: self.secrets.identity.recipient().to_string(),
             platform: self.platform.clone(),
             measurement: self.measurement,
-            accepts_code: false,
+            accepts_code: self.program.runner().is_some(),
         }
     }
 
@@ -150,31 +151,21 @@ impl Enclave {
         };
         let code_hash = payload.code_hash();
 
-        let (envelope, runtime, message) = if payload.code.is_some() {
-            let note = b"[ecld enclave] this image runs its own program and does not accept code\n";
-            let env = ResultEnvelope {
-                status: StatusCode::CodeInvalid.code(),
-                exit_code: -1,
-                stdout: Vec::new(),
-                stderr: note.to_vec(),
+        let (envelope, runtime, message) =
+            if payload.code.is_none() && self.program.runner().is_none() {
+                let Execution { exit, stdout, stderr, elapsed } =
+                    self.program.run(&payload.input, limits);
+                let status = exit.status();
+                let env = ResultEnvelope {
+                    status: status.code(),
+                    exit_code: exit.exit_code(),
+                    stdout,
+                    stderr,
+                };
+                (env, elapsed, status.describe().to_owned())
+            } else {
+                run_code(&self.program, payload.code.as_deref(), &payload.input, limits)
             };
-            (
-                env,
-                Duration::ZERO,
-                "the payload carries code, but this image does not accept code".to_owned(),
-            )
-        } else {
-            let Execution { exit, stdout, stderr, elapsed } =
-                self.program.run(&payload.input, limits);
-            let status = exit.status();
-            let env = ResultEnvelope {
-                status: status.code(),
-                exit_code: exit.exit_code(),
-                stdout,
-                stderr,
-            };
-            (env, elapsed, status.describe().to_owned())
-        };
         let status = StatusCode::try_from(envelope.status).unwrap_or(StatusCode::EnclaveFailure);
         match envelope::encrypt_bytes(&[recipient], false, &envelope.encode()) {
             Ok(result) => Outcome { status, code_hash, result, runtime, message },
@@ -219,6 +210,50 @@ impl Enclave {
     }
 }
 
+/// A task that carries code, or one for a runner image: code that is missing, does not
+/// compile, or that a `stdin-v1` interpreter refused (exit 125) is CODE_INVALID.
+fn run_code(
+    program: &Program,
+    code: Option<&[u8]>,
+    input: &[u8],
+    limits: &Limits,
+) -> (ResultEnvelope, Duration, String) {
+    match program.run_code(code, input, limits) {
+        Err(reason) => {
+            let env = ResultEnvelope {
+                status: StatusCode::CodeInvalid.code(),
+                exit_code: -1,
+                stdout: Vec::new(),
+                stderr: format!("[ecld enclave] {reason}\n").into_bytes(),
+            };
+            let message = match program.runner() {
+                None => "the payload carries code, but this image does not accept code".to_owned(),
+                Some(_) if code.is_none() => {
+                    "this runner image needs code; the payload has none".to_owned()
+                }
+                Some(_) => "the code does not compile as a WASI preview 1 command".to_owned(),
+            };
+            (env, Duration::ZERO, message)
+        }
+        Ok(Execution { exit, stdout, stderr, elapsed }) => {
+            let status = if program.runner() == Some(RunnerKind::Stdin)
+                && exit == Exit::Exited(CODE_INVALID_EXIT)
+            {
+                StatusCode::CodeInvalid
+            } else {
+                exit.status()
+            };
+            let env = ResultEnvelope {
+                status: status.code(),
+                exit_code: exit.exit_code(),
+                stdout,
+                stderr,
+            };
+            (env, elapsed, status.describe().to_owned())
+        }
+    }
+}
+
 struct Outcome {
     status: StatusCode,
     code_hash: B256,
@@ -240,5 +275,7 @@ impl Outcome {
     }
 }
 
+#[cfg(test)]
+mod runner_tests;
 #[cfg(test)]
 mod tests;

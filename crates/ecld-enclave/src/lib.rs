@@ -6,5 +6,6 @@ pub mod enclave;
 pub mod image;
 pub mod protocol;
 pub mod result;
+pub mod runner;
 pub mod runtime;
 pub mod server;

@@ -11,6 +11,7 @@
 mod pipe;
 
 use std::{
+    num::NonZeroUsize,
     sync::Arc,
     thread,
     time::{Duration, Instant},
@@ -25,6 +26,7 @@ use wasmtime_wasi::{I32Exit, WasiCtxBuilder, p1::WasiP1Ctx, p2::pipe::MemoryInpu
 use crate::{
     protocol::Limits,
     result::MAX_STDERR,
+    runner::{MODULE_CACHE_ENTRIES, ModuleCache, RunnerKind, stdin_frame},
     runtime::pipe::{BoundedPipe, OutputLimitExceeded, Overflow},
 };
 
@@ -96,25 +98,42 @@ impl Runtime {
         Ok(Self { engine, options, ticker })
     }
 
-    /// Compiles and links a WASI preview 1 command module.
+    /// Compiles and links a WASI preview 1 command module. A module that declares itself a
+    /// runner image (`crate::runner`) becomes a program that runs the code of each task.
     pub fn compile(&self, module: &[u8]) -> Result<Program, RuntimeError> {
-        let module = Module::new(&self.engine, module)
-            .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
-        let mut linker: Linker<State> = Linker::new(&self.engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        if module.get_export("_start").is_none() {
-            return Err(RuntimeError::Link("no `_start` export".into()));
-        }
-        let pre =
-            linker.instantiate_pre(&module).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        let runner =
+            RunnerKind::declared_by(module).map_err(|e| RuntimeError::Compile(e.to_string()))?;
+        let body = match runner {
+            Some(RunnerKind::Wasm) => {
+                // The image module only carries the declaration; still refuse a broken one.
+                Module::validate(&self.engine, module)
+                    .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+                let capacity = NonZeroUsize::new(MODULE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+                Body::WasmRunner(Arc::new(ModuleCache::new(capacity)))
+            }
+            _ => Body::Command(link(&self.engine, module)?),
+        };
         Ok(Program {
-            pre,
+            body,
+            runner,
             engine: self.engine.clone(),
             meter_fuel: self.options.meter_fuel,
             _ticker: Arc::clone(&self.ticker),
         })
     }
+}
+
+/// Compiles `module` and links it as a WASI preview 1 command.
+fn link(engine: &Engine, module: &[u8]) -> Result<InstancePre<State>, RuntimeError> {
+    let module =
+        Module::new(engine, module).map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
+    let mut linker: Linker<State> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut State| &mut s.wasi)
+        .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+    if module.get_export("_start").is_none() {
+        return Err(RuntimeError::Link("no `_start` export".into()));
+    }
+    linker.instantiate_pre(&module).map_err(|e| RuntimeError::Link(format!("{e:#}")))
 }
 
 /// How a program run ended.
@@ -168,10 +187,12 @@ pub struct Execution {
     pub elapsed: Duration,
 }
 
-/// A compiled, linked module, ready to run many times.
+/// A compiled, linked module, ready to run many times; or, for a `wasm-v1` runner image,
+/// the cache of the user modules it has compiled.
 #[derive(Clone)]
 pub struct Program {
-    pre: InstancePre<State>,
+    body: Body,
+    runner: Option<RunnerKind>,
     engine: Engine,
     meter_fuel: bool,
     _ticker: Arc<TickerAlive>,
@@ -179,8 +200,19 @@ pub struct Program {
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Program").field("meter_fuel", &self.meter_fuel).finish_non_exhaustive()
+        f.debug_struct("Program")
+            .field("runner", &self.runner)
+            .field("meter_fuel", &self.meter_fuel)
+            .finish_non_exhaustive()
     }
+}
+
+#[derive(Clone)]
+enum Body {
+    /// A linked WASI command: the image's program or interpreter.
+    Command(InstancePre<State>),
+    /// A `wasm-v1` runner: user modules compiled on demand, by code hash.
+    WasmRunner(Arc<ModuleCache<InstancePre<State>>>),
 }
 
 struct State {
@@ -229,12 +261,71 @@ impl ResourceLimiter for MemoryCap {
 }
 
 impl Program {
+    /// The runner convention of this image, `None` for an image that runs its own program.
+    pub fn runner(&self) -> Option<RunnerKind> {
+        self.runner
+    }
+
     /// Runs the program once on `input` under `limits`. Never fails: every way a program
-    /// can end is an [`Exit`].
+    /// can end is an [`Exit`]. On a `wasm-v1` runner image, which has no program of its
+    /// own, the run traps at once; use [`Program::run_code`].
     ///
     /// Blocking: call it from a plain thread or `tokio::task::spawn_blocking`, never from an
     /// async task (wasmtime-wasi's synchronous calls enter the current Tokio runtime).
     pub fn run(&self, input: &[u8], limits: &Limits) -> Execution {
+        match &self.body {
+            Body::Command(pre) => self.run_pre(pre, input, limits),
+            Body::WasmRunner(_) => Execution {
+                exit: Exit::Trapped("this runner image has no program of its own".into()),
+                stdout: Vec::new(),
+                stderr: b"[ecld enclave] this image runs the code sent with the task\n".to_vec(),
+                elapsed: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Runs one task of a runner image with the user's `code` (`None`: the payload had
+    /// none). Returns `Err(diagnostic)` when the code is missing or does not compile or
+    /// link (status 5, CODE_INVALID), or when this image is not a runner.
+    ///
+    /// Blocking, like [`Program::run`].
+    pub fn run_code(
+        &self,
+        code: Option<&[u8]>,
+        input: &[u8],
+        limits: &Limits,
+    ) -> Result<Execution, String> {
+        let Some(kind) = self.runner else {
+            return Err("this image runs its own program and does not accept code".into());
+        };
+        let Some(code) = code else {
+            return Err(format!(
+                "this is a runner image ({}): send the code to run with the task",
+                kind.section_value()
+            ));
+        };
+        match &self.body {
+            Body::Command(pre) => Ok(self.run_pre(pre, &stdin_frame(code, input), limits)),
+            Body::WasmRunner(cache) => {
+                let hash = alloy_primitives::keccak256(code);
+                let pre = match cache.get(&hash) {
+                    Some(pre) => pre,
+                    None => {
+                        // The user's module must not be another runner declaration either.
+                        if RunnerKind::declared_by(code).ok().flatten().is_some() {
+                            return Err("the code declares itself a runner image".into());
+                        }
+                        let pre = link(&self.engine, code).map_err(|e| e.to_string())?;
+                        cache.insert(hash, pre.clone());
+                        pre
+                    }
+                };
+                Ok(self.run_pre(&pre, input, limits))
+            }
+        }
+    }
+
+    fn run_pre(&self, pre: &InstancePre<State>, input: &[u8], limits: &Limits) -> Execution {
         let stdout = BoundedPipe::new(
             usize::try_from(limits.output_bytes).unwrap_or(usize::MAX),
             Overflow::Trap,
@@ -262,8 +353,7 @@ impl Program {
         }
 
         let started = Instant::now();
-        let result = self
-            .pre
+        let result = pre
             .instantiate(&mut store)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
