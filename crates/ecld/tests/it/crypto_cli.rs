@@ -14,11 +14,7 @@ fn ecld(args: &[&str]) -> Output {
 
 fn ok(args: &[&str]) -> Output {
     let out = ecld(args);
-    assert!(
-        out.status.success(),
-        "ecld {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "ecld {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
 }
 
@@ -160,8 +156,18 @@ fn payload_build_encrypt_inspect() {
 
     let plain = dir.path().join("payload.bin");
     let built = json(&[
-        "payload", "build", "--input", p(&input), "--code", p(&code), "--identity",
-        p(&user.join("identity.txt")), "--requester", requester, "-o", p(&plain),
+        "payload",
+        "build",
+        "--input",
+        p(&input),
+        "--code",
+        p(&code),
+        "--identity",
+        p(&user.join("identity.txt")),
+        "--requester",
+        requester,
+        "-o",
+        p(&plain),
     ]);
     assert_eq!(built["recipient"], u["recipient"]);
     assert_eq!(built["inputLen"], 5);
@@ -171,14 +177,22 @@ fn payload_build_encrypt_inspect() {
 
     let sealed = dir.path().join("payload.age");
     ok(&[
-        "payload", "build", "--input", p(&input), "--recipient", u["recipient"].as_str().unwrap(),
-        "--requester", requester, "--encrypt-to", i["recipient"].as_str().unwrap(), "-o",
+        "payload",
+        "build",
+        "--input",
+        p(&input),
+        "--recipient",
+        u["recipient"].as_str().unwrap(),
+        "--requester",
+        requester,
+        "--encrypt-to",
+        i["recipient"].as_str().unwrap(),
+        "-o",
         p(&sealed),
     ]);
     let err = fails(&["payload", "inspect", p(&sealed)]);
     assert!(err.contains("--identity"), "{err}");
-    let shown =
-        json(&["payload", "inspect", p(&sealed), "-i", p(&image.join("identity.txt"))]);
+    let shown = json(&["payload", "inspect", p(&sealed), "-i", p(&image.join("identity.txt"))]);
     assert_eq!(shown["codeLen"], Value::Null);
     assert_eq!(shown["codeHash"], format!("0x{}", "00".repeat(32)));
 
@@ -209,7 +223,14 @@ fn proof_sign_verify_and_rejections() {
     .unwrap();
     let contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
     let signed = ok(&[
-        "proof", "sign", "--key", p(&key), "--chain-id", "31337", "--contract", contract,
+        "proof",
+        "sign",
+        "--key",
+        p(&key),
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
         p(&proof),
     ]);
     let signed_path = dir.path().join("signed.json");
@@ -219,7 +240,14 @@ fn proof_sign_verify_and_rejections() {
     assert_eq!(doc["signature"].as_str().unwrap().len(), 132);
 
     let v = json(&[
-        "proof", "verify", "--signer", signer, "--chain-id", "31337", "--contract", contract,
+        "proof",
+        "verify",
+        "--signer",
+        signer,
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
         p(&signed_path),
     ]);
     assert_eq!(v["valid"], true);
@@ -227,13 +255,29 @@ fn proof_sign_verify_and_rejections() {
 
     // The bare proof with --signature works too.
     ok(&[
-        "proof", "verify", "--signer", signer, "--chain-id", "31337", "--contract", contract,
-        "--signature", doc["signature"].as_str().unwrap(), p(&proof),
+        "proof",
+        "verify",
+        "--signer",
+        signer,
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
+        "--signature",
+        doc["signature"].as_str().unwrap(),
+        p(&proof),
     ]);
 
     // Another chain: the signature no longer recovers to the signer.
     let err = fails(&[
-        "proof", "verify", "--signer", signer, "--chain-id", "1", "--contract", contract,
+        "proof",
+        "verify",
+        "--signer",
+        signer,
+        "--chain-id",
+        "1",
+        "--contract",
+        contract,
         p(&signed_path),
     ]);
     assert!(err.contains("not by the expected signer"), "{err}");
@@ -243,7 +287,14 @@ fn proof_sign_verify_and_rejections() {
     tampered["proof"]["status"] = 16.into();
     std::fs::write(&signed_path, tampered.to_string()).unwrap();
     let err = fails(&[
-        "proof", "verify", "--signer", signer, "--chain-id", "31337", "--contract", contract,
+        "proof",
+        "verify",
+        "--signer",
+        signer,
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
         p(&signed_path),
     ]);
     assert!(err.contains("not by the expected signer"), "{err}");
@@ -254,15 +305,33 @@ fn proof_sign_verify_and_rejections() {
     bad_v["signature"] = format!("{}00", &sig[..130]).into();
     std::fs::write(&signed_path, bad_v.to_string()).unwrap();
     let err = fails(&[
-        "proof", "verify", "--signer", signer, "--chain-id", "31337", "--contract", contract,
+        "proof",
+        "verify",
+        "--signer",
+        signer,
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
         p(&signed_path),
     ]);
     assert!(err.contains("v = 0"), "{err}");
 
     // Undefined status codes are refused when reading the proof.
-    std::fs::write(&proof, std::fs::read_to_string(&proof).unwrap().replace("\"status\":0", "\"status\":9")).unwrap();
+    std::fs::write(
+        &proof,
+        std::fs::read_to_string(&proof).unwrap().replace("\"status\":0", "\"status\":9"),
+    )
+    .unwrap();
     let err = fails(&[
-        "proof", "sign", "--key", p(&key), "--chain-id", "31337", "--contract", contract,
+        "proof",
+        "sign",
+        "--key",
+        p(&key),
+        "--chain-id",
+        "31337",
+        "--contract",
+        contract,
         p(&proof),
     ]);
     assert!(err.contains("status"), "{err}");
