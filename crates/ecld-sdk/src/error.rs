@@ -73,6 +73,19 @@ pub enum VerifyError {
         /// The input hash in the proof.
         proven: B256,
     },
+    /// The proof names other code than the code the requester sent (runner images).
+    #[error(
+        "the proof of task {task} names code hash {proven}, but the code you sent hashes to \
+         {sent}: the enclave did not run your code; do not use the result"
+    )]
+    CodeHashMismatch {
+        /// The task.
+        task: TaskId,
+        /// keccak256 of the code in the request.
+        sent: B256,
+        /// The code hash in the proof.
+        proven: B256,
+    },
     /// The chain's id is not the one the deployment file was written for.
     #[error(
         "the chain at the RPC URL has id {actual}, but the deployment file is for chain \

@@ -160,6 +160,20 @@ pub struct TaskResult {
     pub timings: Timings,
 }
 
+/// The proof must name the code the requester sent (keccak256; zero for none), except for
+/// the statuses where the enclave could not read the payload and so signs zero.
+fn check_code_hash(task: TaskId, code: Option<&[u8]>, proof: &ResultProof) -> Result<(), Error> {
+    let sent = ecld_crypto::payload::code_hash(code);
+    let unread = matches!(
+        proof.status,
+        StatusCode::InputInvalid | StatusCode::InputUnavailable | StatusCode::EnclaveFailure
+    );
+    if proof.code_hash == sent || (unread && proof.code_hash.is_zero()) {
+        return Ok(());
+    }
+    Err(crate::VerifyError::CodeHashMismatch { task, sent, proven: proof.code_hash }.into())
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -682,6 +696,7 @@ impl Client {
         }
         let record = step!(Step::Download, self.proof_record(&info).await?);
         let (verified, bytes) = step!(Step::Verify, self.verify_record(&info, &record).await?);
+        check_code_hash(info.id, req.code.as_deref(), &verified.record.proof)?;
         let output = step!(
             Step::Decrypt,
             if bytes.is_empty() { None } else { Some(self.decrypt(info.id, &bytes)?) }
@@ -745,5 +760,43 @@ impl Client {
             m.insert(id, img.clone());
         }
         Ok(img)
+    }
+}
+
+#[cfg(test)]
+mod code_hash_tests {
+    use super::*;
+
+    fn proof(status: StatusCode, code_hash: B256) -> ResultProof {
+        ResultProof {
+            task_id: 1,
+            image_id: B256::ZERO,
+            input_hash: B256::ZERO,
+            code_hash,
+            result_hash: B256::ZERO,
+            status,
+            runtime_ms: 0,
+        }
+    }
+
+    #[test]
+    fn proof_must_name_the_code_sent() {
+        let task = TaskId::new(1).unwrap();
+        let code = b"print(1)".as_slice();
+        let good = ecld_types::keccak256(code);
+        assert!(check_code_hash(task, Some(code), &proof(StatusCode::Success, good)).is_ok());
+        assert!(check_code_hash(task, None, &proof(StatusCode::Success, B256::ZERO)).is_ok());
+        let swapped = proof(StatusCode::Success, ecld_types::keccak256(b"print(2)"));
+        assert!(matches!(
+            check_code_hash(task, Some(code), &swapped),
+            Err(Error::Verify(crate::VerifyError::CodeHashMismatch { .. }))
+        ));
+        // Code sent to an image that ran its own program instead.
+        assert!(
+            check_code_hash(task, Some(code), &proof(StatusCode::Success, B256::ZERO)).is_err()
+        );
+        // An enclave that could not read the payload signs zero.
+        let unread = proof(StatusCode::InputInvalid, B256::ZERO);
+        assert!(check_code_hash(task, Some(code), &unread).is_ok());
     }
 }
