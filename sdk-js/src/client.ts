@@ -419,7 +419,7 @@ export class EcldClient {
   /** Downloads the result ciphertext of an outcome (empty when the proof has none). */
   async download(outcome: Extract<Outcome, { kind: "result" }>): Promise<Uint8Array> {
     if (outcome.proof.resultHash === zeroHash || outcome.resultCid === "") return new Uint8Array();
-    return await this.store.cat(outcome.resultCid);
+    return await this.store.catVerified(outcome.resultCid);
   }
 
   /** The whole task: encrypt, upload, permit, submit, wait, verify, download, decrypt. */

@@ -1,5 +1,6 @@
 export * from "./abi.js";
 export * from "./client.js";
+export * from "./dag.js";
 export * from "./envelope.js";
 export * from "./errors.js";
 export * from "./keys.js";

@@ -1,5 +1,6 @@
 import { base32 } from "@scure/base";
 import { sha256 } from "viem";
+import { readVerifiedFile } from "./dag.js";
 import { EcldError, describe } from "./errors.js";
 
 /** Files of at most one chunk are one raw block; larger ones are a dag-pb tree. */
@@ -65,6 +66,26 @@ export class StoreClient {
         hint: "the store is misconfigured or lying; use another store",
       });
     return hash;
+  }
+
+  /** One block's bytes (`/api/v0/block/get`), unchecked. */
+  async blockGet(cid: string): Promise<Uint8Array> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/api/v0/block/get?arg=${encodeURIComponent(cid)}`, { method: "POST" });
+    } catch (cause) {
+      throw storeError(`cannot reach the store at ${this.url}`, { cause, details: describe(cause) });
+    }
+    if (!res.ok) throw storeError(res.status === 404 ? `block ${cid} is not in the store` : `the store refused block ${cid} (HTTP ${res.status})`, { details: await errorBody(res) });
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /**
+   * Downloads a file block by block (`block/get`), checking every block against its CID
+   * before using it, so a lying store is caught whatever the file's size.
+   */
+  async catVerified(cid: string, maxBytes = 1 << 30): Promise<Uint8Array> {
+    return await readVerifiedFile(cid, (c) => this.blockGet(c), maxBytes);
   }
 
   /** Downloads a file, refusing more than `maxBytes`; checks raw-block CIDs against the bytes. */
