@@ -55,15 +55,25 @@ impl Stack {
 
     /// Starts a stack in `dir` (possibly holding the state of an earlier run).
     pub(crate) fn start_in(dir: tempfile::TempDir) -> Self {
+        Self::spawn(dir, "warn", Stdio::inherit())
+    }
+
+    /// Starts a stack whose processes (chain, store, CAS, node, enclaves) all log at
+    /// `rust_log` into the file `log`.
+    pub(crate) fn start_logging(dir: tempfile::TempDir, rust_log: &str, log: &Path) -> Self {
+        Self::spawn(dir, rust_log, Stdio::from(std::fs::File::create(log).unwrap()))
+    }
+
+    fn spawn(dir: tempfile::TempDir, rust_log: &str, stderr: Stdio) -> Self {
         let mut child = Command::new(ecld_bin())
             .args(["up", "--json", "--ephemeral-ports", "--stop-on-stdin-eof", "--data-dir"])
             .arg(dir.path())
             .arg("--programs")
             .arg(programs_dir())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdin = child.stdin.take();

@@ -1,5 +1,6 @@
 //! Integration tests of the `ecld` binary.
 
+mod adversarial;
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
 mod crypto_cli;
 mod e2e_flow;
