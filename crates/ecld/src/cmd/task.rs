@@ -206,6 +206,8 @@ struct RunOutput {
     signer: ecld_types::Address,
     input_cid: String,
     result_cid: String,
+    /// keccak256 of the user's code that ran (zero when the image ran its own program).
+    code_hash: ecld_types::B256,
     /// The decrypted result as UTF-8 text when it is text.
     result: Option<String>,
     /// The decrypted result as hex when it is not text.
@@ -243,6 +245,7 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
                 signer: result.verified.signer,
                 input_cid: result.input_cid.clone(),
                 result_cid: result.verified.record.result_cid.clone(),
+                code_hash: result.verified.record.proof.code_hash,
                 result: text,
                 result_hex: hex,
                 timings_ms,
@@ -353,6 +356,8 @@ struct VerifyOutput {
     signer: ecld_types::Address,
     result_hash: ecld_types::B256,
     result_cid: String,
+    /// keccak256 of the user's code that ran (zero when the image ran its own program).
+    code_hash: ecld_types::B256,
 }
 
 async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
@@ -364,10 +369,16 @@ async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
         signer: v.signer,
         result_hash: v.record.proof.result_hash,
         result_cid: v.record.result_cid,
+        code_hash: v.record.proof.code_hash,
     };
     output::emit(&out, |o| {
+        let code = if o.code_hash.is_zero() {
+            "none (the image ran its own program)".to_owned()
+        } else {
+            format!("{} (keccak256 of the code you sent)", o.code_hash)
+        };
         format!(
-            "task {}: proof verified\n  status      {}\n  signed by   {} (the image's enclave signer)\n  result      {} ({})",
+            "task {}: proof verified\n  status      {}\n  signed by   {} (the image's enclave signer)\n  code        {code}\n  result      {} ({})",
             o.task, o.status, o.signer, o.result_cid, o.result_hash
         )
     })

@@ -8,3 +8,4 @@ mod e2e_security;
 mod e2e_stack;
 mod enclave;
 mod node;
+mod runners;
