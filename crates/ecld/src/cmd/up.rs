@@ -354,6 +354,8 @@ async fn deploy_once(
     Ok(deployment)
 }
 
+/// Publishes every `NAME.wasm` under `programs` as image `NAME`, and the generic WebAssembly
+/// runner image `wasm` (built into ecld) when the directory does not carry it.
 async fn publish_examples(
     publisher: &Client,
     programs: &Path,
@@ -367,20 +369,28 @@ async fn publish_examples(
             .collect(),
         Err(_) => {
             eprintln!(
-                "ecld up: no example programs in {} (build them with scripts/build-programs, or pass --programs DIR); no images published",
+                "ecld up: no example programs in {} (build them with scripts/build-programs, or pass --programs DIR); only the wasm runner image is published",
                 programs.display()
             );
-            return Ok(Vec::new());
+            Vec::new()
         }
     };
     modules.sort();
-    let mut images = Vec::new();
+    let mut sources = Vec::new();
     for path in modules {
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
             continue;
         };
         let module =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        sources.push((name, module, path.display().to_string()));
+    }
+    if !sources.iter().any(|(name, ..)| name == WASM_RUNNER_IMAGE) {
+        let module = ecld_enclave::runner::wasm_runner_image();
+        sources.push((WASM_RUNNER_IMAGE.to_owned(), module, "the built-in wasm runner".into()));
+    }
+    let mut images = Vec::new();
+    for (name, module, source) in sources {
         let policy = PublishRequest::sim_policy(&module, &[sim_key.to_owned()])?;
         let image = publisher
             .publish_image(&PublishRequest {
@@ -392,11 +402,14 @@ async fn publish_examples(
                 cas_token: None,
             })
             .await
-            .with_context(|| format!("publishing {}", path.display()))?;
+            .with_context(|| format!("publishing {source}"))?;
         images.push(image);
     }
     Ok(images)
 }
+
+/// Name of the generic WebAssembly runner image (docs/runners.md).
+const WASM_RUNNER_IMAGE: &str = "wasm";
 
 /// What the node of the local stack is given.
 struct NodeSetup<'a> {
