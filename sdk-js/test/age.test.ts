@@ -6,7 +6,7 @@ import { bytesToHex, hexToBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
 import {
-  RESULT_KEY_TYPED_DATA, decodeResultEnvelope, decrypt, encrypt, enclaveKeyToRecipient, generateResultIdentity,
+  RESULT_KEY_TYPED_DATA, decodeResultEnvelope, decrypt, encrypt, encryptStream, enclaveKeyToRecipient, generateResultIdentity,
   identityFromSignature, recipientOf, recipientToKey,
 } from "../src/index.js";
 import { ecldBin } from "./util.js";
@@ -40,6 +40,17 @@ describe("age interop", () => {
     if (bin === undefined) { console.error("SKIP: ecld binary not built; only Debian age checked"); return; }
     execFileSync(bin, ["encrypt", "-r", recipient, "-o", join(dir, "rs.age"), join(dir, "plain")]);
     expect(bytesToHex(await decrypt(identity, readFileSync(join(dir, "rs.age"))))).toBe(bytesToHex(plaintext));
+  });
+
+  it("streams: a Web Stream encrypted here decrypts with Debian age", async () => {
+    const { identity, recipient } = await generateResultIdentity();
+    writeFileSync(join(dir, "sid.txt"), identity + "\n", { mode: 0o600 });
+    const chunks = [plaintext.subarray(0, 70_000), plaintext.subarray(70_000, 70_001), plaintext.subarray(70_001)];
+    const source = new ReadableStream<Uint8Array>({ pull(c) { const x = chunks.shift(); if (x === undefined) c.close(); else c.enqueue(x); } });
+    const parts: Uint8Array[] = [];
+    for await (const part of (await encryptStream([recipient], source)) as unknown as AsyncIterable<Uint8Array>) parts.push(part);
+    writeFileSync(join(dir, "stream.age"), Buffer.concat(parts));
+    expect(bytesToHex(execFileSync("age", ["-d", "-i", join(dir, "sid.txt"), join(dir, "stream.age")]))).toBe(bytesToHex(plaintext));
   });
 
   it("refuses the wrong identity with an actionable error", async () => {

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Address, type Hex, bytesToHex, hexToBytes } from "viem";
@@ -37,6 +37,22 @@ describe("payload", () => {
     const v2 = good.slice(); v2[4] = 2; bad(v2, /version 2/);
     const flag = good.slice(); flag[27 + 62] = 7; bad(flag, /code flag is 7/);
     expect(() => encodePayload({ requester: "0x0000000000000000000000000000000000000001", recipient: "age1nope", input: new Uint8Array() })).toThrow(/recipient/);
+  });
+
+  it("the committed vectors are what the Rust CLI builds today (ecld payload build)", (ctx) => {
+    const bin = ecldBin();
+    if (bin === undefined) { console.error("SKIP: ecld binary not built (cargo build -p ecld)"); ctx.skip(); return; }
+    const dir = mkdtempSync(join(tmpdir(), "ecld-js-"));
+    for (const [i, v] of vectors.entries()) {
+      writeFileSync(join(dir, `in${i}`), hexToBytes(v.input));
+      const args = ["payload", "build", "--input", join(dir, `in${i}`), "--requester", v.requester, "--recipient", v.recipient, "-o", join(dir, `out${i}`)];
+      if (v.code !== null) {
+        writeFileSync(join(dir, `code${i}`), hexToBytes(v.code));
+        args.push("--code", join(dir, `code${i}`));
+      }
+      execFileSync(bin, args, { stdio: ["ignore", "ignore", "inherit"] });
+      expect(bytesToHex(readFileSync(join(dir, `out${i}`))), v.name).toBe(v.encoded);
+    }
   });
 
   it("round-trips through the Rust CLI (ecld payload inspect)", (ctx) => {
