@@ -19,7 +19,7 @@ import { decrypt, encrypt } from "./envelope.js";
 import { EcldError, describe } from "./errors.js";
 import { enclaveKeyToRecipient } from "./keys.js";
 import { encodePayload } from "./payload.js";
-import { type ResultProof, contentHash, recoverResultSigner, statusName } from "./proof.js";
+import { type ResultProof, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
 import { type ResultEnvelope, decodeResultEnvelope } from "./result.js";
 import { StoreClient } from "./store.js";
 
@@ -442,6 +442,11 @@ export class EcldClient {
     const bytes = await this.download(outcome);
     onStep?.("verify");
     const verified = await this.verify(outcome, ciphertext, bytes);
+    if (!proofNamesCode(req.code, verified.proof))
+      throw new EcldError("VerifyError", `the proof of task ${submitted.taskId} names code ${verified.proof.codeHash}, not the code sent`, {
+        details: `sent ${codeHashOf(req.code)}`,
+        hint: "do not trust this result: the node ran other code than yours",
+      });
     onStep?.("decrypt");
     const result = bytes.length === 0 ? undefined : decodeResultEnvelope(await decrypt(req.identity, bytes));
     if (result !== undefined && result.status !== verified.status)

@@ -102,3 +102,18 @@ export function resultDigest(proof: ResultProof, domain: ProofDomain): Hex {
 export async function recoverResultSigner(proof: ResultProof, domain: ProofDomain, signature: Hex): Promise<Address> {
   return await recoverTypedDataAddress({ ...resultTypedData(proof, domain), signature });
 }
+
+/** The code hash a proof must name: keccak256 of the code sent, zero when none was sent. */
+export function codeHashOf(code: Uint8Array | undefined): Hex {
+  return code === undefined ? `0x${"00".repeat(32)}` : keccak256(code);
+}
+
+/**
+ * Whether a proof names the code the requester sent (as `ecld_sdk`'s check): equal hashes, or
+ * a zero hash for the statuses where the enclave could not read the payload (4, 16, 18).
+ */
+export function proofNamesCode(code: Uint8Array | undefined, proof: ResultProof): boolean {
+  const zero = `0x${"00".repeat(32)}`;
+  const unread = proof.status === 4 || proof.status === 16 || proof.status === 18;
+  return proof.codeHash === codeHashOf(code) || (unread && proof.codeHash === zero);
+}

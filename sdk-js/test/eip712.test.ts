@@ -1,7 +1,7 @@
 import { type Address, type Hex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { proofDomainSeparator, recoverResultSigner, resultDigest, resultStructHash, resultTypedData } from "../src/index.js";
+import { codeHashOf, proofNamesCode, proofDomainSeparator, recoverResultSigner, resultDigest, resultStructHash, resultTypedData } from "../src/index.js";
 import { readVectors } from "./util.js";
 
 interface Vector {
@@ -32,4 +32,17 @@ describe("EIP-712 Result proofs", () => {
       expect(await recoverResultSigner(proof, { ...domain, chainId: domain.chainId + 1n }, v.signature)).not.toBe(v.signer);
     });
   }
+});
+
+describe("code hash check", () => {
+  const base = { taskId: 1n, imageId: `0x${"00".repeat(32)}`, inputHash: `0x${"00".repeat(32)}`, resultHash: `0x${"00".repeat(32)}`, runtimeMs: 0n } as const;
+  const zero = `0x${"00".repeat(32)}` as const;
+  it("the proof must name the code sent", () => {
+    const code = new TextEncoder().encode("print(1)");
+    expect(proofNamesCode(code, { ...base, status: 0, codeHash: codeHashOf(code) })).toBe(true);
+    expect(proofNamesCode(undefined, { ...base, status: 0, codeHash: zero })).toBe(true);
+    expect(proofNamesCode(code, { ...base, status: 0, codeHash: codeHashOf(new TextEncoder().encode("print(2)")) })).toBe(false);
+    expect(proofNamesCode(code, { ...base, status: 0, codeHash: zero })).toBe(false);
+    expect(proofNamesCode(code, { ...base, status: 4, codeHash: zero })).toBe(true);
+  });
 });

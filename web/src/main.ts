@@ -126,6 +126,8 @@ async function main(): Promise<void> {
   const imageInfo = el("p", { id: "image-info" });
   const text = el("textarea", { id: "input-text", placeholder: "Program input (text), or choose a file below" });
   const file = el("input", { id: "input-file", type: "file" });
+  const codeFile = el("input", { id: "code-file", type: "file" });
+  const codeRow = el("p", { id: "code-row" }, "Code, for runner images only (a WASI module for wasm, a script for python): ", codeFile);
   const showImage = () => {
     const img = state.images.find((i) => i.id === imageSelect.value);
     if (img === undefined) return replace(imageInfo, "");
@@ -133,7 +135,7 @@ async function main(): Promise<void> {
   };
   imageSelect.addEventListener("change", showImage);
   const taskSection = el("section", { id: "task" }, el("h2", {}, "3. Program and input"),
-    el("label", {}, "Image ", imageSelect), imageInfo, text, el("p", {}, "or a file: ", file));
+    el("label", {}, "Image ", imageSelect), imageInfo, text, el("p", {}, "or a file: ", file), codeRow);
 
   // 4. Run
   const submitBtn = el("button", { id: "submit", class: "primary", disabled: "" }, "Run task");
@@ -170,7 +172,9 @@ async function main(): Promise<void> {
     try {
       const f = file.files?.[0];
       const input = f === undefined ? new TextEncoder().encode(text.value) : new Uint8Array(await f.arrayBuffer());
-      const { submitted, verified, result } = await client.runTask(wallet, { image: imageSelect.value as `0x${string}`, input, recipient, identity }, (s, info) => {
+      const c = codeFile.files?.[0];
+      const code = c === undefined ? undefined : new Uint8Array(await c.arrayBuffer());
+      const { submitted, verified, result } = await client.runTask(wallet, { image: imageSelect.value as `0x${string}`, input, code, recipient, identity }, (s, info) => {
         current = s;
         markStep(s);
         replace(runStatus, info === undefined ? STEP_LABELS[s] : `${STEP_LABELS[s]} (${info})`);

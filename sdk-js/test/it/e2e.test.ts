@@ -2,7 +2,10 @@ import { createPublicClient, createWalletClient, defineChain, http } from "viem"
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EcldClient, EcldError, StoreClient, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile } from "../../src/index.js";
-import { readVectors } from "../util.js";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { keccak256 } from "viem";
+import { readVectors, repoRoot } from "../util.js";
 import { type Stack, startStack } from "./stack.js";
 
 let stack: Stack | undefined;
@@ -60,6 +63,20 @@ describe("a whole task from TypeScript against ecld up", () => {
     // The result is for our key only.
     expect(decodeResultEnvelope(await decrypt(identity, bytes)).status).toBe(0);
     await expect(decrypt((await generateResultIdentity()).identity, bytes)).rejects.toThrow(/decryption failed/);
+  }, 120_000);
+
+  it("runs code sent in the payload on the wasm runner image; the proof names that code", async (ctx) => {
+    if (stack === undefined) { ctx.skip(); return; }
+    const { client, wallet } = clients(stack);
+    const runner = (await client.images()).find((i) => i.name === "wasm");
+    expect(runner, "ecld up publishes the wasm runner image").toBeDefined();
+    const code = new Uint8Array(readFileSync(join(repoRoot, "testdata/enclave/echo.wasm")));
+    const { identity, recipient } = await generateResultIdentity();
+    const input = new TextEncoder().encode("echo from a runner\n");
+    const { verified, result } = await client.runTask(wallet, { image: runner!.id, input, code, recipient, identity });
+    expect(verified.statusName).toBe("SUCCESS");
+    expect(verified.proof.codeHash).toBe(keccak256(code));
+    expect(new TextDecoder().decode(result!.stdout)).toBe("echo from a runner\n");
   }, 120_000);
 
   it("uploads a multi-chunk file and reads it back block by block, every block checked", async (ctx) => {
