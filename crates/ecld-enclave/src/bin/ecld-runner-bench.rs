@@ -1,0 +1,174 @@
+//! Benchmark of the runner images (docs/runners.md); prints a table and writes the
+//! `## Runners` section of docs/BENCHMARKS.md.
+//!
+//! Needs `scripts/build-programs` (which builds `programs/out/python.wasm` and `hash.wasm`).
+//! Usage: `cargo run -p ecld-enclave --bin ecld-runner-bench [-- TASKS]`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::{Address, B256};
+use anyhow::{Context as _, bail};
+use ecld_crypto::{AgeIdentity, Payload, SignerKey, envelope};
+use ecld_enclave::{
+    attest::ImageSecrets,
+    enclave::Enclave,
+    image::Measurement,
+    protocol::{Limits, TaskBinding},
+    runner::wasm_runner_image,
+    runtime::{Runtime, RuntimeOptions},
+};
+use ecld_types::{ImageId, StatusCode, TaskId, content_hash};
+
+struct Image {
+    enclave: Enclave,
+    requester: AgeIdentity,
+}
+
+impl Image {
+    fn start(runtime: &Runtime, module: &[u8]) -> anyhow::Result<(Self, Duration)> {
+        let t = Instant::now();
+        let program = runtime.compile(module)?;
+        let compile = t.elapsed();
+        let secrets =
+            ImageSecrets { identity: AgeIdentity::generate(), signer: SignerKey::generate() };
+        let enclave = Enclave::new(program, secrets, Measurement::of(module), "none", None);
+        Ok((Self { enclave, requester: AgeIdentity::generate() }, compile))
+    }
+
+    /// One task through the whole enclave path (decrypt, run, encrypt, sign); its status
+    /// and wall time.
+    fn task(
+        &self,
+        code: &[u8],
+        input: &[u8],
+        memory_mb: u64,
+    ) -> anyhow::Result<(StatusCode, Duration)> {
+        let payload = Payload::new(
+            Address::repeat_byte(1),
+            &self.requester.recipient(),
+            Some(code.to_vec()),
+            input.to_vec(),
+        )?;
+        let key = self.enclave.ready().recipient.parse::<ecld_crypto::AgeRecipient>()?;
+        let ciphertext = envelope::encrypt_bytes(&[key], false, &payload.encode())?;
+        let binding = TaskBinding {
+            task_id: TaskId::new(1).context("task id")?,
+            image_id: ImageId(B256::ZERO),
+            input_hash: content_hash(&ciphertext),
+            chain_id: 31337,
+            marketplace: Address::ZERO,
+        };
+        let limits = Limits { memory_bytes: memory_mb << 20, ..Limits::default() };
+        let t = Instant::now();
+        let answer = self.enclave.run(&binding, &limits, &ciphertext)?;
+        Ok((answer.done.proof.status, t.elapsed()))
+    }
+
+    fn median(&self, code: &[u8], input: &[u8], reps: usize) -> anyhow::Result<Duration> {
+        let mut times = Vec::with_capacity(reps);
+        for _ in 0..reps {
+            let (status, took) = self.task(code, input, 256)?;
+            if status != StatusCode::Success {
+                bail!("the benchmark task ended with {status}");
+            }
+            times.push(took);
+        }
+        times.sort();
+        Ok(times[times.len() / 2])
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn main() -> anyhow::Result<()> {
+    let reps: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
+    let out = root.join("programs/out");
+    let python = std::fs::read(out.join("python.wasm"))
+        .context("programs/out/python.wasm is missing: run scripts/build-runners")?;
+    let hash = std::fs::read(out.join("hash.wasm"))
+        .context("programs/out/hash.wasm is missing: run scripts/build-programs")?;
+    let stats_py = std::fs::read(root.join("examples/python/stats.py"))?;
+    let csv = std::fs::read(root.join("examples/python/salaries.csv"))?;
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+
+    let (py, py_compile) = Image::start(&runtime, &python)?;
+    let (first_status, py_first) = py.task(b"print(1)", b"", 256)?;
+    let hello = py.median(b"print(1)", b"", reps)?;
+    let stats = py.median(&stats_py, &csv, reps)?;
+    let (status_64, _) = py.task(b"print(1)", b"", 64)?;
+
+    let (wasm, _) = Image::start(&runtime, &wasm_runner_image())?;
+    let (_, wasm_first) = wasm.task(&hash, b"secret", 64)?;
+    let wasm_cached = wasm.median(&hash, b"secret", reps)?;
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let date = Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let section = format!(
+        "## Runners\n\n\
+Machine: {cores} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2; the runner \
+modules are release wasm32-wasip1 builds). `scripts/build-programs && cargo run -p ecld-enclave \
+--bin ecld-runner-bench -- {reps}`. Each task goes through the whole in-enclave path (keccak \
+input check, age decrypt, payload parse, run, result envelope, age encrypt, EIP-712 sign), \
+in process, without the frame protocol, chain or store (see `## Enclave` for the process \
+boundary, ~1 ms). Median of {reps}; 256 MiB memory limit.\n\n\
+| measure | ms |\n| --- | ---: |\n\
+| python image: compile the {} MB module (once per enclave start) | {} |\n\
+| python: first task on the fresh enclave (`print(1)`, status {}) | {} |\n\
+| **python: task on a warm enclave, `print(1)`** | **{}** |\n\
+| **python: task on a warm enclave, `examples/python/stats.py` over 10 CSV rows** | **{}** |\n\
+| wasm runner: first task with `hash.wasm` as code (compile + run) | {} |\n\
+| wasm runner: same code again (module cache hit) | {} |\n\n\
+A `print(1)` Python task under the default 64 MiB memory limit: {}. Every Python task starts a fresh interpreter (a fresh WebAssembly store), \
+so no state leaks from one user's task to the next; pre-initialising the module (e.g. with \
+wizer) would cut the start-up share.\n",
+        python.len() / 1_000_000,
+        ms(py_compile),
+        first_status.code(),
+        ms(py_first),
+        ms(hello),
+        ms(stats),
+        ms(wasm_first),
+        ms(wasm_cached),
+        if status_64 == StatusCode::Success {
+            "SUCCESS (the interpreter fits)".to_owned()
+        } else {
+            format!("{status_64}: give Python tasks more memory (`--memory-mb 256`)")
+        },
+    );
+    println!("{section}");
+    write_section(&root.join("docs/BENCHMARKS.md"), &section)?;
+    Ok(())
+}
+
+/// Replaces the `## Runners` section (up to the next `## ` heading) or appends it.
+fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let new = match text.find("## Runners\n") {
+        Some(start) => {
+            let rest = &text[start + 1..];
+            let end = rest.find("\n## ").map_or(text.len(), |i| start + 1 + i + 1);
+            format!("{}{section}{}", &text[..start], &text[end..])
+        }
+        None => format!("{}\n{section}", text.trim_end_matches('\n').to_owned() + "\n"),
+    };
+    std::fs::write(path, new)?;
+    Ok(())
+}
