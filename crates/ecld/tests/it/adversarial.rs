@@ -359,3 +359,86 @@ async fn malformed_store_and_cas_requests_get_specific_errors_and_change_nothing
     store.shutdown().await.unwrap();
     cas.shutdown().await;
 }
+
+/// Sends `signal` (`STOP`, `CONT`) to `pid`.
+fn signal(pid: u64, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid} failed");
+}
+
+/// Sends SIGCONT on drop.
+struct Resume(u64);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").arg("-CONT").arg(self.0.to_string()).status();
+    }
+}
+
+/// A node whose offer a task was matched to goes silent (SIGSTOP) and never runs it. The
+/// requester cannot take the price back before the deadline, gets all of it back after,
+/// the Marketplace's books balance, and when the node wakes up its late work settles
+/// nothing and it goes on serving new tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_node_is_reclaimed_after_the_deadline_and_tokens_are_conserved() {
+    use ecld_sdk::{Client, ClientConfig, TaskRequest, TaskState};
+
+    let stack = Stack::start();
+    let c = Client::connect(&ClientConfig::load(&stack.config()).unwrap()).await.unwrap();
+    let stats = c.resolve_image("stats").await.unwrap();
+    let node = stack.info["node"]["pid"].as_u64().expect("`ecld up` reports the node's pid");
+    let rpc: std::net::SocketAddr = stack.info["rpc"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let before = c.balance(None).await.unwrap();
+
+    signal(node, "STOP");
+    // Wake the node even if an assertion fails, or stopping the stack would hang.
+    let _resume = Resume(node);
+    let mut req = TaskRequest::new(stats.id, b"silent node test\n".to_vec());
+    req.deadline = Duration::from_secs(120);
+    let task = c.submit(&req).await.unwrap().task;
+    assert!(matches!(c.task(task).await.unwrap().state, TaskState::Matched { .. }));
+    assert!(c.balance(None).await.unwrap() < before, "the price is escrowed");
+
+    let err = c.reclaim(task).await.unwrap_err();
+    assert!(err.to_string().contains("has not passed"), "reclaim before the deadline: {err}");
+
+    let json = "Content-Type: application/json\r\n";
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"evm_increaseTime","params":[300]}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"evm_mine","params":[]}"#,
+    ] {
+        let (status, answer) = http(rpc, "POST", "/", json, body.as_bytes());
+        assert!(status == 200 && !answer.contains("\"error\""), "{body}: {answer}");
+    }
+    c.reclaim(task).await.unwrap();
+    assert_eq!(c.task(task).await.unwrap().state, TaskState::Reclaimed);
+    assert_eq!(c.balance(None).await.unwrap(), before, "the requester got the whole price back");
+    let ledger = c.ledger().await.unwrap();
+    assert!(ledger.conserved(), "escrowed ≠ paid + refunded + held: {ledger:?}");
+    assert_eq!(ledger.held, ledger.balance, "the Marketplace holds exactly what is held");
+
+    // The node wakes up: the task it was matched to is gone, and it still serves new work.
+    signal(node, "CONT");
+    let r = c
+        .run(
+            &TaskRequest::new(stats.id, b"after the pause\n".to_vec()),
+            Duration::from_secs(90),
+            |_, _| (),
+        )
+        .await
+        .unwrap();
+    assert!(r.output.is_some(), "the woken node ran a new task");
+    assert_eq!(c.task(task).await.unwrap().state, TaskState::Reclaimed);
+    assert!(c.ledger().await.unwrap().conserved());
+}
