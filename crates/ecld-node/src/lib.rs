@@ -2,6 +2,7 @@
 
 pub mod chain;
 pub mod config;
+pub mod crash_point;
 pub mod enclave;
 pub mod fetch;
 pub mod journal;

@@ -11,7 +11,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use alloy::primitives::{Address, keccak256};
@@ -79,6 +79,10 @@ pub struct Tuning {
     pub scan_lookback: u64,
     /// Open tasks whose deadline is nearer than this are not claimed.
     pub deadline_margin: Duration,
+    /// A task this node released because it could not run it (image or enclave failure) is
+    /// not claimed again by this node for this long, so that another node gets it and a
+    /// broken image does not turn into an endless claim/release loop paying gas.
+    pub release_cooldown: Duration,
 }
 
 impl Default for Tuning {
@@ -89,6 +93,7 @@ impl Default for Tuning {
             shutdown_grace: Duration::from_secs(60),
             scan_lookback: 100_000,
             deadline_margin: Duration::from_secs(5),
+            release_cooldown: Duration::from_secs(300),
         }
     }
 }
@@ -105,6 +110,8 @@ struct Inner {
     offers: Vec<(OfferId, OfferSpec)>,
     deploy_block: u64,
     images: Mutex<HashMap<ImageId, ImageRecord>>,
+    /// Tasks this node released because it could not run them, and when.
+    released: Mutex<HashMap<TaskId, Instant>>,
     stopping: AtomicBool,
 }
 
@@ -118,6 +125,22 @@ impl Inner {
 
     fn step(&self, task: TaskId, step: Step) -> Result<(), JournalError> {
         self.journal(|j| j.step(task, step))
+    }
+
+    /// Remembers that this node released `task` because it could not run it.
+    fn released_here(&self, task: TaskId) {
+        if let Ok(mut m) = self.released.lock() {
+            let cooldown = self.tuning.release_cooldown;
+            m.retain(|_, at| at.elapsed() < cooldown);
+            m.insert(task, Instant::now());
+        }
+    }
+
+    /// Whether this node released `task` within the cooldown.
+    fn recently_released(&self, task: TaskId) -> bool {
+        self.released.lock().is_ok_and(|m| {
+            m.get(&task).is_some_and(|at| at.elapsed() < self.tuning.release_cooldown)
+        })
     }
 
     fn owns(&self, offer: OfferId) -> bool {
@@ -240,6 +263,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         offers: Vec::new(),
         deploy_block,
         images: Mutex::new(HashMap::new()),
+        released: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
     };
     inner.offers = register_offers(&inner).await?;
@@ -423,7 +447,10 @@ async fn claim_free_slots(
         if free.iter().all(|(_, _, f)| *f == 0) {
             break;
         }
-        if info.deadline < horizon || running.contains_key(&info.id) {
+        if info.deadline < horizon
+            || running.contains_key(&info.id)
+            || inner.recently_released(info.id)
+        {
             continue;
         }
         let Ok(image) = inner.image(info.image).await else { continue };

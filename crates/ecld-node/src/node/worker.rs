@@ -13,6 +13,7 @@ use ecld_types::{OfferId, StatusCode, TaskId, content_hash};
 use super::Inner;
 use crate::{
     chain::{ChainError, OnChain, Revert, TaskInfo},
+    crash_point,
     enclave::{ImageEnclave, session_name},
     fetch::FetchError,
     metrics,
@@ -199,6 +200,7 @@ fn claimed(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, Failu
             j.step(info.id, Step::Claimed { offer })
         })
         .map_err(|e| journal_failed(&e))?;
+    crash_point::reached(crash_point::AFTER_CLAIM);
     Ok(Next::Continue)
 }
 
@@ -207,6 +209,9 @@ fn release(inner: &Inner, task: TaskId, reason: &str) -> Result<Next, Failure> {
     inner
         .step(task, Step::Releasing { reason: reason.to_owned() })
         .map_err(|e| journal_failed(&e))?;
+    if !inner.stopping.load(Ordering::SeqCst) {
+        inner.released_here(task);
+    }
     Ok(Next::Continue)
 }
 
@@ -340,6 +345,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         })
         .map_err(|e| journal_failed(&e))?;
     tracing::info!(target: "ecld_node", status = %p.status, runtime_ms = p.runtime_ms, message = %o.message, "enclave finished");
+    crash_point::reached(crash_point::AFTER_RUN);
     Ok(Next::Continue)
 }
 
@@ -365,6 +371,7 @@ async fn upload(inner: &Inner, task: TaskId, outcome: &Outcome) -> Result<Next, 
         }
     };
     inner.step(task, Step::Uploaded { cid }).map_err(|e| journal_failed(&e))?;
+    crash_point::reached(crash_point::AFTER_UPLOAD);
     Ok(Next::Continue)
 }
 
@@ -391,6 +398,7 @@ async fn submit(
     metrics::step("submit", t.elapsed());
     match r {
         Ok(_) => {
+            crash_point::reached(crash_point::AFTER_SUBMIT);
             if outcome.status.code() < StatusCode::FIRST_SYSTEM_CODE {
                 let price = inner
                     .offers

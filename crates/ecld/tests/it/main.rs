@@ -8,4 +8,5 @@ mod e2e_security;
 mod e2e_stack;
 mod enclave;
 mod node;
+mod node_faults;
 mod runners;

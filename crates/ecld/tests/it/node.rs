@@ -15,15 +15,31 @@ use serde_json::Value;
 use crate::e2e_stack::{Stack, ecld_bin};
 
 /// Hardhat/anvil test account 19 (funded with ether by the devnet; unused by `ecld up`).
-const SECOND_NODE_KEY: &str = "0xdf57089febbacf7ba0bc227dafbffa9fc08a93fdc68e1e42411a14efcf23656e";
+pub(crate) const SECOND_NODE_KEY: &str =
+    "0xdf57089febbacf7ba0bc227dafbffa9fc08a93fdc68e1e42411a14efcf23656e";
 
 /// Above the stack's offer price (1e15), so that any node's offer fits an open task.
-const MAX_PRICE: &str = "2000000000000000";
+pub(crate) const MAX_PRICE: &str = "2000000000000000";
 
 /// A config for a second node: the stack node's config with its own key and data directory.
-fn second_node_config(stack: &Stack, dir: &Path) -> PathBuf {
-    let stack_node = PathBuf::from(stack.info["node"]["data_dir"].as_str().unwrap());
-    let text = std::fs::read_to_string(stack_node.join("node.toml")).unwrap();
+pub(crate) fn second_node_config(stack: &Stack, dir: &Path) -> PathBuf {
+    node_config(stack, dir, None)
+}
+
+/// The stack node's data directory.
+pub(crate) fn stack_node_dir(stack: &Stack) -> PathBuf {
+    PathBuf::from(stack.info["node"]["data_dir"].as_str().unwrap())
+}
+
+/// A config for a second node (key [`SECOND_NODE_KEY`], data in `dir/data`): the stack node's
+/// config, with `offers` (TOML `[[offers]]` tables) instead of the stack's offers if given.
+pub(crate) fn node_config(stack: &Stack, dir: &Path, offers: Option<&str>) -> PathBuf {
+    let mut text = std::fs::read_to_string(stack_node_dir(stack).join("node.toml")).unwrap();
+    if let Some(offers) = offers {
+        let cut = text.find("[[offers]]").unwrap_or(text.len());
+        text.truncate(cut);
+        text.push_str(offers);
+    }
     let key = dir.join("node.key");
     std::fs::write(&key, format!("{SECOND_NODE_KEY}\n")).unwrap();
     #[cfg(unix)]
@@ -48,12 +64,19 @@ fn second_node_config(stack: &Stack, dir: &Path) -> PathBuf {
     file
 }
 
-fn start_node(config: &Path, log: &Path) -> Child {
+pub(crate) fn start_node(config: &Path, log: &Path) -> Child {
+    start_node_with(config, log, &[])
+}
+
+/// Starts `ecld node` with extra environment variables, its stderr appended to `log`.
+pub(crate) fn start_node_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(ecld_bin())
         .args(["node", "--config"])
         .arg(config)
         .env("RUST_LOG", "ecld_node=info")
+        .env_remove("ECLD_NODE_CRASH_AT")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -61,7 +84,7 @@ fn start_node(config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-fn kill9(child: &mut Child) {
+pub(crate) fn kill9(child: &mut Child) {
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
 }
@@ -85,7 +108,7 @@ fn submit_open(stack: &Stack, n: usize) -> u64 {
 }
 
 /// The offer ids the node's journal remembers.
-fn offer_ids(journal: &Path) -> Vec<u64> {
+pub(crate) fn offer_ids(journal: &Path) -> Vec<u64> {
     std::fs::read_to_string(journal)
         .unwrap()
         .lines()
