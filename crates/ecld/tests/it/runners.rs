@@ -140,3 +140,35 @@ fn python_runner_runs_scripts_with_status_per_outcome() {
     let stderr = String::from_utf8_lossy(&env.stderr);
     assert!(stderr.contains("Traceback") && stderr.contains("ValueError: bad row abc"), "{stderr}");
 }
+
+#[test]
+fn js_runner_runs_scripts_with_status_per_outcome() {
+    if !programs_dir().join("js.wasm").is_file() {
+        eprintln!(
+            "SKIPPED js_runner_runs_scripts_with_status_per_outcome: programs/out/js.wasm is \
+             missing; build it with scripts/build-runners"
+        );
+        return;
+    }
+    let stack = Stack::start();
+    let examples = repo_root().join("examples/js");
+    let script = examples.join("sealed_bid.js");
+    let (out, env) = run(&stack, "js", &script, &examples.join("bids.json"), 0);
+    assert_eq!(out["status"], 0, "{out} {}", String::from_utf8_lossy(&env.stderr));
+    assert_eq!(code_hash_of(&out), keccak256(std::fs::read(&script).unwrap()).to_string());
+    let result: Value = serde_json::from_slice(&env.stdout).unwrap();
+    assert_eq!(result["winner"], "alice", "{result}");
+    assert_eq!(result["price"], 4050, "{result}");
+
+    let input = write(&stack, "in.txt", b"abc");
+    let broken = write(&stack, "broken.js", b"function (\n");
+    let (out, env) = run(&stack, "js", &broken, &input, 2);
+    assert_eq!(out["status"], 5, "{out}");
+    assert!(String::from_utf8_lossy(&env.stderr).contains("SyntaxError"), "{env:?}");
+
+    let failing = write(&stack, "fail.js", b"throw new TypeError('bad row ' + INPUT);\n");
+    let (out, env) = run(&stack, "js", &failing, &input, 1);
+    assert_eq!(out["status"], 1, "{out}");
+    let stderr = String::from_utf8_lossy(&env.stderr);
+    assert!(stderr.contains("TypeError") && stderr.contains("bad row abc"), "{stderr}");
+}
