@@ -94,6 +94,10 @@ fn main() -> anyhow::Result<()> {
         .context("programs/out/python.wasm is missing: run scripts/build-runners")?;
     let hash = std::fs::read(out.join("hash.wasm"))
         .context("programs/out/hash.wasm is missing: run scripts/build-programs")?;
+    let js = std::fs::read(out.join("js.wasm"))
+        .context("programs/out/js.wasm is missing: run scripts/build-runners")?;
+    let bid_js = std::fs::read(root.join("examples/js/sealed_bid.js"))?;
+    let bids = std::fs::read(root.join("examples/js/bids.json"))?;
     let stats_py = std::fs::read(root.join("examples/python/stats.py"))?;
     let csv = std::fs::read(root.join("examples/python/salaries.csv"))?;
     let runtime = Runtime::new(RuntimeOptions::default())?;
@@ -103,6 +107,10 @@ fn main() -> anyhow::Result<()> {
     let hello = py.median(b"print(1)", b"", reps)?;
     let stats = py.median(&stats_py, &csv, reps)?;
     let (status_64, _) = py.task(b"print(1)", b"", 64)?;
+
+    let (js_image, js_compile) = Image::start(&runtime, &js)?;
+    let js_hello = js_image.median(b"print(1)", b"", reps)?;
+    let js_bid = js_image.median(&bid_js, &bids, reps)?;
 
     let (wasm, _) = Image::start(&runtime, &wasm_runner_image())?;
     let (_, wasm_first) = wasm.task(&hash, b"secret", 64)?;
@@ -134,10 +142,13 @@ boundary, ~1 ms). Median of {reps}; 256 MiB memory limit.\n\n\
 | python: first task on the fresh enclave (`print(1)`, status {}) | {} |\n\
 | **python: task on a warm enclave, `print(1)`** | **{}** |\n\
 | **python: task on a warm enclave, `examples/python/stats.py` over 10 CSV rows** | **{}** |\n\
+| js image: compile the {} MB module (once per enclave start) | {} |\n\
+| **js: task on a warm enclave, `print(1)`** | **{}** |\n\
+| **js: task on a warm enclave, `examples/js/sealed_bid.js`** | **{}** |\n\
 | wasm runner: first task with `hash.wasm` as code (compile + run) | {} |\n\
 | wasm runner: same code again (module cache hit) | {} |\n\n\
 A `print(1)` Python task under the default 64 MiB memory limit: {}. Every Python task starts a fresh interpreter (a fresh WebAssembly store), \
-so no state leaks from one user's task to the next; pre-initialising the module (e.g. with \
+as does every JavaScript task, so no state leaks from one user's task to the next; pre-initialising the module (e.g. with \
 wizer) would cut the start-up share.\n",
         python.len() / 1_000_000,
         ms(py_compile),
@@ -145,6 +156,10 @@ wizer) would cut the start-up share.\n",
         ms(py_first),
         ms(hello),
         ms(stats),
+        js.len() / 1_000_000,
+        ms(js_compile),
+        ms(js_hello),
+        ms(js_bid),
         ms(wasm_first),
         ms(wasm_cached),
         if status_64 == StatusCode::Success {
