@@ -217,7 +217,7 @@ fn no_secret_reaches_any_log_at_trace_level() {
 }
 
 /// POSTs `body` to `path` over plain HTTP/1.1 and returns the status and the body.
-fn http(
+pub(crate) fn http(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
