@@ -11,6 +11,8 @@ use ecld_sdk::{Client, Step, TaskRequest, Timings};
 
 use super::up;
 
+mod node;
+
 /// Arguments of `ecld bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -23,6 +25,9 @@ enum Command {
     /// End-to-end latency and throughput of a trivial task on a fresh local stack: submit to
     /// verified, decrypted result.
     E2e(E2eArgs),
+    /// Tasks per second one node drains with its slots, and where a task's time goes
+    /// (chain, store, enclave).
+    Node(node::NodeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +59,7 @@ struct E2eArgs {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::E2e(a) => e2e(a).await,
+        Command::Node(a) => node::run(a).await,
     }
 }
 
