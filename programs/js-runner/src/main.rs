@@ -80,7 +80,9 @@ fn main() {
         std::process::exit(BAD_FRAME_EXIT);
     }
     let Some((code, input)) = split(&frame) else {
-        eprintln!("js-runner: stdin is not an `ecldrun1` frame; this module runs inside an ecld enclave");
+        eprintln!(
+            "js-runner: stdin is not an `ecldrun1` frame; this module runs inside an ecld enclave"
+        );
         std::process::exit(BAD_FRAME_EXIT);
     };
     if std::str::from_utf8(code).is_err() {

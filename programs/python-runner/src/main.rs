@@ -48,7 +48,9 @@ fn main() {
         std::process::exit(BAD_FRAME_EXIT);
     }
     let Some((code, input)) = split(&frame) else {
-        eprintln!("python-runner: stdin is not an `ecldrun1` frame; this module runs inside an ecld enclave");
+        eprintln!(
+            "python-runner: stdin is not an `ecldrun1` frame; this module runs inside an ecld enclave"
+        );
         std::process::exit(BAD_FRAME_EXIT);
     };
     let Ok(source) = std::str::from_utf8(code) else {

@@ -22,6 +22,7 @@ pub(crate) const EXIT_REJECTED: u8 = 4;
 #[command(after_help = "\
 Examples:
   ecld task run stats --input notes.txt        the whole data flow; the result on stdout
+  ecld task run python --code stats.py --input data.csv    your own code on a runner image
   ecld task submit stats --input notes.txt     only encrypt, upload and submit; prints the id
   ecld task watch 7 && ecld task verify 7 && ecld task fetch 7 -o result.txt
   ecld task list --json
