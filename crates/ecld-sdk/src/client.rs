@@ -101,7 +101,9 @@ impl Client {
             Some(w) => ProviderBuilder::new()
                 .disable_recommended_fillers()
                 .with_gas_estimation()
-                .with_cached_nonce_management()
+                // Not the cached manager: a send refused at gas estimation would use up a
+                // cached nonce and every later transaction would wait forever behind the gap.
+                .with_simple_nonce_management()
                 .with_chain_id(deployment.chain_id)
                 .wallet(w.clone())
                 .connect_http(url)

@@ -253,12 +253,13 @@ impl Client {
         let runtime_s =
             u32::try_from(req.max_runtime.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
         let (offer, escrow) = self.choose_offer(req, image.platforms, runtime_s).await?;
+        let now = self.chain_now().await?;
         let spec = TaskSpec {
             imageId: req.image.0,
             inputHash: input_hash,
             memoryMb: req.memory_mb,
             maxRuntimeS: runtime_s.max(1),
-            deadline: unix_now() + req.deadline.as_secs().max(1),
+            deadline: now + req.deadline.as_secs().max(1),
         };
         let max_price = u128::try_from(escrow)
             .ok()
@@ -272,7 +273,7 @@ impl Client {
                 price: escrow.to_string(),
             });
         }
-        let permit_deadline = U256::from(unix_now() + 3600);
+        let permit_deadline = U256::from(now + 3600);
         let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
         let market = self.marketplace();
         let call = market.submitTaskWithPermit(
@@ -723,7 +724,7 @@ impl Client {
                 reason: format!("it is already {}", info.state),
             });
         }
-        if unix_now() <= info.deadline {
+        if self.chain_now().await? <= info.deadline {
             return Err(Error::CannotReclaim {
                 task: id,
                 reason: format!(
@@ -749,6 +750,20 @@ impl Client {
         let receipt =
             self.send("reclaim", market.reclaim(U256::from(id.get()), info.spec(), escrow)).await?;
         Ok(receipt.transaction_hash)
+    }
+
+    /// The earliest time the next block can carry: development chains may run ahead of the
+    /// wall clock (at least one second per block), and deadlines are checked against block
+    /// time.
+    async fn chain_now(&self) -> Result<u64, Error> {
+        use alloy::providers::Provider;
+        let block = self
+            .inner
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| self.chain_err(e))?;
+        Ok(block.map_or(0, |b| b.header.timestamp + 1).max(unix_now()))
     }
 
     pub(crate) async fn cached_image(&self, id: ImageId) -> Result<super::Image, Error> {
