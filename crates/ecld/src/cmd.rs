@@ -10,6 +10,7 @@
 //! Return [`Exit`] to end with a specific process exit code after printing the result.
 
 pub(crate) mod bench;
+pub(crate) mod cas;
 pub(crate) mod connect;
 pub(crate) mod devnet;
 pub(crate) mod enclave;
@@ -58,6 +59,8 @@ pub(crate) enum Command {
     Store(store::Args),
     /// Run a local Ethereum JSON-RPC development chain (hardhat-compatible accounts).
     Devnet(devnet::Args),
+    /// Run the Configuration and Attestation Service, or manage its image sessions.
+    Cas(cas::Args),
 }
 
 /// Runs the chosen command.
@@ -77,6 +80,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Enclave(args) => enclave::run(args).await,
         Command::Store(args) => store::run(args).await,
         Command::Devnet(args) => devnet::run(args).await,
+        Command::Cas(args) => cas::run(args).await,
     }
 }
 

@@ -38,6 +38,10 @@ async fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "docs/BENCHMARKS.md".into()));
     anyhow::ensure!(n >= 8 && rounds >= 1, "--n must be at least 8 and --rounds at least 1");
 
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into());
     let dir = tempfile::tempdir()?;
     let token = AdminToken::generate();
     let cas =
@@ -92,11 +96,13 @@ async fn main() -> anyhow::Result<()> {
          from the master key, sealed to the ephemeral key, signed, and checked and opened by the \
          client (`CasClient::attest`). Every nonce issue/use and every decision is fsynced (nonce \
          journal + audit log: 4 fsyncs per attestation). Client and server in one process on \
-         127.0.0.1; state on the local disk.\n\nMachine: {nproc} CPUs, {}; {}.\n\n\
+         127.0.0.1; state on the local disk.\n\nMachine: {nproc} CPUs, {}; {}; load average \
+         at the start {} (other work on the machine makes the figures noisy).\n\n\
          | concurrent clients | median attestations/s | min | max | rounds × attestations |\n\
          | --- | --- | --- | --- | --- |\n",
         cpu_model(),
-        date.trim()
+        date.trim(),
+        load
     );
     for (c, med, min, max) in &table {
         section.push_str(&format!("| {c} | {med:.0} | {min:.0} | {max:.0} | {rounds} × {n} |\n"));
