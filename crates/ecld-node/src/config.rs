@@ -84,7 +84,7 @@ pub struct RawConfig {
     pub chain: RawChain,
     /// The content store.
     #[serde(default)]
-    pub store: RawUrl,
+    pub store: RawStore,
     /// The CAS the enclaves attest to.
     #[serde(default)]
     pub cas: RawUrl,
@@ -114,6 +114,16 @@ pub struct RawChain {
     pub poll_interval_ms: Option<u64>,
     /// Blocks re-read on every poll so that a reorg of up to this depth is seen.
     pub reorg_depth: Option<u64>,
+}
+
+/// `[store]` as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// The Kubo API URL.
+    pub url: Option<String>,
+    /// Attempts per store call, with exponential backoff, before the node gives up.
+    pub retry_attempts: Option<u32>,
 }
 
 /// A section holding one URL.
@@ -255,6 +265,9 @@ pub struct NodeConfig {
     pub reorg_depth: u64,
     /// Content store (Kubo API) URL.
     pub store_url: Url,
+    /// Attempts per store call before giving up (`None`: the default, about a minute of
+    /// backoff). An input still unavailable then is answered with status 16 (refund).
+    pub store_retry_attempts: Option<u32>,
     /// CAS URL.
     pub cas_url: Url,
     /// Program and arguments that start one enclave; `None`: `<this binary> enclave`.
@@ -374,6 +387,7 @@ impl NodeConfig {
             poll_interval,
             reorg_depth,
             store_url,
+            store_retry_attempts: raw.store.retry_attempts.map(|n| n.max(1)),
             cas_url,
             enclave_command: raw.enclave.command,
             platform,
@@ -531,6 +545,10 @@ reorg_depth = 12
 [store]
 # Kubo RPC API: `ecld store` or any IPFS (Kubo) node.
 url = "http://127.0.0.1:5001"
+# Attempts per store call, with exponential backoff (default 12: about a minute). An input
+# still unavailable then is answered with status 16, which refunds the requester; a result
+# upload is retried until the store is back.
+# retry_attempts = 12
 
 [cas]
 # The Configuration and Attestation Service the enclaves attest to.

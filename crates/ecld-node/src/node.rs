@@ -228,7 +228,11 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
     })
     .await?;
     let store = KuboClient::new(cfg.store_url.as_str())?;
-    let fetcher = Fetcher::new(store, &cfg.data_dir, tuning.store_backoff);
+    let store_backoff = match cfg.store_retry_attempts {
+        Some(attempts) => Backoff { attempts, ..tuning.store_backoff },
+        None => tuning.store_backoff,
+    };
+    let fetcher = Fetcher::new(store, &cfg.data_dir, store_backoff);
     let command = match &cfg.enclave_command {
         Some(c) => c.clone(),
         None => {

@@ -90,21 +90,8 @@ pub(crate) fn kill9(child: &mut Child) {
 }
 
 fn submit_open(stack: &Stack, n: usize) -> u64 {
-    let v = stack.json(
-        &[
-            "task",
-            "submit",
-            "stats",
-            "--input-text",
-            &format!("task {n} words for the node test"),
-            "--offer",
-            "0",
-            "--price",
-            MAX_PRICE,
-        ],
-        0,
-    );
-    v["task"].as_u64().unwrap()
+    // Retries a submission whose gas estimate raced a settlement (see `node_faults::submit`).
+    crate::node_faults::submit(stack, "stats", n, None).get()
 }
 
 /// The offer ids the node's journal remembers.

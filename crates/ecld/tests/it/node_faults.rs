@@ -99,7 +99,7 @@ fn task_id(v: &Value) -> TaskId {
 }
 
 /// Submits a task for `image`: matched to `offer`, or open when `offer` is `None`.
-fn submit(stack: &Stack, image: &str, n: usize, offer: Option<OfferId>) -> TaskId {
+pub(crate) fn submit(stack: &Stack, image: &str, n: usize, offer: Option<OfferId>) -> TaskId {
     let offer = offer.map_or_else(|| "0".to_owned(), |o| o.get().to_string());
     let text = format!("task {n} words for the node fault tests");
     let mut args = vec!["task", "submit", image, "--input-text", &text, "--offer", &offer];
@@ -555,4 +555,32 @@ fn a_task_released_for_an_image_that_cannot_attest_is_not_claimed_again_by_the_s
     assert!(!chain.settlements().contains_key(&task), "settled without an attested enclave");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("enclave did not start or attest"), "{text}");
+}
+
+#[test]
+fn a_store_down_past_the_retry_budget_refunds_the_requester_with_input_unavailable() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_id(&stack, "stats");
+    let config = node_config(&stack, dir.path(), Some(&offers_for(&image, 1)));
+    // A small budget (3 attempts, well under a second of backoff) so that the test is quick.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("[store]\n", "[store]\nretry_attempts = 3\n")).unwrap();
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let store = Outage::start(stack.info["store"].as_str().unwrap());
+    let node = start_node_with(&config, &log, &[("ECLD_NODE_STORE_URL", &store.url())]);
+    let offer = wait_for_offers(&journal, 1)[0];
+    let first = submit(&stack, "stats", 0, Some(offer));
+    chain.wait_settled(&[first], Duration::from_secs(60));
+
+    store.set_up(false);
+    let task = submit(&stack, "stats", 1, Some(offer));
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    stop(node);
+    // Status 16 INPUT_UNAVAILABLE: a system fault, so the contract refunds the requester.
+    assert_eq!(settled[&task], vec![(offer, 16)], "{settled:?}");
+    let text = strip_ansi(&std::fs::read_to_string(&log).unwrap());
+    assert!(text.contains("input unavailable; the enclave will sign INPUT_UNAVAILABLE"), "{text}");
 }
