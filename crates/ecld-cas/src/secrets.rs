@@ -63,6 +63,11 @@ impl ImageSecrets {
         self.signer.address()
     }
 
+    /// The X25519 identity and the signer, by value.
+    pub fn into_parts(self) -> (AgeIdentity, SignerKey) {
+        (self.age_identity, self.signer)
+    }
+
     pub(crate) fn to_bundle_json(&self) -> Result<Zeroizing<Vec<u8>>, CasError> {
         let age = self.age_identity.to_secret_string();
         let key = self.signer.to_hex_secret();
