@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fetched = client.fetch(submitted.task).await?;
     eprintln!("proof verified: signed by {}; status {}", fetched.verified.signer, fetched.status);
     if let Some(output) = fetched.output {
-        println!("{}", String::from_utf8_lossy(&output));
+        println!("{}", String::from_utf8_lossy(&output.stdout));
     }
     Ok(())
 }

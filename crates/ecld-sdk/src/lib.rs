@@ -4,6 +4,7 @@ mod client;
 pub mod config;
 mod error;
 pub mod keys;
+mod result;
 mod status;
 pub mod verify;
 
@@ -14,4 +15,5 @@ pub use client::{
 pub use config::ClientConfig;
 pub use ecld_types::{ImageId, OfferId, StatusCode, TaskId};
 pub use error::{Error, VerifyError};
+pub use result::ProgramOutput;
 pub use status::{Step, TaskState, Timings};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Client, Offer};
 use crate::{
-    Error, Step, TaskState, Timings,
+    Error, ProgramOutput, Step, TaskState, Timings,
     verify::{self, ProofRecord, Verified},
 };
 
@@ -139,8 +139,8 @@ pub struct Fetched {
     pub status: StatusCode,
     /// The checked proof.
     pub verified: Verified,
-    /// The decrypted result, when there is one.
-    pub output: Option<Vec<u8>>,
+    /// The decrypted result (the program's stdout, stderr and exit code), when there is one.
+    pub output: Option<ProgramOutput>,
 }
 
 /// The outcome of [`Client::run`].
@@ -154,8 +154,9 @@ pub struct TaskResult {
     pub input_cid: String,
     /// The checked proof.
     pub verified: Verified,
-    /// The decrypted result (for failures, what the enclave reported, if anything).
-    pub output: Option<Vec<u8>>,
+    /// The decrypted result (the program's stdout, stderr and exit code; for failures, what
+    /// the enclave reported), when there is one.
+    pub output: Option<ProgramOutput>,
     /// Time per step.
     pub timings: Timings,
 }
@@ -645,14 +646,37 @@ impl Client {
         }
     }
 
-    /// Decrypts a result ciphertext with the user's identity.
+    /// Decrypts a result ciphertext with the user's identity and reads the program's
+    /// output from it.
     ///
     /// # Errors
-    /// [`Error::NotForYou`] when it was encrypted to someone else.
-    pub fn decrypt(&self, task: TaskId, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
+    /// [`Error::NotForYou`] when it was encrypted to someone else; [`Error::Protocol`] when
+    /// the plaintext is not a result envelope.
+    pub fn decrypt(&self, task: TaskId, ciphertext: &[u8]) -> Result<ProgramOutput, Error> {
         let identity = self.require_identity()?;
-        envelope::decrypt_bytes(identity, ciphertext)
-            .map_err(|_| Error::NotForYou { task, recipient: identity.recipient().to_string() })
+        let plain = envelope::decrypt_bytes(identity, ciphertext)
+            .map_err(|_| Error::NotForYou { task, recipient: identity.recipient().to_string() })?;
+        ProgramOutput::decode(&plain).ok_or_else(|| {
+            Error::Protocol(format!("the decrypted result of task {task} is not a result envelope"))
+        })
+    }
+
+    fn decrypt_checked(
+        &self,
+        verified: &Verified,
+        bytes: &[u8],
+    ) -> Result<Option<ProgramOutput>, Error> {
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        let out = self.decrypt(verified.task, bytes)?;
+        if out.status != verified.record.proof.status.code() {
+            return Err(Error::Protocol(format!(
+                "task {}: the encrypted result says status {} but the proof says {}",
+                verified.task, out.status, verified.record.proof.status
+            )));
+        }
+        Ok(Some(out))
     }
 
     /// Verifies the proof, then downloads and decrypts the result.
@@ -661,7 +685,7 @@ impl Client {
     /// As [`Client::verify`] and [`Client::decrypt`].
     pub async fn fetch(&self, id: TaskId) -> Result<Fetched, Error> {
         let (verified, bytes) = self.verify(id).await?;
-        let output = if bytes.is_empty() { None } else { Some(self.decrypt(id, &bytes)?) };
+        let output = self.decrypt_checked(&verified, &bytes)?;
         Ok(Fetched { status: verified.record.proof.status, verified, output })
     }
 
@@ -698,10 +722,7 @@ impl Client {
         let record = step!(Step::Download, self.proof_record(&info).await?);
         let (verified, bytes) = step!(Step::Verify, self.verify_record(&info, &record).await?);
         check_code_hash(info.id, req.code.as_deref(), &verified.record.proof)?;
-        let output = step!(
-            Step::Decrypt,
-            if bytes.is_empty() { None } else { Some(self.decrypt(info.id, &bytes)?) }
-        );
+        let output = step!(Step::Decrypt, self.decrypt_checked(&verified, &bytes)?);
         Ok(TaskResult {
             task: info.id,
             status: verified.record.proof.status,

@@ -33,7 +33,7 @@ async fn run_submits_waits_verifies_and_decrypts() {
     );
     let result = result.unwrap();
     assert_eq!(result.status, StatusCode::Success);
-    assert_eq!(result.output.as_deref(), Some(&b"SECRET TEXT"[..]));
+    assert_eq!(result.output.unwrap().stdout, b"SECRET TEXT");
     assert_eq!(steps, Step::ALL.to_vec());
     assert_eq!(result.verified.signer, env.enclave_signer.address());
     assert_eq!(client.balance(None).await.unwrap(), before - U256::from(OFFER_PRICE));
@@ -43,7 +43,7 @@ async fn run_submits_waits_verifies_and_decrypts() {
     let info = client.task(id).await.unwrap();
     assert_eq!(info.state, TaskState::Done { status: StatusCode::Success });
     let fetched = client.fetch(id).await.unwrap();
-    assert_eq!(fetched.output.as_deref(), Some(&b"SECRET TEXT"[..]));
+    assert_eq!(fetched.output.unwrap().stdout, b"SECRET TEXT");
     assert_eq!(client.tasks(true).await.unwrap().len(), 1);
     assert!(client.ledger().await.unwrap().conserved());
     env.stop().await;

@@ -158,10 +158,15 @@ impl Env {
         assert_eq!(content_hash(&input), ev.inputHash);
         let plain = envelope::decrypt_bytes(&self.enclave_identity, &input).unwrap();
         let payload = Payload::decode(&plain).unwrap();
-        let output = String::from_utf8_lossy(&payload.input).to_uppercase();
+        let output = ecld_sdk::ProgramOutput {
+            status: status.code(),
+            exit_code: 0,
+            stdout: String::from_utf8_lossy(&payload.input).to_uppercase().into_bytes(),
+            stderr: Vec::new(),
+        }
+        .encode();
         let result =
-            envelope::encrypt_bytes(&[payload.recipient().unwrap()], false, output.as_bytes())
-                .unwrap();
+            envelope::encrypt_bytes(&[payload.recipient().unwrap()], false, &output).unwrap();
         let cid = kubo.add_bytes(result.clone().into()).await.unwrap();
         let proof = ResultProof {
             task_id: id,

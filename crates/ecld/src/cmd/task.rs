@@ -225,7 +225,8 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
     progress.finish();
     let result = result?;
     let status = result.status;
-    let output_bytes = result.output.clone().unwrap_or_default();
+    let output_bytes = result.output.as_ref().map(|o| o.stdout.clone()).unwrap_or_default();
+    show_stderr(result.output.as_ref());
     if output::json() {
         let timings_ms = Step::ALL
             .iter()
@@ -263,6 +264,17 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
         result.verified.signer
     );
     finish(status)
+}
+
+/// The program's own stderr (part of the encrypted result) goes to our stderr, marked.
+fn show_stderr(output: Option<&ecld_sdk::ProgramOutput>) {
+    if let Some(o) = output.filter(|o| !o.stderr.is_empty()) {
+        eprintln!(
+            "program stderr (exit code {}):\n{}",
+            o.exit_code,
+            String::from_utf8_lossy(&o.stderr).trim_end()
+        );
+    }
 }
 
 fn finish(status: StatusCode) -> anyhow::Result<()> {
@@ -387,7 +399,8 @@ async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
 
 async fn fetch(client: &Client, a: FetchArgs) -> anyhow::Result<()> {
     let r = client.fetch(a.id).await?;
-    let bytes = r.output.unwrap_or_default();
+    show_stderr(r.output.as_ref());
+    let bytes = r.output.map(|o| o.stdout).unwrap_or_default();
     if output::json() {
         let (text, hex) = text_or_hex(&bytes);
         output::emit(

@@ -81,15 +81,18 @@ async fn each_status_class_settles_as_the_protocol_says() {
     let stack = Stack::start();
     let c = client(&stack).await;
     let primes = c.resolve_image("primes").await.expect("the `primes` example image");
-
-    // Program error (not a number), timeout (a sieve of 5·10^8 takes seconds), resource
-    // limit (a sieve of 4·10^9 needs 2 GB): the program's fault, the node is paid.
-    for (input, expect) in [
-        ("not a number", StatusCode::ProgramError),
-        ("500000000", StatusCode::Timeout),
-        ("4000000000", StatusCode::ResourceLimit),
+    // Program error (not a number), resource limit (a sieve of 4·10^9 needs 2 GB), timeout
+    // (a module that never ends, run by the `wasm` runner image): the program's fault, the
+    // node is paid.
+    let wasm = c.resolve_image("wasm").await.expect("the `wasm` runner image");
+    let spin = std::fs::read(crate::e2e_stack::repo_root().join("testdata/e2e/spin.wasm")).unwrap();
+    for (image, code, input, expect) in [
+        (primes.id, None, "not a number", StatusCode::ProgramError),
+        (primes.id, None, "4000000000", StatusCode::ResourceLimit),
+        (wasm.id, Some(spin.clone()), "", StatusCode::Timeout),
     ] {
-        let mut req = TaskRequest::new(primes.id, input.as_bytes().to_vec());
+        let mut req = TaskRequest::new(image, input.as_bytes().to_vec());
+        req.code = code;
         req.max_runtime = Duration::from_secs(1);
         req.memory_mb = 256;
         let node_before = c.balance(Some(r_node(&stack))).await.unwrap();

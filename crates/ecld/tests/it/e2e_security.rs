@@ -29,7 +29,7 @@ async fn tampering_wrong_signers_and_eavesdropping_are_all_caught() {
         )
         .await
         .unwrap();
-    let result = r.output.clone().expect("stats prints a result");
+    let result = r.output.clone().expect("stats prints a result").stdout;
     assert!(result.len() >= 8, "the result is too short to search for: {result:?}");
 
     // 1. Neither the node's data directory, the store's blocks, the CAS state nor the chain
