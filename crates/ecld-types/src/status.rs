@@ -109,9 +109,7 @@ impl StatusCode {
             Self::Success => Fault::None,
             Self::ProgramError | Self::Timeout | Self::ResourceLimit => Fault::Program,
             Self::InputInvalid | Self::CodeInvalid => Fault::Requester,
-            Self::InputUnavailable | Self::ImageUnavailable | Self::EnclaveFailure => {
-                Fault::System
-            }
+            Self::InputUnavailable | Self::ImageUnavailable | Self::EnclaveFailure => Fault::System,
         }
     }
 
@@ -133,7 +131,9 @@ impl StatusCode {
             Self::InputInvalid => "the input payload could not be decrypted or parsed",
             Self::CodeInvalid => "the supplied code is missing or does not compile",
             Self::InputUnavailable => "the input could not be fetched or its hash did not match",
-            Self::ImageUnavailable => "the image could not be fetched or did not match its measurement",
+            Self::ImageUnavailable => {
+                "the image could not be fetched or did not match its measurement"
+            }
             Self::EnclaveFailure => "the enclave failed",
         }
     }
