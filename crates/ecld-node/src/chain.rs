@@ -513,7 +513,13 @@ impl Chain {
                 .pending()
                 .await
                 .map_err(|e| rpc_err("eth_getTransactionCount", e))?;
-            let pending = call.nonce(nonce).send().await.map_err(|e| call_err(what, &e))?;
+            let estimate = call.estimate_gas().await.map_err(|e| call_err(what, &e))?;
+            let pending = call
+                .nonce(nonce)
+                .gas(ecld_contracts::gas_with_headroom(estimate))
+                .send()
+                .await
+                .map_err(|e| call_err(what, &e))?;
             *pending.tx_hash()
         };
         let receipt = self.wait_receipt(what, tx).await?;

@@ -18,7 +18,6 @@ use tracing_subscriber::EnvFilter;
     version,
     about = "Confidential compute marketplace: encrypt inputs, run them in a TEE, verify proofs.",
     long_about = None,
-    propagate_version = true,
     after_help = "\
 Examples:
   ecld keys new --out ~/.ecld          create your age identity and Ethereum key
@@ -71,4 +70,18 @@ fn init_tracing(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(true)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Regression: `image publish --version` clashed with a propagated `--version` flag and
+    /// clap panicked on start-up of that subcommand. clap's own check covers every command.
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -405,11 +405,14 @@ impl Client {
     where
         C: alloy::contract::CallDecoder,
     {
-        let pending = call.send().await.map_err(|e| Error::Reverted {
+        let reverted = |e: alloy::contract::Error| Error::Reverted {
             call: what,
             reason: ecld_contracts::decode_revert(&e)
                 .map_or_else(|| e.to_string(), |c| format!("{c:?}")),
-        })?;
+        };
+        let estimate = call.estimate_gas().await.map_err(reverted)?;
+        let pending =
+            call.gas(ecld_contracts::gas_with_headroom(estimate)).send().await.map_err(reverted)?;
         let receipt = pending.get_receipt().await.map_err(|e| self.chain_err(e))?;
         if !receipt.status() {
             return Err(Error::Reverted {
