@@ -213,6 +213,10 @@ struct RunOutput {
     result: Option<String>,
     /// The decrypted result as hex when it is not text.
     result_hex: Option<String>,
+    /// The program's exit code (absent when it did not exit: a trap or a limit).
+    exit_code: Option<i32>,
+    /// The program's stderr or the enclave's explanation (encrypted with the result).
+    stderr: Option<String>,
     timings_ms: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -250,6 +254,11 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
                 code_hash: result.verified.record.proof.code_hash,
                 result: text,
                 result_hex: hex,
+                exit_code: result.output.as_ref().map(|o| o.exit_code).filter(|c| *c >= 0),
+                stderr: result
+                    .output
+                    .as_ref()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned()),
                 timings_ms,
             },
             |_| String::new(),
