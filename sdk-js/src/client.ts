@@ -112,6 +112,33 @@ export interface VerifiedProof {
   insecureSim: boolean;
 }
 
+/** Where a task is on chain (the counterpart of `ecld_sdk::TaskState`). */
+export type TaskState =
+  | { kind: "open" }
+  | { kind: "matched"; offerId: bigint; node: Address }
+  | { kind: "done"; status: number; statusName: string }
+  | { kind: "reclaimed" };
+
+/** A task as the chain records it (`TaskSubmitted`, and its state now). */
+export interface TaskInfo {
+  taskId: bigint;
+  requester: Address;
+  imageId: Hex;
+  inputHash: Hex;
+  inputCid: string;
+  memoryMb: number;
+  maxRuntimeS: number;
+  /** Unix time after which the requester may reclaim the escrow of an unfinished task. */
+  deadline: bigint;
+  /** The escrowed price at submission. */
+  price: bigint;
+  /** The offer named at submission (0 for an open task). */
+  offerId: bigint;
+  /** Block of `TaskSubmitted`. */
+  block: bigint;
+  state: TaskState;
+}
+
 /** Platform bits of the ImageRegistry. */
 export const PLATFORM_SIM = 1;
 
@@ -414,6 +441,119 @@ export class EcldClient {
       resultCid: outcome.resultCid,
       insecureSim: image.allowsSim,
     };
+  }
+
+  /** The state of a task now: live on chain (open or matched), settled, or reclaimed. */
+  async taskState(taskId: bigint, fromBlock: bigint): Promise<TaskState> {
+    const m = { address: this.deployment.marketplace, abi: marketplaceAbi } as const;
+    try {
+      const { commitment, offerId } = await this.publicClient.readContract({ ...m, functionName: "getTask", args: [taskId] });
+      if (!/^0x0*$/.test(commitment)) {
+        if (offerId === 0n) return { kind: "open" };
+        const offer = await this.publicClient.readContract({ ...m, functionName: "getOffer", args: [offerId] });
+        return { kind: "matched", offerId, node: getAddress(offer.node) };
+      }
+      const done = await this.publicClient.getContractEvents({ ...m, eventName: "ResultSubmitted", args: { taskId }, fromBlock, toBlock: "latest" });
+      const status = done[0]?.args.status;
+      if (status !== undefined) return { kind: "done", status, statusName: statusName(status) };
+      return { kind: "reclaimed" };
+    } catch (e) {
+      throw chainError(`reading the state of task ${taskId}`, e);
+    }
+  }
+
+  private taskInfoOf(a: {
+    taskId?: bigint | undefined; requester?: Address | undefined; imageId?: Hex | undefined; inputHash?: Hex | undefined;
+    memoryMb?: number | undefined; maxRuntimeS?: number | undefined; deadline?: bigint | undefined; price?: bigint | undefined;
+    offerId?: bigint | undefined; inputCid?: string | undefined;
+  }, block: bigint, state: TaskState): TaskInfo {
+    return {
+      taskId: a.taskId ?? 0n,
+      requester: getAddress(a.requester ?? "0x0000000000000000000000000000000000000000"),
+      imageId: a.imageId ?? zeroHash,
+      inputHash: a.inputHash ?? zeroHash,
+      inputCid: a.inputCid ?? "",
+      memoryMb: a.memoryMb ?? 0,
+      maxRuntimeS: a.maxRuntimeS ?? 0,
+      deadline: a.deadline ?? 0n,
+      price: a.price ?? 0n,
+      offerId: a.offerId ?? 0n,
+      block,
+      state,
+    };
+  }
+
+  /** One task: its `TaskSubmitted` record and its state now. */
+  async task(taskId: bigint): Promise<TaskInfo> {
+    const logs = await this.publicClient
+      .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskSubmitted", args: { taskId }, fromBlock: BigInt(this.deployment.deployBlock), toBlock: "latest" })
+      .catch((e: unknown) => {
+        throw chainError(`reading task ${taskId}`, e);
+      });
+    const l = logs[0];
+    if (l === undefined) throw new EcldError("TaskError", `task ${taskId} does not exist on this Marketplace`, { hint: "check the task id and the deployment" });
+    return this.taskInfoOf(l.args, l.blockNumber, await this.taskState(taskId, l.blockNumber));
+  }
+
+  /** Every task the account submitted (`TaskSubmitted` filtered by requester), newest first. */
+  async tasksOf(requester: Address): Promise<TaskInfo[]> {
+    const logs = await this.publicClient
+      .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskSubmitted", args: { requester }, fromBlock: BigInt(this.deployment.deployBlock), toBlock: "latest" })
+      .catch((e: unknown) => {
+        throw chainError(`listing the tasks of ${requester}`, e);
+      });
+    const out = await Promise.all(logs.map(async (l) => this.taskInfoOf(l.args, l.blockNumber, await this.taskState(l.args.taskId ?? 0n, l.blockNumber))));
+    return out.sort((a, b) => (a.taskId < b.taskId ? 1 : a.taskId > b.taskId ? -1 : 0));
+  }
+
+  /**
+   * The earliest time the next block can carry (development chains may run ahead of the wall
+   * clock; deadlines are checked against block time).
+   */
+  async chainNow(): Promise<bigint> {
+    const block = await this.publicClient.getBlock({ blockTag: "latest" }).catch((e: unknown) => {
+      throw chainError("reading the latest block", e);
+    });
+    const next = block.timestamp + 1n;
+    const now = unixNow();
+    return next > now ? next : now;
+  }
+
+  /**
+   * After its deadline, takes back the escrow of a task that has no result (one wallet
+   * prompt: the transaction). Returns the transaction hash.
+   */
+  async reclaim<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, taskId: bigint): Promise<Hex> {
+    const info = await this.task(taskId);
+    if (info.state.kind === "done" || info.state.kind === "reclaimed")
+      throw new EcldError("TaskError", `task ${taskId} cannot be reclaimed: it is already ${info.state.kind}`, { hint: "nothing to do: its escrow is settled" });
+    if ((await this.chainNow()) <= info.deadline)
+      throw new EcldError("TaskError", `task ${taskId} cannot be reclaimed before its deadline (unix time ${info.deadline})`, { hint: "try again after the deadline" });
+    // The escrow is the submitted price, or the offer's price once a node claimed it.
+    const claims = await this.publicClient
+      .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskClaimed", args: { taskId }, fromBlock: info.block, toBlock: "latest" })
+      .catch((e: unknown) => {
+        throw chainError(`reading the claims of task ${taskId}`, e);
+      });
+    const escrow = claims[claims.length - 1]?.args.price ?? info.price;
+    const spec = { imageId: info.imageId, inputHash: info.inputHash, memoryMb: info.memoryMb, maxRuntimeS: info.maxRuntimeS, deadline: info.deadline };
+    const tx = await wallet
+      .writeContract({
+        account: wallet.account,
+        chain: wallet.chain ?? null,
+        address: this.deployment.marketplace,
+        abi: marketplaceAbi,
+        functionName: "reclaim",
+        args: [taskId, spec, escrow],
+      } as Parameters<typeof wallet.writeContract>[0])
+      .catch((e: unknown) => {
+        throw chainError("reclaim", e);
+      });
+    const receipt = await this.publicClient.waitForTransactionReceipt({ hash: tx }).catch((e: unknown) => {
+      throw chainError("waiting for the reclaim", e);
+    });
+    if (receipt.status !== "success") throw new EcldError("ChainError", `reclaim of task ${taskId} reverted (tx ${tx})`, { hint: "check the task's state and deadline" });
+    return tx;
   }
 
   /** Downloads the result ciphertext of an outcome (empty when the proof has none). */

@@ -1,7 +1,7 @@
 import { createPublicClient, createWalletClient, defineChain, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EcldClient, EcldError, StoreClient, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile } from "../../src/index.js";
+import { EcldClient, EcldError, StoreClient, devTokenAbi, marketplaceAbi, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile } from "../../src/index.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { keccak256 } from "viem";
@@ -95,5 +95,40 @@ describe("a whole task from TypeScript against ecld up", () => {
       return b;
     };
     await expect(readVerifiedFile(v.cid, lying, 1 << 30)).rejects.toThrow(/does not match/);
+  }, 60_000);
+
+  it("lists the account's tasks with their state and reclaims an unmatched task after its deadline", async (ctx) => {
+    if (stack === undefined) { ctx.skip(); return; }
+    const { client, wallet } = clients(stack);
+    const me = wallet.account.address;
+    const stats = (await client.images()).find((i) => i.name === "stats")!;
+    // An open task no offer can take (more memory than any node offers), deadline in a few seconds.
+    const inputCid = await client.store.add(new TextEncoder().encode("not run"));
+    const price = 7n;
+    const deadline = (await client.chainNow()) + 3n;
+    const spec = { imageId: stats.id, inputHash: keccak256(new TextEncoder().encode("not run")), memoryMb: 1_000_000, maxRuntimeS: 10, deadline };
+    const approve = await wallet.writeContract({ address: stack.deployment.token, abi: devTokenAbi, functionName: "approve", args: [stack.deployment.marketplace, price] });
+    await client.publicClient.waitForTransactionReceipt({ hash: approve });
+    const sub = await wallet.writeContract({ address: stack.deployment.marketplace, abi: marketplaceAbi, functionName: "submitTask", args: [spec, inputCid, price, 0n] });
+    await client.publicClient.waitForTransactionReceipt({ hash: sub });
+    const mine = await client.tasksOf(me);
+    expect(mine.length).toBeGreaterThanOrEqual(2);
+    const open = mine[0]!;
+    expect(open.state).toEqual({ kind: "open" });
+    expect(open.deadline).toBe(deadline);
+    expect(open.price).toBe(price);
+    expect(open.requester).toBe(me);
+    // Earlier tasks of this file ran to completion.
+    expect(mine.slice(1).every((t) => t.state.kind === "done" && t.state.statusName === "SUCCESS")).toBe(true);
+    expect(await client.tasksOf("0x000000000000000000000000000000000000dEaD")).toEqual([]);
+    // Before the deadline the SDK refuses; after it the escrow comes back.
+    await expect(client.reclaim(wallet, open.taskId)).rejects.toThrow(/before its deadline/);
+    while ((await client.chainNow()) <= deadline) await new Promise((r) => setTimeout(r, 500));
+    const balanceOf = () => client.publicClient.readContract({ address: stack!.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [me] });
+    const before = await balanceOf();
+    await client.reclaim(wallet, open.taskId);
+    expect(await balanceOf()).toBe(before + price);
+    expect((await client.task(open.taskId)).state).toEqual({ kind: "reclaimed" });
+    await expect(client.reclaim(wallet, open.taskId)).rejects.toThrow(/already reclaimed/);
   }, 60_000);
 });
