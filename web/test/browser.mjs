@@ -1,24 +1,32 @@
 #!/usr/bin/env node
-// Browser end-to-end test: `ecld up`, the built page behind serve.mjs, Debian chromium driven
-// by playwright-core: one task through an injected EIP-1193 wallet (counting prompts) with a
-// wallet-derived result key, then one with the dev burner and a generated key.
+// Browser end-to-end tests: `ecld up`, the built page behind serve.mjs, Debian chromium driven
+// by playwright-core, against the real stack. Scenarios, in order (they share one stack):
+//   wallet     a task through an injected EIP-1193 wallet (counting prompts), wallet-derived key
+//   burner     a task with the dev burner and a generated key
+//   runner     Python code typed into the code editor (runner image), verified decrypted output
+//   reattach   a reload with #task=N: the task is followed again, the key re-derived, decrypted
+//   tamper     the result's block altered in the store: FAILED VERIFICATION, no result shown
+//   wrongchain a wallet on another chain is told to switch; after switching the task runs
+//   reclaim    an unmatched task past its deadline is reclaimed from the history
+// Every page: no request to any other origin, no console error.
 // Needs: `npm run build` done, the cargo-built ecld binary, /usr/bin/chromium.
-// Usage: node test/browser.mjs [--screenshot FILE]
+// Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { createPublicClient, createWalletClient, http } from "viem";
+import { createPublicClient, createWalletClient, http, keccak256, toBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../..");
-const shotArg = process.argv.indexOf("--screenshot");
-const screenshot = shotArg > 0 ? process.argv[shotArg + 1] : join(tmpdir(), "ecld-web.png");
+const argOf = (name) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : undefined; };
+const screenshot = argOf("screenshot") ?? join(tmpdir(), "ecld-web.png");
+const only = argOf("only")?.split(",");
 const ecld = [process.env.ECLD_BIN, process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, "debug/ecld"), join(repo, "target/debug/ecld"), join(process.env.HOME ?? "/", ".cache/ecld-target/debug/ecld")]
   .find((p) => p && existsSync(p));
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -33,6 +41,14 @@ const firstLine = (child, what) => new Promise((res, rej) => {
   child.once("exit", (c) => { clearTimeout(t); rej(new Error(`${what} exited with ${c}`)); });
 });
 
+/** Waits for the page's verified proof, or fails with the page's error text. */
+async function verifiedOrError(page, timeout = 60_000) {
+  await Promise.race([
+    page.waitForSelector("#verified", { timeout }),
+    page.waitForSelector("#run-error, #failed-verification", { timeout }).then(async (h) => { throw new Error(`page error: ${await h.textContent()}`); }),
+  ]);
+}
+
 async function run() {
   const data = mkdtempSync(join(tmpdir(), "ecld-web-up-"));
   cleanup.push(() => rmSync(data, { recursive: true, force: true }));
@@ -42,6 +58,7 @@ async function run() {
   const serve = spawn(process.execPath, [join(here, "../serve.mjs"), "--config", ready.config, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
   cleanup.push(() => { serve.kill("SIGTERM"); });
   const { url } = await firstLine(serve, "serve.mjs");
+  const origin = new URL(url).origin;
 
   const profile = mkdtempSync(join(tmpdir(), "ecld-chromium-"));
   cleanup.push(() => rmSync(profile, { recursive: true, force: true }));
@@ -54,92 +71,293 @@ async function run() {
       "--disable-component-update", "--disable-sync"],
   });
   cleanup.push(() => context.close());
-  const page = await context.newPage();
-  const prompts = [];
+
   const demoKey = readFileSync(ready.demo.key, "utf8").trim();
   const account = privateKeyToAccount(demoKey);
   const wallet = createWalletClient({ account, transport: http(ready.rpc) });
-  await page.exposeFunction("__testWallet", async (method, paramsJson) => {
-    const params = JSON.parse(paramsJson);
-    prompts.push(method);
-    if (method === "eth_signTypedData_v4") {
-      const data = JSON.parse(params[1]);
-      delete data.types.EIP712Domain;
-      const ints = (type) => /^u?int\d*$/.test(type);
-      const fix = (fields, obj) => { for (const f of fields) if (ints(f.type) && obj[f.name] !== undefined) obj[f.name] = BigInt(obj[f.name]); };
-      fix([{ name: "chainId", type: "uint256" }], data.domain);
-      fix(data.types[data.primaryType], data.message);
-      return await account.signTypedData(data);
-    }
-    if (method === "eth_sendTransaction") {
-      const tx = params[0];
-      return await wallet.sendTransaction({ to: tx.to, data: tx.data, chain: null,
-        ...(tx.value ? { value: BigInt(tx.value) } : {}), ...(tx.gas ? { gas: BigInt(tx.gas) } : {}) });
-    }
-    throw new Error(`unexpected wallet method ${method}`);
-  });
-  await page.addInitScript((address) => {
-    const local = new Set(["eth_signTypedData_v4", "eth_sendTransaction"]);
-    let id = 0;
-    window.ethereum = {
-      async request({ method, params }) {
-        if (method === "eth_requestAccounts" || method === "eth_accounts") return [address];
-        if (local.has(method)) return await window.__testWallet(method, JSON.stringify(params ?? []));
-        const res = await fetch("/rpc", { method: "POST", headers: { "content-type": "application/json" },
-          body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
-        const body = await res.json();
-        if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
-        return body.result;
-      },
-      on() {}, removeListener() {},
-    };
-  }, account.address);
+  const deployment = JSON.parse(readFileSync(ready.deployment, "utf8"));
+  const chainHex = `0x${ready.chain_id.toString(16)}`;
+  const offOrigin = [];
   const consoleErrors = [];
-  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
-  page.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+  /**
+   * A page with an injected EIP-1193 wallet: signatures and transactions are made here with
+   * the demo key and counted as prompts; it starts on `startChain` and knows only that chain
+   * until the page adds the deployment's (wallet_switchEthereumChain answers 4902 before).
+   */
+  async function newPage(startChain = chainHex) {
+    const page = await context.newPage();
+    const prompts = [];
+    page.on("request", (r) => { const u = r.url(); if (!u.startsWith(`${origin}/`) && !u.startsWith("data:") && !u.startsWith("blob:")) offOrigin.push(u); });
+    page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+    page.on("pageerror", (e) => consoleErrors.push(String(e)));
+    await page.exposeFunction("__testWallet", async (method, paramsJson) => {
+      const params = JSON.parse(paramsJson);
+      prompts.push(method);
+      if (method === "eth_signTypedData_v4") {
+        const data = JSON.parse(params[1]);
+        delete data.types.EIP712Domain;
+        const ints = (type) => /^u?int\d*$/.test(type);
+        const fix = (fields, obj) => { for (const f of fields) if (ints(f.type) && obj[f.name] !== undefined) obj[f.name] = BigInt(obj[f.name]); };
+        fix([{ name: "chainId", type: "uint256" }], data.domain);
+        fix(data.types[data.primaryType], data.message);
+        return await account.signTypedData(data);
+      }
+      if (method === "eth_sendTransaction") {
+        const tx = params[0];
+        return await wallet.sendTransaction({ to: tx.to, data: tx.data, chain: null,
+          ...(tx.value ? { value: BigInt(tx.value) } : {}), ...(tx.gas ? { gas: BigInt(tx.gas) } : {}) });
+      }
+      throw new Error(`unexpected wallet method ${method}`);
+    });
+    await page.addInitScript(({ address, startChain, realChain }) => {
+      const local = new Set(["eth_signTypedData_v4", "eth_sendTransaction"]);
+      let id = 0;
+      let chain = startChain;
+      const known = new Set([startChain]);
+      const listeners = {};
+      window.__walletCalls = [];
+      const emit = (ev, arg) => { for (const f of listeners[ev] ?? []) f(arg); };
+      window.ethereum = {
+        async request({ method, params }) {
+          window.__walletCalls.push(method);
+          if (method === "eth_requestAccounts" || method === "eth_accounts") return [address];
+          if (method === "eth_chainId") return chain;
+          if (method === "wallet_switchEthereumChain") {
+            const want = params[0].chainId;
+            if (!known.has(want)) throw Object.assign(new Error(`Unrecognized chain ID ${want}. Try adding the chain using wallet_addEthereumChain first.`), { code: 4902 });
+            chain = want; emit("chainChanged", chain); return null;
+          }
+          if (method === "wallet_addEthereumChain") {
+            const p = params[0];
+            if (!Array.isArray(p.rpcUrls) || !p.rpcUrls[0]?.startsWith(location.origin)) throw Object.assign(new Error("bad rpcUrls"), { code: -32602 });
+            known.add(p.chainId); chain = p.chainId; emit("chainChanged", chain); return null;
+          }
+          if (chain !== realChain) throw Object.assign(new Error(`the wallet is on chain ${chain}`), { code: 4901 });
+          if (local.has(method)) return await window.__testWallet(method, JSON.stringify(params ?? []));
+          const res = await fetch("/rpc", { method: "POST", headers: { "content-type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
+          const body = await res.json();
+          if (body.error) throw Object.assign(new Error(body.error.message), { code: body.error.code, data: body.error.data });
+          return body.result;
+        },
+        on(ev, f) { (listeners[ev] ??= []).push(f); },
+        removeListener(ev, f) { listeners[ev] = (listeners[ev] ?? []).filter((g) => g !== f); },
+      };
+    }, { address: account.address, startChain, realChain: chainHex });
+    return { page, prompts };
+  }
+
+  const imageId = (name) => { const i = ready.images.find((x) => x.name === name); assert.ok(i, `ecld up publishes image ${name}`); return i.id; };
+  const want = (name) => only === undefined || only.includes(name);
+  const results = {};
+
+  // --- wallet: a task through the injected EIP-1193 wallet, two prompts -------------------
+  const { page, prompts } = await newPage();
   await page.goto(url);
   await page.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
-  const stats = ready.images.find((i) => i.name === "stats");
-  await page.selectOption("#image", stats.id);
+  // The image list: platform with the sim label, short measurement with the full one in the title, price.
+  const statsRow = page.locator('#images-body tr[data-image="stats"]');
+  assert.match(await statsRow.locator(".platform").textContent(), /sim — INSECURE/);
+  const measurement = await statsRow.locator("code.measurement").getAttribute("title");
+  assert.match(measurement, /^0x[0-9a-f]{64}$/);
+  assert.match(await statsRow.locator("code.measurement").textContent(), /^0x[0-9a-f]{6}…[0-9a-f]{6}$/);
+  assert.match(await statsRow.locator(".price").textContent(), /^\d+(\.\d+)? \S+$/);
+  assert.match(await page.locator('#images-body tr[data-image="python"] td').nth(1).textContent(), /runner: python/);
+  await page.selectOption("#image", imageId("stats"));
   assert.match(await page.textContent("#image-info"), /sim — INSECURE/);
-  // The generated key can be exported.
+  assert.ok(await page.isHidden("#code-box"), "no code editor for a fixed-program image");
+  assert.ok(await page.isDisabled("#submit"), "no task before a wallet is connected");
   await page.click("#generate-key");
   await page.waitForSelector("#export-key:not([disabled])");
-  // Connect through EIP-1193: an injected provider whose signatures and transactions are made
-  // here with the demo key, counting each one as a wallet prompt.
   await page.click("#connect");
-  await page.waitForFunction(() => document.querySelector("#wallet-status")?.textContent?.startsWith("Connected"));
-  assert.equal((await page.textContent("#wallet-status")).replace("Connected: ", "").toLowerCase(), ready.demo.account.toLowerCase());
+  await page.waitForSelector("#wallet-address");
+  assert.equal((await page.textContent("#wallet-address")).toLowerCase(), ready.demo.account.toLowerCase());
+  assert.match(await page.textContent("#chain-status"), new RegExp(`chain ${ready.chain_id}, the deployment's chain`));
   await page.click("#derive-key");
   await page.waitForFunction(() => document.querySelector("#key-status")?.textContent?.startsWith("Key derived"));
-  assert.equal(prompts.length, 1, "deriving the result key is one signature");
+  assert.deepEqual(prompts, ["eth_signTypedData_v4"], "deriving the result key is one signature");
   await page.fill("#input-text", "3 1 4 1 5 9 2 6\n");
   prompts.length = 0;
   await page.click("#submit");
-  await Promise.race([
-    page.waitForSelector("#verified", { timeout: 60_000 }),
-    page.waitForSelector("#run-error", { timeout: 60_000 }).then(async () => { throw new Error(`page error: ${await page.textContent("#run-error")}`); }),
-  ]);
+  await verifiedOrError(page);
+  await page.waitForSelector("#output");
   assert.equal(await page.textContent("#proof-status"), "0 SUCCESS");
-  assert.equal(await page.textContent("#proof-signer"), await registrySigner(ready, stats.id));
+  assert.match(await page.textContent("#status-meaning"), /ran and exited 0/);
+  assert.equal(await page.textContent("#proof-signer"), await registrySigner(ready, imageId("stats")));
   assert.match(await page.textContent("#proof-sim"), /sim — INSECURE/);
   const output = await page.textContent("#output");
   assert.ok(output.length > 0, "the decrypted output is shown");
-  assert.equal(await page.locator("ol.steps li.done").count(), 8);
+  assert.equal(await page.locator("ol.steps li.done").count(), 10);
+  // Each step carries its numbers.
+  assert.match(await page.textContent("#step-encrypt"), /\d+ bytes of payload → \d+ bytes of ciphertext/);
+  assert.match(await page.textContent("#step-upload"), /\d+ bytes stored as b[a-z2-7]+/);
+  assert.match(await page.textContent("#step-submit"), /transaction 0x[0-9a-f]{64}, block \d+, task 1/);
+  assert.match(await page.textContent("#step-match"), /node 0x[0-9a-fA-F]{40}/);
+  assert.match(await page.textContent("#step-proof"), /block \d+: status 0 SUCCESS/);
+  assert.match(await page.textContent("#step-verify"), /signature by the image's enclave signer .* match the stored bytes/);
+  assert.match(await page.textContent("#step-decrypt"), /\d+ bytes of output/);
   assert.deepEqual(prompts, ["eth_signTypedData_v4", "eth_sendTransaction"], "a task costs two wallet prompts: permit and transaction");
+  assert.equal(new URL(page.url()).hash, "#task=1", "the task id is in the URL, to reattach after a reload");
+  await page.waitForFunction(() => document.querySelector("#history-1 .state")?.textContent === "done: 0 SUCCESS");
+  const task1ResultCid = await page.textContent("#proof-result-cid");
+  const storage = await page.evaluate(() => JSON.stringify(Object.entries(localStorage)));
+  assert.ok(!/AGE-SECRET-KEY|0x[0-9a-f]{64}/i.test(storage), `localStorage holds only task ids: ${storage}`);
   await page.screenshot({ path: screenshot, fullPage: true });
+  results.wallet = "ok";
 
-  // The dev burner with a generated key runs a task too.
-  await page.click("#burner");
-  await page.click("#generate-key");
-  await page.waitForFunction(() => document.querySelector("#key-status")?.textContent?.startsWith("New key"));
-  await page.fill("#input-text", "10 20 30\n");
-  await page.click("#submit");
-  await page.waitForFunction(() => document.querySelector("#run-status")?.textContent?.startsWith("Task 2 done"), null, { timeout: 60_000 });
-  assert.equal(await page.textContent("#proof-status"), "0 SUCCESS");
-  assert.match(await page.textContent("#output"), /"words":3/);
-  assert.deepEqual(consoleErrors, []);
-  console.log(`browser test passed; output ${JSON.stringify(output.slice(0, 120))}; screenshot ${screenshot}`);
+  // --- burner: the dev burner with a generated key --------------------------------------
+  if (want("burner")) {
+    await page.click("#burner");
+    await page.click("#generate-key");
+    await page.waitForFunction(() => document.querySelector("#key-status")?.textContent?.startsWith("New key"));
+    await page.fill("#input-text", "10 20 30\n");
+    await page.click("#submit");
+    await page.waitForFunction(() => document.querySelector("#run-status")?.textContent?.startsWith("Task 2 done"), null, { timeout: 60_000 });
+    assert.equal(await page.textContent("#proof-status"), "0 SUCCESS");
+    assert.match(await page.textContent("#output"), /"words":3/);
+    results.burner = "ok";
+  }
+
+  // --- runner: Python typed into the editor (Tab indents), verified decrypted output ----
+  if (want("runner")) {
+    await page.selectOption("#image", imageId("python"));
+    await page.waitForSelector("#code-editor", { state: "visible" });
+    await page.click("#code-editor");
+    // Typed key by key; the Tab key indents the loop body with four spaces.
+    await page.keyboard.type("total = 0\nfor w in INPUT.split():\n");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type("total += int(w)\nprint('sum', total)\n");
+    const code = await page.inputValue("#code-editor");
+    assert.equal(code, "total = 0\nfor w in INPUT.split():\n    total += int(w)\nprint('sum', total)\n");
+    assert.match(await page.textContent("#code-box .gutter"), /^1\n2\n3\n4\n5$/);
+    await page.fill("#input-text", "4 5 6\n");
+    await page.click("#submit");
+    await verifiedOrError(page, 120_000);
+    await page.waitForSelector("#output");
+    assert.equal(await page.textContent("#output"), "sum 15\n");
+    assert.equal(await page.textContent("#proof-code-hash"), keccak256(toBytes(code)), "the proof names the code typed");
+    results.runner = "ok";
+  }
+
+  // --- reattach: a reload of #task=1 follows the task again; the same wallet re-derives the key
+  if (want("reattach")) {
+    const { page: p2, prompts: pr2 } = await newPage();
+    await p2.goto(`${url}#task=1`);
+    await p2.waitForSelector("#verified", { timeout: 30_000 });
+    await p2.waitForSelector("#decrypt");
+    assert.equal(await p2.locator("#output").count(), 0);
+    await p2.click("#connect");
+    await p2.waitForSelector("#wallet-address");
+    await p2.click("#derive-key");
+    await p2.waitForFunction(() => document.querySelector("#key-status")?.textContent?.startsWith("Key derived"));
+    await p2.click("#decrypt");
+    await p2.waitForSelector("#output");
+    assert.equal(await p2.textContent("#output"), output, "the same output after a reload");
+    assert.deepEqual(pr2, ["eth_signTypedData_v4"], "reattaching costs only the key signature");
+    await p2.close();
+    results.reattach = "ok";
+  }
+
+  // --- tamper: alter task 1's result block in the store, as the Rust tests do ----------
+  if (want("tamper")) {
+    const res = await fetch(`${ready.store}/api/v0/cat?arg=${task1ResultCid}`, { method: "POST" });
+    const ciphertext = new Uint8Array(await res.arrayBuffer());
+    assert.ok(ciphertext.length > 64);
+    let tampered = 0;
+    for (const f of filesUnder(ready.store_dir)) {
+      const b = readFileSync(f);
+      if (b.length > 64 && b.indexOf(Buffer.from(ciphertext.subarray(0, 32))) >= 0) { b[b.length - 1] ^= 1; writeFileSync(f, b); tampered++; }
+    }
+    assert.ok(tampered > 0, `found no block of result ${task1ResultCid} to tamper with`);
+    const { page: p3 } = await newPage();
+    await p3.goto(`${url}#task=1`);
+    await p3.waitForSelector("#failed-verification", { timeout: 30_000 });
+    assert.match(await p3.textContent("#failed-verification"), /^FAILED VERIFICATION/);
+    assert.equal(await p3.locator("#verified").count(), 0, "a tampered result is never called verified");
+    assert.equal(await p3.locator("#output").count(), 0, "a tampered result is not shown");
+    assert.equal(await p3.locator("#decrypt").count(), 0, "a tampered result is not offered for decryption");
+    assert.equal(await p3.locator('li[data-step="verify"].done').count(), 0);
+    await p3.close();
+    results.tamper = "ok";
+  }
+
+  // --- wrongchain: a wallet on chain 1 is told to switch; after switching the task runs ---
+  if (want("wrongchain")) {
+    const { page: p4, prompts: pr4 } = await newPage("0x1");
+    await p4.goto(url);
+    await p4.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
+    await p4.selectOption("#image", imageId("stats"));
+    await p4.click("#generate-key");
+    await p4.click("#connect");
+    await p4.waitForSelector("#wrong-chain");
+    assert.match(await p4.textContent("#wrong-chain"), new RegExp(`wallet is on chain 1, this deployment is on chain ${ready.chain_id}`));
+    assert.ok(await p4.isVisible("#switch-chain"));
+    assert.ok(await p4.isDisabled("#submit"), "no task while the wallet is on another chain");
+    assert.match(await p4.textContent("#submit-why"), /Switch the wallet/);
+    await p4.focus("#switch-chain");
+    await p4.keyboard.press("Enter");
+    await p4.waitForFunction(() => /the deployment's chain/.test(document.querySelector("#chain-status")?.textContent ?? ""));
+    const calls = await p4.evaluate(() => window.__walletCalls.filter((m) => m.startsWith("wallet_")));
+    assert.deepEqual(calls, ["wallet_switchEthereumChain", "wallet_addEthereumChain"], "switch, then add on 4902");
+    assert.ok(await p4.isHidden("#switch-chain"));
+    await p4.fill("#input-text", "7 8 9\n");
+    pr4.length = 0;
+    await p4.click("#submit");
+    await verifiedOrError(p4);
+    await p4.waitForSelector("#output");
+    assert.equal(await p4.textContent("#proof-status"), "0 SUCCESS");
+    assert.deepEqual(pr4, ["eth_signTypedData_v4", "eth_sendTransaction"]);
+    await p4.close();
+    results.wrongchain = "ok";
+  }
+
+  // --- reclaim: an unmatched task past its deadline is reclaimed from the history -------
+  if (want("reclaim")) {
+    const pub = createPublicClient({ transport: http(ready.rpc) });
+    const { abi: tokenAbi } = JSON.parse(readFileSync(join(repo, "crates/ecld-contracts/artifacts/DevToken.json"), "utf8"));
+    const { abi: marketAbi } = JSON.parse(readFileSync(join(repo, "crates/ecld-contracts/artifacts/Marketplace.json"), "utf8"));
+    const latest = await pub.getBlock();
+    const deadline = BigInt(Math.max(Number(latest.timestamp) + 1, Math.floor(Date.now() / 1000))) + 3n;
+    const input = new TextEncoder().encode("never run");
+    const cidRes = await fetch(`${ready.store}/api/v0/add?cid-version=1&raw-leaves=true`, { method: "POST", body: (() => { const f = new FormData(); f.append("file", new Blob([input]), "f"); return f; })() });
+    const inputCid = JSON.parse((await cidRes.text()).trim().split("\n").pop()).Hash;
+    await pub.waitForTransactionReceipt({ hash: await wallet.writeContract({ chain: null, address: deployment.token, abi: tokenAbi, functionName: "approve", args: [deployment.marketplace, 5n] }) });
+    // More memory than any node offers: no node takes it.
+    const spec = { imageId: imageId("stats"), inputHash: keccak256(input), memoryMb: 1_000_000, maxRuntimeS: 10, deadline };
+    await pub.waitForTransactionReceipt({ hash: await wallet.writeContract({ chain: null, address: deployment.marketplace, abi: marketAbi, functionName: "submitTask", args: [spec, inputCid, 5n, 0n] }) });
+    const { page: p5 } = await newPage();
+    await p5.goto(url);
+    await p5.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
+    await p5.click("#connect");
+    const row = await p5.waitForSelector("#history-body tr:first-child");
+    const id = (await row.getAttribute("id")).replace("history-", "");
+    assert.match(await p5.textContent(`#history-${id} .state`), /open/);
+    await p5.click(`#history-${id} button.show`);
+    await p5.waitForSelector("#time-left");
+    assert.match(await p5.textContent("#time-left"), new RegExp(`Time left before task ${id}'s deadline: \\d+:\\d\\d`));
+    await p5.waitForSelector(`#countdown #reclaim-${id}`, { timeout: 90_000 });
+    await p5.click(`#countdown #reclaim-${id}`);
+    await Promise.race([
+      p5.waitForSelector("#reclaimed", { timeout: 30_000 }),
+      p5.waitForSelector("#run-error", { timeout: 30_000 }).then(async (h) => { throw new Error(`page error: ${await h.textContent()}`); }),
+    ]);
+    await p5.waitForFunction((i) => document.querySelector(`#history-${i} .state`)?.textContent === "reclaimed", id);
+    await p5.close();
+    results.reclaim = "ok";
+  }
+
+  assert.deepEqual(offOrigin, [], "the page requests nothing outside its own origin");
+  assert.deepEqual(consoleErrors, [], "no console errors");
+  console.log(`browser test passed: ${JSON.stringify(results)}; output ${JSON.stringify(output.slice(0, 120))}; screenshot ${screenshot}`);
+}
+
+function* filesUnder(dir) {
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) yield* filesUnder(p);
+    else yield p;
+  }
 }
 
 // The signer shown must be the registry's enclave signer of the image, read here independently.
@@ -151,6 +369,8 @@ async function registrySigner(ready, id) {
 }
 
 let code = 0;
+const t0 = Date.now();
 try { await run(); } catch (e) { console.error("browser test FAILED:", e); code = 1; }
 for (const f of cleanup.reverse()) { try { await f(); } catch { /* best effort */ } }
+console.error(`browser test: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 process.exit(code);
