@@ -126,7 +126,7 @@ async function main(): Promise<void> {
   const chainStatus = el("p", { id: "chain-status", role: "status", "aria-live": "polite" });
   const switchBtn = el("button", { id: "switch-chain", type: "button", hidden: "" }, `Switch network to chain ${chainId}`);
   const balanceP = el("p", { id: "balance" });
-  const connectBtn = el("button", { id: "connect", type: "button" }, "Connect wallet (EIP-1193)");
+  const connectBtn = el("button", { id: "connect", type: "button" }, "Connect browser wallet (window.ethereum)");
   const burnerBtn = el("button", { id: "burner", type: "button" }, "Use the dev burner key (INSECURE, local devnet only)");
   let eip1193: EIP1193Provider | undefined;
 
@@ -152,12 +152,11 @@ async function main(): Promise<void> {
       const bal = await publicClient.readContract({ address: cfg.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [w.account.address] });
       replace(balanceP, "Token balance: ", el("span", { id: "balance-value" }, tokenText(bal)));
     } catch (e) {
-      showError(balanceP, explainE(e));
+      showError(balanceP, explainE(e), "balance-error");
     }
   };
-  connectBtn.addEventListener("click", () => void (async () => {
+  const connectWith = async (eth: EIP1193Provider | undefined, label: string) => {
     try {
-      const eth = window.ethereum;
       if (eth === undefined) throw new EcldError("TaskError", "no browser wallet found (window.ethereum)", { hint: "install a wallet extension, or use the dev burner on a local devnet" });
       eip1193 = eth;
       // The chain first: nothing else happens on a wallet that is on another network.
@@ -165,13 +164,27 @@ async function main(): Promise<void> {
       const [address] = (await eth.request({ method: "eth_requestAccounts" })) as Address[];
       if (address === undefined) throw new EcldError("TaskError", "the wallet shared no account", { hint: "unlock the wallet and allow this page to see an account" });
       state.wallet = createWalletClient({ account: address, chain, transport: custom(eth) }) as unknown as Wallet;
-      replace(walletStatus, "Connected: ", el("span", { class: "mono", id: "wallet-address" }, address));
+      replace(walletStatus, `Connected (${label}): `, el("span", { class: "mono", id: "wallet-address" }, address));
       eth.on?.("chainChanged", () => void checkWalletChain().catch(() => undefined));
       eth.on?.("accountsChanged", () => location.reload());
       await Promise.all([showBalance(), loadHistory()]);
-    } catch (e) { showError(walletStatus, explainE(e)); }
+    } catch (e) { showError(walletStatus, explainE(e), "wallet-error"); }
     refresh();
-  })());
+  };
+  connectBtn.addEventListener("click", () => void connectWith(window.ethereum, "window.ethereum"));
+  // EIP-6963: every wallet extension announces itself; one button each (names as text only).
+  const walletButtons = el("span", { id: "wallets" });
+  const announced = new Set<string>();
+  window.addEventListener("eip6963:announceProvider", (ev) => {
+    const d = (ev as CustomEvent<{ info?: { uuid?: unknown; name?: unknown; rdns?: unknown }; provider?: EIP1193Provider }>).detail;
+    const uuid = d?.info?.uuid, name = d?.info?.name, provider = d?.provider;
+    if (typeof uuid !== "string" || typeof name !== "string" || provider === undefined || announced.has(uuid)) return;
+    announced.add(uuid);
+    const b = el("button", { type: "button", class: "wallet-6963", "data-rdns": typeof d?.info?.rdns === "string" ? d.info.rdns : "" }, `Connect ${name}`);
+    b.addEventListener("click", () => void connectWith(provider, name));
+    walletButtons.append(b);
+  });
+  window.dispatchEvent(new Event("eip6963:requestProvider"));
   switchBtn.addEventListener("click", () => void (async () => {
     const eth = eip1193;
     if (eth === undefined) return;
@@ -194,7 +207,7 @@ async function main(): Promise<void> {
     void showBalance();
     void loadHistory();
   });
-  const walletSection = el("section", { id: "wallet", "aria-labelledby": "wallet-h" }, el("h2", { id: "wallet-h" }, "1. Wallet and network"), connectBtn,
+  const walletSection = el("section", { id: "wallet", "aria-labelledby": "wallet-h" }, el("h2", { id: "wallet-h" }, "1. Wallet and network"), walletButtons, connectBtn,
     chainId === DEVNET_CHAIN_ID ? burnerBtn : null, walletStatus, chainStatus, switchBtn, balanceP);
 
   // 2. Result key
@@ -214,7 +227,7 @@ async function main(): Promise<void> {
       if (state.wallet === undefined) throw new EcldError("TaskError", "no wallet connected", { hint: "connect a wallet first (section 1)" });
       const sig = await state.wallet.signTypedData({ account: state.wallet.account, ...RESULT_KEY_TYPED_DATA });
       await setKey(identityFromSignature(sig), "Key derived from your wallet's signature");
-    } catch (e) { showError(keyStatus, explainE(e)); }
+    } catch (e) { showError(keyStatus, explainE(e), "key-error"); }
   })());
   genBtn.addEventListener("click", () => void (async () => {
     const { identity } = await generateResultIdentity();
@@ -256,6 +269,8 @@ async function main(): Promise<void> {
   const text = el("textarea", { id: "input-text", rows: "4", placeholder: "Program input (text), or choose a file below" });
   const file = el("input", { id: "input-file", type: "file" });
   const { root: editorRoot, textarea: editor } = codeEditor("code-editor", "Code");
+  const inputNote = el("p", { id: "input-note", class: "help" });
+  file.addEventListener("change", () => replace(inputNote, file.files?.[0] === undefined ? "" : `The file ${file.files[0].name} (${bytes(file.files[0].size)}) is the input; the text above is not sent.`));
   const codeFile = el("input", { id: "code-file", type: "file" });
   const codeFileRow = el("p", { id: "code-file-row" }, el("label", { for: "code-file" }, "Code file: "), codeFile);
   const runnerInfo = el("p", { id: "runner-info", class: "help" });
@@ -273,6 +288,7 @@ async function main(): Promise<void> {
     if (runner !== undefined) {
       replace(runnerInfo, `Runner image: your code is ${runner.what}. It is encrypted with the input; the proof names its hash.`);
       editorRoot.hidden = runner.kind === "wasm";
+      editor.placeholder = runner.kind === "python" ? "import json\nprint(json.dumps({'words': len(INPUT.split())}))" : "console.log(JSON.stringify({ words: INPUT.split(/\\s+/).filter(Boolean).length }));";
       replace(codeFileRow, el("label", { for: "code-file" }, runner.kind === "wasm" ? "Code (a .wasm module): " : "Or load a file into the editor: "), codeFile);
     }
     refresh();
@@ -289,7 +305,7 @@ async function main(): Promise<void> {
   const taskSection = el("section", { id: "task", "aria-labelledby": "task-h" }, el("h2", { id: "task-h" }, "4. Program and input"),
     el("p", {}, el("label", { for: "image" }, "Image "), imageSelect), imageInfo, codeBox,
     el("label", { for: "input-text" }, "Input (text)"), text,
-    el("p", {}, el("label", { for: "input-file" }, "or an input file: "), file));
+    el("p", {}, el("label", { for: "input-file" }, "or an input file: "), file), inputNote);
 
   // 5. Run
   const submitBtn = el("button", { id: "submit", type: "button", class: "primary", disabled: "" }, "Run task");

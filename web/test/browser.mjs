@@ -6,8 +6,9 @@
 //   runner     Python code typed into the code editor (runner image), verified decrypted output
 //   reattach   a reload with #task=N: the task is followed again, the key re-derived, decrypted
 //   tamper     the result's block altered in the store: FAILED VERIFICATION, no result shown
-//   wrongchain a wallet on another chain is told to switch; after switching the task runs
+//   wrongchain a wallet (found by EIP-6963) on another chain is told to switch; after switching the task runs
 //   reclaim    an unmatched task past its deadline is reclaimed from the history
+//   errors     not enough balance, store unreachable, signature rejected (4001), chain unreachable
 // Every page: no request to any other origin, no console error.
 // Needs: `npm run build` done, the cargo-built ecld binary, /usr/bin/chromium.
 // Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
@@ -85,11 +86,12 @@ async function run() {
    * the demo key and counted as prompts; it starts on `startChain` and knows only that chain
    * until the page adds the deployment's (wallet_switchEthereumChain answers 4902 before).
    */
-  async function newPage(startChain = chainHex) {
+  async function newPage(startChain = chainHex, opts = {}) {
     const page = await context.newPage();
     const prompts = [];
     page.on("request", (r) => { const u = r.url(); if (!u.startsWith(`${origin}/`) && !u.startsWith("data:") && !u.startsWith("blob:")) offOrigin.push(u); });
-    page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(m.text()); });
+    // Pages whose routes the test breaks on purpose log the browser's own "Failed to load resource".
+    page.on("console", (m) => { if (m.type() === "error" && !(opts.brokenRoutes && m.text().startsWith("Failed to load resource"))) consoleErrors.push(m.text()); });
     page.on("pageerror", (e) => consoleErrors.push(String(e)));
     await page.exposeFunction("__testWallet", async (method, paramsJson) => {
       const params = JSON.parse(paramsJson);
@@ -110,7 +112,7 @@ async function run() {
       }
       throw new Error(`unexpected wallet method ${method}`);
     });
-    await page.addInitScript(({ address, startChain, realChain }) => {
+    await page.addInitScript(({ address, startChain, realChain, eip6963 }) => {
       const local = new Set(["eth_signTypedData_v4", "eth_sendTransaction"]);
       let id = 0;
       let chain = startChain;
@@ -118,7 +120,7 @@ async function run() {
       const listeners = {};
       window.__walletCalls = [];
       const emit = (ev, arg) => { for (const f of listeners[ev] ?? []) f(arg); };
-      window.ethereum = {
+      const provider = {
         async request({ method, params }) {
           window.__walletCalls.push(method);
           if (method === "eth_requestAccounts" || method === "eth_accounts") return [address];
@@ -134,6 +136,7 @@ async function run() {
             known.add(p.chainId); chain = p.chainId; emit("chainChanged", chain); return null;
           }
           if (chain !== realChain) throw Object.assign(new Error(`the wallet is on chain ${chain}`), { code: 4901 });
+          if (method === "eth_signTypedData_v4" && window.__rejectSign) throw Object.assign(new Error("User rejected the request."), { code: 4001 });
           if (local.has(method)) return await window.__testWallet(method, JSON.stringify(params ?? []));
           const res = await fetch("/rpc", { method: "POST", headers: { "content-type": "application/json" },
             body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method, params: params ?? [] }) });
@@ -144,7 +147,13 @@ async function run() {
         on(ev, f) { (listeners[ev] ??= []).push(f); },
         removeListener(ev, f) { listeners[ev] = (listeners[ev] ?? []).filter((g) => g !== f); },
       };
-    }, { address: account.address, startChain, realChain: chainHex });
+      if (!eip6963) { window.ethereum = provider; return; }
+      // Announced the EIP-6963 way only (no window.ethereum).
+      const info = { uuid: "5b4f6c1e-0000-4000-8000-000000000001", name: "Test Wallet", icon: "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg'/>", rdns: "test.ecld.wallet" };
+      const announce = () => window.dispatchEvent(new CustomEvent("eip6963:announceProvider", { detail: Object.freeze({ info, provider }) }));
+      window.addEventListener("eip6963:requestProvider", announce);
+      announce();
+    }, { address: opts.address ?? account.address, startChain, realChain: chainHex, eip6963: opts.eip6963 === true });
     return { page, prompts };
   }
 
@@ -168,6 +177,13 @@ async function run() {
   assert.match(await page.textContent("#image-info"), /sim — INSECURE/);
   assert.ok(await page.isHidden("#code-box"), "no code editor for a fixed-program image");
   assert.ok(await page.isDisabled("#submit"), "no task before a wallet is connected");
+  // Every form control has a label; everything clickable is a real button.
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll("input, select, textarea")].filter((e) => e.labels.length === 0).map((e) => e.id)), []);
+  assert.deepEqual(await page.evaluate(() => [...document.querySelectorAll("[onclick], a:not([href]), [role=button]")].map((e) => e.outerHTML)), []);
+  // The keyboard reaches the controls in page order.
+  await page.focus("#connect");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.id), "burner");
   await page.click("#generate-key");
   await page.waitForSelector("#export-key:not([disabled])");
   await page.click("#connect");
@@ -284,12 +300,14 @@ async function run() {
 
   // --- wrongchain: a wallet on chain 1 is told to switch; after switching the task runs ---
   if (want("wrongchain")) {
-    const { page: p4, prompts: pr4 } = await newPage("0x1");
+    // This wallet announces itself by EIP-6963 only.
+    const { page: p4, prompts: pr4 } = await newPage("0x1", { eip6963: true });
     await p4.goto(url);
     await p4.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
     await p4.selectOption("#image", imageId("stats"));
     await p4.click("#generate-key");
-    await p4.click("#connect");
+    assert.equal(await p4.evaluate(() => window.ethereum), undefined);
+    await p4.click('#wallets button[data-rdns="test.ecld.wallet"]');
     await p4.waitForSelector("#wrong-chain");
     assert.match(await p4.textContent("#wrong-chain"), new RegExp(`wallet is on chain 1, this deployment is on chain ${ready.chain_id}`));
     assert.ok(await p4.isVisible("#switch-chain"));
@@ -345,6 +363,54 @@ async function run() {
     await p5.waitForFunction((i) => document.querySelector(`#history-${i} .state`)?.textContent === "reclaimed", id);
     await p5.close();
     results.reclaim = "ok";
+  }
+
+  // --- errors: each says what happened and what to do -----------------------------------
+  if (want("errors")) {
+    const errorOf = async (p, kind) => {
+      const h = await p.waitForSelector(`#run-error[data-kind="${kind}"], #load-error[data-kind="${kind}"]`, { timeout: 30_000 });
+      return await h.textContent();
+    };
+    // Not enough balance: an account that holds no token; caught before any work or prompt.
+    const poor = privateKeyToAccount(keccak256(toBytes("an account nobody funded"))).address;
+    const { page: p6, prompts: pr6 } = await newPage(chainHex, { address: poor, brokenRoutes: true });
+    await p6.goto(url);
+    await p6.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
+    await p6.selectOption("#image", imageId("stats"));
+    await p6.click("#generate-key");
+    await p6.click("#connect");
+    await p6.waitForSelector("#wallet-address");
+    await p6.fill("#input-text", "1 2 3\n");
+    await p6.click("#submit");
+    assert.match(await errorOf(p6, "balance"), /Not enough token balance.*Fund the account/s);
+    assert.deepEqual(pr6, [], "no wallet prompt for a task the account cannot pay");
+    await p6.close();
+    // The store unreachable (the /store route answers 502, as serve.mjs does when the store is down).
+    const { page: p7, prompts: pr7 } = await newPage(chainHex, { brokenRoutes: true });
+    await p7.goto(url);
+    await p7.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
+    await p7.selectOption("#image", imageId("stats"));
+    await p7.click("#generate-key");
+    await p7.click("#connect");
+    await p7.waitForSelector("#wallet-address");
+    await p7.fill("#input-text", "1 2 3\n");
+    await p7.route("**/store/**", (r) => r.fulfill({ status: 502, contentType: "text/plain", body: "upstream 127.0.0.1: connect ECONNREFUSED" }));
+    await p7.click("#submit");
+    assert.match(await errorOf(p7, "store"), /store is unreachable.*Check that the store is running/s);
+    assert.deepEqual(pr7, []);
+    await p7.unroute("**/store/**");
+    // The signature rejected in the wallet (EIP-1193 code 4001).
+    await p7.evaluate(() => { window.__rejectSign = true; });
+    await p7.click("#submit");
+    assert.match(await errorOf(p7, "rejected"), /You rejected the request in your wallet.*Nothing was paid/s);
+    await p7.close();
+    // The chain unreachable: the page says so when it cannot list the images.
+    const { page: p8 } = await newPage(chainHex, { brokenRoutes: true });
+    await p8.route("**/rpc", (r) => r.fulfill({ status: 502, contentType: "text/plain", body: "upstream 127.0.0.1: connect ECONNREFUSED" }));
+    await p8.goto(url);
+    assert.match(await errorOf(p8, "chain"), /RPC endpoint is unreachable.*reload the page/s);
+    await p8.close();
+    results.errors = "ok";
   }
 
   assert.deepEqual(offOrigin, [], "the page requests nothing outside its own origin");
