@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 /// Environment variables that override settings of the file, and the setting each replaces.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("ECLD_NODE_RPC_URL", "chain.rpc_url"),
+    ("ECLD_NODE_WS_URL", "chain.ws_url"),
     ("ECLD_NODE_KEY_FILE", "chain.key_file"),
     ("ECLD_NODE_DEPLOYMENT_FILE", "chain.deployment_file"),
     ("ECLD_NODE_MARKETPLACE", "chain.marketplace"),
@@ -110,9 +111,13 @@ pub struct RawChain {
     pub marketplace: Option<String>,
     /// ImageRegistry address (instead of a deployment file).
     pub registry: Option<String>,
-    /// How often to poll for new blocks, in milliseconds.
+    /// WebSocket JSON-RPC URL for the `newHeads` subscription; default: `rpc_url` with
+    /// `ws://` (`wss://`); `"none"` disables the subscription.
+    pub ws_url: Option<String>,
+    /// How often to poll for new blocks, in milliseconds, when no subscription is active.
     pub poll_interval_ms: Option<u64>,
-    /// Blocks re-read on every poll so that a reorg of up to this depth is seen.
+    /// How many recent reads the follower remembers by block hash to find where a chain
+    /// reorganisation forked.
     pub reorg_depth: Option<u64>,
 }
 
@@ -259,9 +264,13 @@ pub struct NodeConfig {
     pub key_file: PathBuf,
     /// Where the contracts are.
     pub contracts: Contracts,
-    /// How often the chain is polled.
+    /// WebSocket URL of the `newHeads` subscription; `None`: no subscription, polling only.
+    pub ws_url: Option<Url>,
+    /// How often the chain is polled without a subscription (with one: at most every
+    /// [`SUBSCRIBED_POLL_FLOOR`], as a safety net).
     pub poll_interval: Duration,
-    /// Blocks re-read on each poll (reorg protection).
+    /// How many recent reads (their last block and its hash) the follower remembers to find
+    /// the fork point of a reorganisation; a deeper one rebuilds from the deployment block.
     pub reorg_depth: u64,
     /// Content store (Kubo API) URL.
     pub store_url: Url,
@@ -339,6 +348,7 @@ impl NodeConfig {
                     });
                 }
             };
+        let ws_url = ws_url(raw.chain.ws_url.as_deref(), &rpc_url)?;
         let poll_interval =
             Duration::from_millis(raw.chain.poll_interval_ms.unwrap_or(1000).max(10));
         let reorg_depth = raw.chain.reorg_depth.unwrap_or(12);
@@ -384,6 +394,7 @@ impl NodeConfig {
             rpc_url,
             key_file,
             contracts,
+            ws_url,
             poll_interval,
             reorg_depth,
             store_url,
@@ -410,6 +421,9 @@ impl RawConfig {
         let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
         if let Some(v) = get("ECLD_NODE_RPC_URL") {
             self.chain.rpc_url = Some(v);
+        }
+        if let Some(v) = get("ECLD_NODE_WS_URL") {
+            self.chain.ws_url = Some(v);
         }
         if let Some(v) = get("ECLD_NODE_KEY_FILE") {
             self.chain.key_file = Some(v);
@@ -461,6 +475,27 @@ fn parse_url(key: &'static str, v: Option<&str>, hint: &'static str) -> Result<U
         return Err(invalid(key, v, "expected an http:// or https:// URL".into()));
     }
     Ok(url)
+}
+
+/// The subscription URL: `given` (`"none"` disables it), else `rpc`'s scheme turned into
+/// `ws`/`wss` (the same port serves both on `ecld devnet`, geth, anvil and hardhat).
+fn ws_url(given: Option<&str>, rpc: &Url) -> Result<Option<Url>, ConfigError> {
+    const KEY: &str = "chain.ws_url";
+    match given.map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("none") || v.eq_ignore_ascii_case("off") => Ok(None),
+        Some(v) => {
+            let url = Url::parse(v).map_err(|e| invalid(KEY, v, e.to_string()))?;
+            if !matches!(url.scheme(), "ws" | "wss") {
+                return Err(invalid(KEY, v, "expected a ws:// or wss:// URL, or \"none\"".into()));
+            }
+            Ok(Some(url))
+        }
+        None => {
+            let scheme = if rpc.scheme() == "https" { "wss" } else { "ws" };
+            let text = format!("{scheme}{}", &rpc.as_str()[rpc.scheme().len()..]);
+            Url::parse(&text).map(Some).map_err(|e| invalid(KEY, &text, e.to_string()))
+        }
+    }
 }
 
 fn parse_address(key: &str, v: &str) -> Result<Address, ConfigError> {
@@ -515,9 +550,12 @@ fn parse_offer(i: usize, o: &RawOffer, platform: Platform) -> Result<OfferSpec, 
     })
 }
 
+/// With a live subscription the chain is still polled, at most this often, as a safety net.
+pub const SUBSCRIBED_POLL_FLOOR: Duration = Duration::from_secs(15);
+
 /// A commented example configuration, as `ecld node init` writes it.
 pub const EXAMPLE: &str = r#"# ecld node configuration. Every setting can be overridden by an environment variable:
-# ECLD_NODE_RPC_URL, ECLD_NODE_KEY_FILE, ECLD_NODE_DEPLOYMENT_FILE, ECLD_NODE_MARKETPLACE,
+# ECLD_NODE_RPC_URL, ECLD_NODE_WS_URL, ECLD_NODE_KEY_FILE, ECLD_NODE_DEPLOYMENT_FILE, ECLD_NODE_MARKETPLACE,
 # ECLD_NODE_REGISTRY, ECLD_NODE_STORE_URL, ECLD_NODE_CAS_URL, ECLD_NODE_DATA_DIR,
 # ECLD_NODE_ENCLAVE_COMMAND, ECLD_NODE_PLATFORM, ECLD_NODE_SIM_KEY_FILE, ECLD_NODE_METRICS_ADDR.
 # Relative paths are relative to this file.
@@ -538,8 +576,16 @@ deployment_file = "deployment.json"
 # ... or given directly (then remove deployment_file):
 # marketplace = "0x..."
 # registry = "0x..."
-# Poll interval for new blocks, and how many blocks are re-read each time (reorgs).
+# New blocks are followed by an `eth_subscribe("newHeads")` over WebSocket, at rpc_url with
+# ws:// (wss://) unless given here; "none" turns it off. Each new head wakes the node at once;
+# the events themselves are always read with eth_getLogs, so nothing is missed. Without a
+# subscription (plain HTTP endpoint, or the socket dropped: re-subscribed with backoff) the node
+# polls every poll_interval_ms; with one it still polls at most every 15 s as a safety net.
+# ws_url = "ws://127.0.0.1:8545"
 poll_interval_ms = 1000
+# How many recent reads the node remembers by block hash to find where a chain reorganisation
+# forked; it then re-reads from there and re-checks the tasks it holds (a deeper reorg is
+# re-read from the deployment block).
 reorg_depth = 12
 
 [store]
@@ -592,6 +638,23 @@ mod tests {
         assert_eq!(cfg.offers[0].price, U256::from(1_000_000_000_000_000u64));
         assert_eq!(cfg.total_slots(), 4);
         assert_eq!(cfg.platform, Platform::Sim);
+        assert_eq!(cfg.ws_url.unwrap().as_str(), "ws://127.0.0.1:8545/");
+    }
+
+    #[test]
+    fn ws_url_is_derived_overridden_or_disabled() {
+        let mut raw = example();
+        raw.chain.rpc_url = Some("https://rpc.example/v1?k=1".into());
+        let cfg = NodeConfig::from_raw(raw.clone(), Path::new(".")).unwrap();
+        assert_eq!(cfg.ws_url.unwrap().as_str(), "wss://rpc.example/v1?k=1");
+        let env = HashMap::from([("ECLD_NODE_WS_URL".to_owned(), "ws://10.0.0.2:8546".to_owned())]);
+        let cfg = NodeConfig::from_raw(raw.clone().with_env(&env), Path::new(".")).unwrap();
+        assert_eq!(cfg.ws_url.unwrap().as_str(), "ws://10.0.0.2:8546/");
+        raw.chain.ws_url = Some("none".into());
+        assert!(NodeConfig::from_raw(raw.clone(), Path::new(".")).unwrap().ws_url.is_none());
+        raw.chain.ws_url = Some("http://x".into());
+        let err = NodeConfig::from_raw(raw, Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("chain.ws_url"), "{err}");
     }
 
     #[test]

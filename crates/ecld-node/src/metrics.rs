@@ -11,6 +11,9 @@
 //! | `ecld_node_enclaves` | gauge | | enclave processes running |
 //! | `ecld_node_chain_block` | gauge | | last block handled |
 //! | `ecld_node_retries_total` | counter | `op` | retried calls |
+//! | `ecld_node_chain_subscribed` | gauge | | 1 while a `newHeads` subscription is live, 0 while the node only polls |
+//! | `ecld_node_chain_heads_total` | counter | | new-head notifications received (each wakes the follower) |
+//! | `ecld_node_chain_reorgs_total` | counter | | reorganisations (or chain restarts to an older head) detected |
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -32,6 +35,12 @@ pub const EARNINGS: &str = "ecld_node_earnings_tokens_total";
 pub const ENCLAVES: &str = "ecld_node_enclaves";
 /// Last block handled.
 pub const BLOCK: &str = "ecld_node_chain_block";
+/// 1 while the `newHeads` subscription is live, 0 while polling only.
+pub const SUBSCRIBED: &str = "ecld_node_chain_subscribed";
+/// New-head notifications received.
+pub const HEADS: &str = "ecld_node_chain_heads_total";
+/// Reorganisations detected.
+pub const REORGS: &str = "ecld_node_chain_reorgs_total";
 
 /// Records how long a step took.
 pub fn step(step: &'static str, took: Duration) {

@@ -1,6 +1,7 @@
 //! The running node: start-up (offers, resume), the scheduling loop, shutdown.
 
 mod follow;
+mod heads;
 mod worker;
 
 use std::{
@@ -19,18 +20,21 @@ use ecld_contracts::Deployment;
 use ecld_crypto::SignerKey;
 use ecld_store::KuboClient;
 use ecld_types::{ImageId, OfferId, TaskId};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc, watch},
+    task::JoinHandle,
+};
 use tracing::Instrument;
 
 use crate::{
-    chain::{Chain, ChainError, ImageRecord, TaskInfo},
-    config::{Contracts, NodeConfig, OfferSpec},
+    chain::{Chain, ChainError, ImageRecord, OnChain, TaskInfo},
+    config::{Contracts, NodeConfig, OfferSpec, SUBSCRIBED_POLL_FLOOR},
     enclave::{Launcher, Pool},
     fetch::Fetcher,
     journal::{Entry, Journal, JournalError},
     metrics,
     retry::{Backoff, retry},
-    task::Step,
+    task::{Phase, Step},
 };
 
 /// Why the node could not start or stopped with an error.
@@ -79,10 +83,20 @@ pub struct Tuning {
     pub scan_lookback: u64,
     /// Open tasks whose deadline is nearer than this are not claimed.
     pub deadline_margin: Duration,
-    /// A task this node released because it could not run it (image or enclave failure) is
-    /// not claimed again by this node for this long, so that another node gets it and a
-    /// broken image does not turn into an endless claim/release loop paying gas.
-    pub release_cooldown: Duration,
+    /// When this node released a task because it could not run it (image or module
+    /// unavailable, enclave died at start-up or did not attest, enclave failed twice), it
+    /// claims that task again after `release_backoff.delay(n)` following its n-th such
+    /// failure (2 s, 4 s, … doubling, capped at `max`, jittered), and after
+    /// `release_backoff.attempts` failures it leaves the task for good.
+    ///
+    /// Why this shape: a transient failure (an enclave that died at start-up once, a module
+    /// briefly unavailable) then costs a few seconds, not the task's deadline, even when this
+    /// is the only node. A failure that repeats on the same node for the same task is most
+    /// likely this node's (its platform is not admitted by the image's policy, its CAS is
+    /// unreachable) or the image's, not bad luck: the node stops paying claim and release gas
+    /// for it, another node takes it, or the requester reclaims the escrow after the deadline.
+    /// The count is kept in memory: a restarted node tries again.
+    pub release_backoff: Backoff,
 }
 
 impl Default for Tuning {
@@ -93,7 +107,11 @@ impl Default for Tuning {
             shutdown_grace: Duration::from_secs(60),
             scan_lookback: 100_000,
             deadline_margin: Duration::from_secs(5),
-            release_cooldown: Duration::from_secs(300),
+            release_backoff: Backoff {
+                initial: Duration::from_secs(2),
+                max: Duration::from_secs(60),
+                attempts: 3,
+            },
         }
     }
 }
@@ -110,8 +128,8 @@ struct Inner {
     offers: Vec<(OfferId, OfferSpec)>,
     deploy_block: u64,
     images: Mutex<HashMap<ImageId, ImageRecord>>,
-    /// Tasks this node released because it could not run them, and when.
-    released: Mutex<HashMap<TaskId, Instant>>,
+    /// Tasks this node released because it could not run them.
+    released: Mutex<HashMap<TaskId, Setback>>,
     stopping: AtomicBool,
 }
 
@@ -127,20 +145,32 @@ impl Inner {
         self.journal(|j| j.step(task, step))
     }
 
-    /// Remembers that this node released `task` because it could not run it.
-    fn released_here(&self, task: TaskId) {
-        if let Ok(mut m) = self.released.lock() {
-            let cooldown = self.tuning.release_cooldown;
-            m.retain(|_, at| at.elapsed() < cooldown);
-            m.insert(task, Instant::now());
-        }
+    /// Counts a release of `task` (deadline `deadline`, unix seconds) because this node could
+    /// not run it; returns the failures so far and when the node may claim it again (`None`:
+    /// never, see [`Tuning::release_backoff`]).
+    fn released_here(&self, task: TaskId, deadline: u64) -> (u32, Option<Duration>) {
+        let mut m = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = now_unix();
+        m.retain(|_, s| s.deadline >= now);
+        let s = m.entry(task).or_insert(Setback { failures: 0, retry_at: None, deadline });
+        s.failures = s.failures.saturating_add(1);
+        let b = self.tuning.release_backoff;
+        let wait = (s.failures < b.attempts).then(|| b.delay(s.failures));
+        s.retry_at = wait.map(|w| Instant::now() + w);
+        (s.failures, wait)
     }
 
-    /// Whether this node released `task` within the cooldown.
-    fn recently_released(&self, task: TaskId) -> bool {
+    /// Whether this node must not claim `task` now (backing off, or given up).
+    fn held_back(&self, task: TaskId) -> bool {
         self.released.lock().is_ok_and(|m| {
-            m.get(&task).is_some_and(|at| at.elapsed() < self.tuning.release_cooldown)
+            m.get(&task).is_some_and(|s| s.retry_at.is_none_or(|at| at > Instant::now()))
         })
+    }
+
+    /// The next moment a backed-off task may be claimed again.
+    fn next_retry(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.released.lock().ok()?.values().filter_map(|s| s.retry_at).filter(|at| *at > now).min()
     }
 
     fn owns(&self, offer: OfferId) -> bool {
@@ -157,6 +187,17 @@ impl Inner {
         }
         Ok(r)
     }
+}
+
+/// This node's failed attempts at a task it released because it could not run it.
+#[derive(Debug, Clone, Copy)]
+struct Setback {
+    /// Releases so far.
+    failures: u32,
+    /// When it may be claimed again; `None`: this node has given up on it.
+    retry_at: Option<Instant>,
+    /// The task's deadline (unix seconds): the record is dropped after it.
+    deadline: u64,
 }
 
 /// A running node.
@@ -325,103 +366,205 @@ async fn register_offers(inner: &Inner) -> Result<Vec<(OfferId, OfferSpec)>, Nod
 /// Messages from workers to the loop.
 #[derive(Debug)]
 enum Note {
-    /// The worker of this task ended.
-    Finished(TaskId),
+    /// The worker of this task (of this generation) ended.
+    Finished(TaskId, u64),
 }
 
-/// The scheduling loop.
-async fn run(
-    inner: Arc<Inner>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), NodeError> {
+/// A task's worker, as the loop tracks it.
+#[derive(Debug)]
+struct Running {
+    /// Distinguishes a worker from the one that replaced it.
+    generation: u64,
+    handle: JoinHandle<()>,
+}
+
+/// The workers in flight.
+#[derive(Debug, Default)]
+struct Workers {
+    running: HashMap<TaskId, Running>,
+    next_generation: u64,
+}
+
+impl Workers {
+    fn contains(&self, task: &TaskId) -> bool {
+        self.running.contains_key(task)
+    }
+
+    fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Forgets the worker of `task` if it is the one that ended.
+    fn finished(&mut self, task: TaskId, generation: u64) {
+        if self.running.get(&task).is_some_and(|r| r.generation == generation) {
+            self.running.remove(&task);
+        }
+    }
+}
+
+/// The scheduling loop: follows the chain (woken by the `newHeads` subscription when there is
+/// one, else every `poll_interval`), adopts and claims tasks, and tracks the workers.
+async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) -> Result<(), NodeError> {
     let (note_tx, mut note_rx) = mpsc::unbounded_channel::<Note>();
-    let mut running: HashMap<TaskId, JoinHandle<()>> = HashMap::new();
+    let mut workers = Workers::default();
     let mut follower = follow::Follower::new(&inner);
     // Resume every task the journal holds: workers check the chain before acting.
     let resumed: Vec<TaskId> = inner.journal(|j| j.state().active().map(|(t, _)| t).collect());
     for task in resumed {
         tracing::info!(target: "ecld_node", task = %task, "resuming task from the journal");
-        spawn_worker(&inner, &note_tx, &mut running, task, false);
+        spawn_worker(&inner, &note_tx, &mut workers, task, false);
     }
-    let mut tick = tokio::time::interval(inner.cfg.poll_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wake = Arc::new(Notify::new());
+    let (mode_tx, mode) = watch::channel(heads::Mode::Polling);
+    ::metrics::gauge!(metrics::SUBSCRIBED).set(0.0);
+    let heads = match inner.cfg.ws_url.clone() {
+        Some(url) => {
+            Some(tokio::spawn(heads::follow(url, Arc::clone(&wake), mode_tx, stop.clone())))
+        }
+        None => {
+            tracing::info!(target: "ecld_node", every = ?inner.cfg.poll_interval, "no chain subscription (chain.ws_url = \"none\"); polling the chain");
+            None
+        }
+    };
+    let far = || tokio::time::Instant::now() + Duration::from_secs(86_400);
+    let mut next_poll = tokio::time::Instant::now();
     let mut failures = 0u32;
     loop {
+        let retry_at = inner.next_retry().map_or_else(far, tokio::time::Instant::from_std);
+        let mut due = false;
         tokio::select! {
             _ = stop.changed() => break,
-            Some(Note::Finished(task)) = note_rx.recv() => {
-                running.remove(&task);
+            Some(Note::Finished(task, generation)) = note_rx.recv() => {
+                workers.finished(task, generation);
             }
-            _ = tick.tick() => {
-                match follower.poll(&inner).await {
-                    Ok(adopt) => {
-                        failures = 0;
-                        for task in adopt {
-                            spawn_worker(&inner, &note_tx, &mut running, task, false);
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let wait = inner.tuning.chain_backoff.delay(failures.min(8));
-                        tracing::warn!(target: "ecld_node", %e, failures, "following the chain failed; retrying");
-                        tokio::time::sleep(wait).await;
-                    }
-                }
-                inner.pool.reap();
-            }
+            () = tokio::time::sleep_until(next_poll) => due = true,
+            // A new head (or a change of subscription): poll now, unless backing off.
+            () = wake.notified() => due = failures == 0,
+            // A task this node backed off from may be claimed again.
+            () = tokio::time::sleep_until(retry_at) => {}
         }
-        claim_free_slots(&inner, &note_tx, &mut running, &mut follower).await;
-        ::metrics::gauge!(metrics::ACTIVE).set(running.len() as f64);
+        if due {
+            match follower.poll(&inner).await {
+                Ok(polled) => {
+                    failures = 0;
+                    for task in polled.adopted {
+                        spawn_worker(&inner, &note_tx, &mut workers, task, false);
+                    }
+                    if polled.reorg {
+                        recheck_held(&inner, &note_tx, &mut workers).await;
+                    }
+                    let every = if *mode.borrow() == heads::Mode::Subscribed {
+                        inner.cfg.poll_interval.max(SUBSCRIBED_POLL_FLOOR)
+                    } else {
+                        inner.cfg.poll_interval
+                    };
+                    next_poll = tokio::time::Instant::now()
+                        + if polled.caught_up { every } else { Duration::ZERO };
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = inner.tuning.chain_backoff.delay(failures.min(8));
+                    tracing::warn!(target: "ecld_node", %e, failures, retry_in_ms = wait.as_millis() as u64, "following the chain failed; retrying");
+                    next_poll = tokio::time::Instant::now() + wait;
+                }
+            }
+            inner.pool.reap();
+        }
+        claim_free_slots(&inner, &note_tx, &mut workers, &mut follower).await;
+        ::metrics::gauge!(metrics::ACTIVE).set(workers.len() as f64);
+    }
+    if let Some(h) = heads {
+        h.abort();
     }
     // Shutdown: no new claims; workers release what they have not started and finish the rest.
     inner.stopping.store(true, Ordering::SeqCst);
-    tracing::info!(target: "ecld_node", tasks = running.len(), "stopping: finishing or releasing held tasks");
+    tracing::info!(target: "ecld_node", tasks = workers.len(), "stopping: finishing or releasing held tasks");
     let deadline = tokio::time::Instant::now() + inner.tuning.shutdown_grace;
-    while !running.is_empty() {
+    while !workers.is_empty() {
         match tokio::time::timeout_at(deadline, note_rx.recv()).await {
-            Ok(Some(Note::Finished(task))) => {
-                running.remove(&task);
-            }
+            Ok(Some(Note::Finished(task, generation))) => workers.finished(task, generation),
             Ok(None) | Err(_) => break,
         }
     }
-    for (task, h) in running {
+    for (task, r) in workers.running {
         tracing::warn!(target: "ecld_node", task = %task, "still in flight at shutdown; the journal resumes it at the next start");
-        h.abort();
+        r.handle.abort();
     }
     inner.pool.clear();
     tracing::info!(target: "ecld_node", "node stopped");
     Ok(())
 }
 
+/// After a reorganisation: every task this node journaled as claimed is checked against the
+/// new chain. Where the claim is gone, the worker (perhaps waiting for an enclave) is stopped
+/// and a new one reconciles from the chain: re-claims the task if it is open again, drops it
+/// (`Lost`) if it is gone or someone else holds it. Tasks already proven find out when they
+/// submit (the contract refuses a proof for a task not held).
+async fn recheck_held(
+    inner: &Arc<Inner>,
+    notes: &mpsc::UnboundedSender<Note>,
+    workers: &mut Workers,
+) {
+    let held: Vec<(TaskId, OfferId)> = inner.journal(|j| {
+        j.state()
+            .active()
+            .filter_map(|(t, p)| match p {
+                Phase::Claimed { offer } => Some((t, *offer)),
+                _ => None,
+            })
+            .collect()
+    });
+    for (task, offer) in held {
+        match inner.chain.task_state(task).await {
+            Ok(OnChain::HeldBy(o)) if o == offer => {}
+            Ok(state) => {
+                tracing::warn!(target: "ecld_node", task = %task, ?state, "this node's claim is gone after the reorganisation; re-checking the task against the chain");
+                if let Some(r) = workers.running.remove(&task) {
+                    r.handle.abort();
+                }
+                spawn_worker(inner, notes, workers, task, false);
+            }
+            Err(e) => {
+                tracing::warn!(target: "ecld_node", task = %task, %e, "cannot re-check the task after the reorganisation; its worker finds out at its next chain call");
+            }
+        }
+    }
+}
+
 fn spawn_worker(
     inner: &Arc<Inner>,
     notes: &mpsc::UnboundedSender<Note>,
-    running: &mut HashMap<TaskId, JoinHandle<()>>,
+    workers: &mut Workers,
     task: TaskId,
     fresh: bool,
 ) {
-    if running.contains_key(&task) {
+    if workers.contains(&task) {
         return;
     }
     let inner2 = Arc::clone(inner);
     let notes = notes.clone();
+    workers.next_generation += 1;
+    let generation = workers.next_generation;
     let span = tracing::info_span!(target: "ecld_node", "task", task = %task);
-    let h = tokio::spawn(
+    let handle = tokio::spawn(
         async move {
             worker::drive(&inner2, task, fresh).await;
-            let _ = notes.send(Note::Finished(task));
+            let _ = notes.send(Note::Finished(task, generation));
         }
         .instrument(span),
     );
-    running.insert(task, h);
+    workers.running.insert(task, Running { generation, handle });
 }
 
 /// Claims open tasks that fit an offer with a free slot, oldest first.
 async fn claim_free_slots(
     inner: &Arc<Inner>,
     notes: &mpsc::UnboundedSender<Note>,
-    running: &mut HashMap<TaskId, JoinHandle<()>>,
+    workers: &mut Workers,
     follower: &mut follow::Follower,
 ) {
     if inner.stopping.load(Ordering::SeqCst) {
@@ -451,10 +594,7 @@ async fn claim_free_slots(
         if free.iter().all(|(_, _, f)| *f == 0) {
             break;
         }
-        if info.deadline < horizon
-            || running.contains_key(&info.id)
-            || inner.recently_released(info.id)
-        {
+        if info.deadline < horizon || workers.contains(&info.id) || inner.held_back(info.id) {
             continue;
         }
         let Ok(image) = inner.image(info.image).await else { continue };
@@ -473,7 +613,7 @@ async fn claim_free_slots(
         }
         slot.2 -= 1;
         taken.insert(info.id);
-        spawn_worker(inner, notes, running, info.id, true);
+        spawn_worker(inner, notes, workers, info.id, true);
     }
     follower.forget(&taken);
 }

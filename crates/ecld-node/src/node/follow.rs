@@ -1,7 +1,14 @@
 //! Following the chain: eth_getLogs from the journal's cursor, reorg and restart detection, the
 //! set of open tasks, and tasks matched to this node's offers.
+//!
+//! A reorganisation (or a chain restarted to an older head) shows as the last handled block
+//! being gone: its number is above the head, or its hash changed. The follower then looks for
+//! the newest block it handled that is still on the chain (it remembers the last block and hash
+//! of its last `reorg_depth` reads), forgets what it learned since, and re-reads from there
+//! (less `scan_lookback`, as at start-up, so that the open-task set is rebuilt). The caller is
+//! told, so that it re-checks the tasks this node holds against the new chain.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use alloy::primitives::B256;
 use ecld_types::TaskId;
@@ -17,11 +24,24 @@ use crate::{
 /// Most blocks asked for in one eth_getLogs.
 const MAX_RANGE: u64 = 2_000;
 
+/// What one [`Follower::poll`] found.
+#[derive(Debug)]
+pub(super) struct Polled {
+    /// Tasks held by this node's offers that its journal does not have active.
+    pub(super) adopted: Vec<TaskId>,
+    /// Whether the read reached the chain's head (else poll again at once).
+    pub(super) caught_up: bool,
+    /// Whether blocks handled earlier were gone (held tasks must be re-checked).
+    pub(super) reorg: bool,
+}
+
 /// What the node has learned from the chain's events.
 #[derive(Debug)]
 pub(super) struct Follower {
     /// Last handled block and its hash; `None` before the first poll.
     cursor: Option<(u64, B256)>,
+    /// The last block (and hash) of recent reads, oldest first, at most `reorg_depth`.
+    history: VecDeque<(u64, B256)>,
     /// Open tasks (nobody holds them), by id.
     open: BTreeMap<TaskId, TaskInfo>,
     /// Tasks held by others, kept in case they are released.
@@ -41,7 +61,7 @@ impl Follower {
         };
         // The cursor is "last handled": start one before the first block to read.
         let cursor = start.checked_sub(1).map(|b| (b, B256::ZERO));
-        Self { cursor, open: BTreeMap::new(), held: BTreeMap::new() }
+        Self { cursor, history: VecDeque::new(), open: BTreeMap::new(), held: BTreeMap::new() }
     }
 
     /// Open tasks, oldest first.
@@ -58,24 +78,23 @@ impl Follower {
         }
     }
 
-    /// Reads new blocks; returns the tasks this node must adopt (matched or claimed for its
-    /// offers but unknown to its journal).
-    pub(super) async fn poll(&mut self, inner: &Inner) -> Result<Vec<TaskId>, ChainError> {
+    /// Reads new blocks (at most [`MAX_RANGE`]); says which tasks this node must adopt
+    /// (matched or claimed for its offers but unknown to its journal), whether it reached the
+    /// head, and whether it saw a reorganisation.
+    pub(super) async fn poll(&mut self, inner: &Inner) -> Result<Polled, ChainError> {
         let chain = &inner.chain;
         let head = chain.head().await?;
-        if let Some((block, hash)) = self.cursor {
-            if block > head {
-                tracing::warn!(target: "ecld_node", block, head, "the chain is behind the journal's cursor (restarted chain?); re-reading from the deployment block");
-                self.reset(inner);
-            } else if hash != B256::ZERO && chain.block_hash(block).await? != Some(hash) {
-                let back = block.saturating_sub(inner.cfg.reorg_depth).max(inner.deploy_block);
-                tracing::warn!(target: "ecld_node", block, back, "block hash changed (reorg); re-reading");
-                self.cursor = back.checked_sub(1).map(|b| (b, B256::ZERO));
-            }
+        let mut reorg = false;
+        if let Some((block, hash)) = self.cursor
+            && hash != B256::ZERO
+            && (block > head || chain.block_hash(block).await? != Some(hash))
+        {
+            self.rewind(inner, block, head).await?;
+            reorg = true;
         }
         let from = self.cursor.map_or(0, |(b, _)| b + 1);
         if from > head {
-            return Ok(Vec::new());
+            return Ok(Polled { adopted: Vec::new(), caught_up: true, reorg });
         }
         let to = head.min(from + MAX_RANGE - 1);
         let events = chain.events(from, to).await?;
@@ -112,17 +131,41 @@ impl Follower {
             }
         }
         self.cursor = Some((to, to_hash));
+        let depth = usize::try_from(inner.cfg.reorg_depth).unwrap_or(usize::MAX);
+        if depth > 0 {
+            if self.history.len() >= depth {
+                self.history.pop_front();
+            }
+            self.history.push_back((to, to_hash));
+        }
         if let Err(e) = inner.journal(|j| j.append(&Entry::Cursor { block: to, hash: to_hash })) {
             tracing::error!(target: "ecld_node", %e, "cannot journal the chain cursor");
         }
         ::metrics::gauge!(metrics::BLOCK).set(to as f64);
-        Ok(adopted)
+        Ok(Polled { adopted, caught_up: to == head, reorg })
     }
 
-    fn reset(&mut self, inner: &Inner) {
-        self.cursor = inner.deploy_block.checked_sub(1).map(|b| (b, B256::ZERO));
+    /// The last handled block `block` is gone (chain head `head`): finds the newest remembered
+    /// block still on the chain, forgets the open/held sets and re-reads from there (less
+    /// `scan_lookback`), or from the deployment block when none is left.
+    async fn rewind(&mut self, inner: &Inner, block: u64, head: u64) -> Result<(), ChainError> {
+        let mut ancestor = None;
+        while let Some((b, h)) = self.history.pop_back() {
+            if b < block && b <= head && inner.chain.block_hash(b).await? == Some(h) {
+                ancestor = Some(b);
+                self.history.push_back((b, h));
+                break;
+            }
+        }
+        let from = ancestor
+            .map_or(inner.deploy_block, |a| a.saturating_sub(inner.tuning.scan_lookback))
+            .max(inner.deploy_block);
+        ::metrics::counter!(metrics::REORGS).increment(1);
+        tracing::warn!(target: "ecld_node", block, head, ?ancestor, from, "block {block}, already handled, is no longer on the chain (reorganisation or restarted chain); re-reading from block {from} and re-checking held tasks");
+        self.cursor = from.checked_sub(1).map(|b| (b, B256::ZERO));
         self.open.clear();
         self.held.clear();
+        Ok(())
     }
 
     /// Applies events in order; returns tasks held by this node's offers at the end of the

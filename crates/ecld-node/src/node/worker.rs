@@ -155,7 +155,7 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
             done(inner, info.id, End::Lost, None)
         }
         Phase::Claiming { offer } => claim(inner, info, *offer).await,
-        Phase::Claimed { .. } if stopping => release(inner, info.id, "the node is stopping"),
+        Phase::Claimed { .. } if stopping => release(inner, info, "the node is stopping"),
         Phase::Claimed { offer } => execute(inner, info, *offer).await,
         Phase::Proven { outcome, .. } => upload(inner, info.id, outcome).await,
         Phase::Uploaded { outcome, cid, offer } | Phase::Submitted { outcome, cid, offer, .. } => {
@@ -204,13 +204,23 @@ fn claimed(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, Failu
     Ok(Next::Continue)
 }
 
-fn release(inner: &Inner, task: TaskId, reason: &str) -> Result<Next, Failure> {
-    tracing::warn!(target: "ecld_node", reason, "releasing the task for another node");
+/// Hands the task back. Unless the node is stopping, this counts as a failure of this node at
+/// the task: it claims it again after a backoff, or leaves it after a few
+/// ([`super::Tuning::release_backoff`]).
+fn release(inner: &Inner, info: &TaskInfo, reason: &str) -> Result<Next, Failure> {
+    tracing::warn!(target: "ecld_node", reason, "releasing the task");
     inner
-        .step(task, Step::Releasing { reason: reason.to_owned() })
+        .step(info.id, Step::Releasing { reason: reason.to_owned() })
         .map_err(|e| journal_failed(&e))?;
     if !inner.stopping.load(Ordering::SeqCst) {
-        inner.released_here(task);
+        match inner.released_here(info.id, info.deadline) {
+            (failures, Some(wait)) => {
+                tracing::info!(target: "ecld_node", failures, retry_in_ms = wait.as_millis() as u64, "this node will try the task again after a backoff (another node may take it first)");
+            }
+            (failures, None) => {
+                tracing::warn!(target: "ecld_node", failures, "this node failed the task {failures} times; leaving it to other nodes (or to the requester's reclaim after the deadline)");
+            }
+        }
     }
     Ok(Next::Continue)
 }
@@ -235,7 +245,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
     let image = match inner.image(info.image).await {
         Ok(i) => i,
         Err(ChainError::Reverted { .. }) => {
-            return release(inner, info.id, "image not in the registry");
+            return release(inner, info, "image not in the registry");
         }
         Err(_) => return Ok(Next::Later("chain unreachable")),
     };
@@ -244,7 +254,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(target: "ecld_node", %e, "image module unavailable");
-            return release(inner, info.id, "image module unavailable");
+            return release(inner, info, "image module unavailable");
         }
     };
     metrics::step("fetch_image", t.elapsed());
@@ -296,7 +306,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(target: "ecld_node", %e, "no enclave for the image");
-                return release(inner, info.id, "enclave did not start or attest");
+                return release(inner, info, "enclave did not start or attest");
             }
         };
         let t_run = Instant::now();
@@ -315,7 +325,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         }
     }
     let Some(o) = outcome else {
-        return release(inner, info.id, "enclave failed twice");
+        return release(inner, info, "enclave failed twice");
     };
     let p = o.proof;
     let result_hash = if o.result.is_empty() { B256::ZERO } else { content_hash(&o.result) };
@@ -325,7 +335,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         || p.result_hash != result_hash
     {
         tracing::error!(target: "ecld_node", "the enclave's proof does not match the task or its result");
-        return release(inner, info.id, "enclave proof mismatch");
+        return release(inner, info, "enclave proof mismatch");
     }
     let outcome = Outcome {
         status: p.status,
