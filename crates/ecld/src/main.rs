@@ -5,6 +5,7 @@
 
 mod cmd;
 mod output;
+mod web;
 
 use std::process::ExitCode;
 

@@ -70,6 +70,7 @@ async fn e2e(a: E2eArgs) -> anyhow::Result<()> {
         rpc_port: 0,
         store_port: 0,
         cas_port: 0,
+        web_port: 0,
         ephemeral_ports: true,
         programs: a.programs.clone(),
         no_node: false,

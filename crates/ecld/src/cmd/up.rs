@@ -41,6 +41,9 @@ pub(crate) struct Args {
     /// CAS port.
     #[arg(long, default_value_t = 8090)]
     pub(crate) cas_port: u16,
+    /// Port of the dApp page (and its forwards to the chain and the store).
+    #[arg(long, default_value_t = 5173)]
+    pub(crate) web_port: u16,
     /// Let the system pick free ports for every service (what tests use).
     #[arg(long)]
     pub(crate) ephemeral_ports: bool,
@@ -68,6 +71,8 @@ struct Ready {
     rpc: String,
     store: String,
     cas: String,
+    /// The dApp page.
+    web: String,
     chain_id: u64,
     chain_dir: PathBuf,
     store_dir: PathBuf,
@@ -114,6 +119,7 @@ pub(crate) struct Stack {
     devnet: ecld_devnet::DevnetHandle,
     store: ecld_store::StoreHandle,
     cas: ecld_cas::CasHandle,
+    web: crate::web::WebHandle,
     node: Option<tokio::process::Child>,
     accounts: Vec<ecld_devnet::DevAccount>,
     ready: Ready,
@@ -151,6 +157,7 @@ impl Stack {
             stop_child(child).await;
         }
         let _ = std::fs::remove_file(&self.ready.config);
+        self.web.shutdown().await;
         self.cas.shutdown().await;
         let _ = self.store.shutdown().await;
         let _ = self.devnet.shutdown().await;
@@ -275,6 +282,15 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
         wait_for_offers(&user, &images, node.as_mut()).await?;
     }
 
+    // 7. The dApp page, with its forwards to the chain and the store.
+    let web = crate::web::spawn(crate::web::WebConfig {
+        listen: bind(args.web_port),
+        rpc: rpc.clone(),
+        store: store_url.clone(),
+        deployment: deployment_file.clone(),
+    })
+    .await?;
+
     // Written last: its presence means the stack is ready.
     let config_file = data.join(ecld_sdk::config::CLIENT_CONFIG_FILE);
     config.save(&config_file)?;
@@ -286,6 +302,7 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
         rpc,
         store: store_url,
         cas: cas_url,
+        web: web.url(),
         chain_id: deployment.chain_id,
         chain_dir,
         store_dir,
@@ -308,7 +325,7 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
             .collect(),
     };
     let accounts = accounts.to_vec();
-    Ok(Stack { devnet, store, cas, node, accounts, ready })
+    Ok(Stack { devnet, store, cas, web, node, accounts, ready })
 }
 
 fn in_use(port: u16, flag: &str) -> String {
@@ -535,8 +552,9 @@ async fn stop_child(child: &mut tokio::process::Child) {
 
 fn human(r: &Ready) -> String {
     let mut s = format!(
-        "ecld local stack is up (state in {})\n\n  chain   {}  (chain id {})\n  store   {}\n  CAS     {}\n",
+        "ecld local stack is up (state in {})\n\n  web     {}  (the dApp page: open it in a browser)\n  chain   {}  (chain id {})\n  store   {}\n  CAS     {}\n",
         r.data_dir.display(),
+        r.web,
         r.rpc,
         r.chain_id,
         r.store,

@@ -66,6 +66,7 @@ async fn once(a: &NodeArgs) -> anyhow::Result<(Duration, String, String)> {
         rpc_port: 0,
         store_port: 0,
         cas_port: 0,
+        web_port: 0,
         ephemeral_ports: true,
         programs: a.programs.clone(),
         no_node: true,
