@@ -1,9 +1,13 @@
 //! Attestations per second through the CAS HTTP API (sim evidence), written to the `## CAS`
 //! section of `docs/BENCHMARKS.md`.
 //!
-//! Usage: `cargo run -p ecld-cas --bin ecld-cas-bench [-- --n 300 --rounds 5 --out docs/BENCHMARKS.md]`
+//! Usage: `cargo run -p ecld-cas --bin ecld-cas-bench [-- --n 300 --rounds 5 --out FILE]`
+//! (`--out` defaults to `ECLD_BENCHMARKS_FILE`, else the repository's docs/BENCHMARKS.md).
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::Context as _;
 use ecld_cas::{AdminToken, CasClient, CasConfig};
@@ -12,18 +16,6 @@ use ecld_tee::{Policy, SimPlatform, SimPlatformKey};
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -35,13 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = arg(&args, "--n").map_or(Ok(300), |s| s.parse()).context("--n")?;
     let rounds: usize = arg(&args, "--rounds").map_or(Ok(5), |s| s.parse()).context("--rounds")?;
-    let out = PathBuf::from(arg(&args, "--out").unwrap_or_else(|| "docs/BENCHMARKS.md".into()));
+    let out = arg(&args, "--out").map_or_else(
+        || ecld_benchkit::benchmarks_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")),
+        PathBuf::from,
+    );
     anyhow::ensure!(n >= 8 && rounds >= 1, "--n must be at least 8 and --rounds at least 1");
 
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into());
+    let load = ecld_benchkit::load_average().unwrap_or_else(|| "unknown".into());
     let dir = tempfile::tempdir()?;
     let token = AdminToken::generate();
     let cas =
@@ -85,10 +77,7 @@ async fn main() -> anyhow::Result<()> {
     }
     cas.shutdown().await;
 
-    let nproc = std::thread::available_parallelism().map_or(1, usize::from);
-    let date = String::from_utf8(
-        std::process::Command::new("date").arg("-u").arg("+%Y-%m-%d").output()?.stdout,
-    )?;
+    let machine = ecld_benchkit::Machine::detect();
     let mut section = format!(
         "## CAS\n\nAttestations per second through the HTTP API (`cargo run -p ecld-cas --bin \
          ecld-cas-bench`, dev profile): each attestation is `POST /v1/nonce` + `POST /v1/attest` \
@@ -96,43 +85,16 @@ async fn main() -> anyhow::Result<()> {
          from the master key, sealed to the ephemeral key, signed, and checked and opened by the \
          client (`CasClient::attest`). Every nonce issue/use and every decision is fsynced (nonce \
          journal + audit log: 4 fsyncs per attestation). Client and server in one process on \
-         127.0.0.1; state on the local disk.\n\nMachine: {nproc} CPUs, {}; {}; load average \
+         127.0.0.1; state on the local disk.\n\nMachine: {} CPUs, {}; {}; load average \
          at the start {} (other work on the machine makes the figures noisy).\n\n\
          | concurrent clients | median attestations/s | min | max | rounds × attestations |\n\
          | --- | --- | --- | --- | --- |\n",
-        cpu_model(),
-        date.trim(),
-        load
+        machine.cores, machine.cpu, machine.date, load
     );
     for (c, med, min, max) in &table {
         section.push_str(&format!("| {c} | {med:.0} | {min:.0} | {max:.0} | {rounds} × {n} |\n"));
     }
-    let existing = std::fs::read_to_string(&out).unwrap_or_else(|_| "# Benchmarks\n".into());
-    std::fs::write(&out, replace_section(&existing, "## CAS", &section))
-        .with_context(|| format!("write {}", out.display()))?;
+    ecld_benchkit::write_section(&out, "## CAS", &section)?;
     println!("wrote the CAS section of {}", out.display());
     Ok(())
-}
-
-/// Replaces the section headed `heading` (up to the next `## ` heading) or appends it.
-fn replace_section(doc: &str, heading: &str, section: &str) -> String {
-    let lines: Vec<&str> = doc.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == heading) else {
-        return format!("{}\n\n{}", doc.trim_end(), section);
-    };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.starts_with("## "))
-        .map_or(lines.len(), |i| start + 1 + i);
-    let mut out = lines[..start].join("\n");
-    if !out.is_empty() {
-        out.push('\n');
-    }
-    out.push_str(section);
-    if end < lines.len() {
-        out.push('\n');
-        out.push_str(&lines[end..].join("\n"));
-        out.push('\n');
-    }
-    out
 }

@@ -271,30 +271,8 @@ async fn hardhat(root: &Path) -> Result<Option<(Hardhat, String)>> {
     Ok(Some((hh, url)))
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{n} × {cpu}")
-}
-
-fn date() -> String {
-    Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
 fn section(devnet: &Figures, hardhat: Option<&Figures>) -> String {
+    let machine = ecld_benchkit::Machine::detect();
     let mut s = String::from("## Chain gas\n\n");
     let _ = writeln!(
         s,
@@ -302,8 +280,8 @@ fn section(devnet: &Figures, hardhat: Option<&Figures>) -> String {
          contract call, measured on ecld-devnet and on `hardhat node` {} in the same run.\n\
          Machine: {}; {}. Reproduce: `cargo run -p ecld-contracts --features bench --bin ecld-contracts-bench`.\n",
         if hardhat.is_some() { "(hardhat 2.29.1)" } else { "(not present on this run)" },
-        machine(),
-        date()
+        format_args!("{} × {}", machine.cores, machine.cpu),
+        machine.date
     );
     s.push_str("| call | ecld-devnet | hardhat |\n| --- | ---: | ---: |\n");
     for (i, (label, gas)) in devnet.iter().enumerate() {
@@ -325,21 +303,6 @@ fn section(devnet: &Figures, hardhat: Option<&Figures>) -> String {
     s
 }
 
-fn write_section(path: &Path, body: &str) -> Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let start = text.find("\n## Chain gas\n").map(|i| i + 1);
-    let out = match start {
-        Some(a) => {
-            let rest = &text[a + 1..];
-            let end = rest.find("\n## ").map_or(text.len(), |j| a + 1 + j + 1);
-            format!("{}{}\n{}", &text[..a], body, &text[end..])
-        }
-        None => format!("{}\n{}", text.trim_end_matches('\n').to_owned() + "\n", body),
-    };
-    std::fs::write(path, out.trim_end().to_owned() + "\n")?;
-    Ok(())
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -352,7 +315,8 @@ async fn main() -> Result<()> {
     };
     let body = section(&on_devnet, on_hardhat.as_ref());
     print!("{body}");
-    write_section(&root.join("docs/BENCHMARKS.md"), &body)?;
-    eprintln!("wrote the Chain gas section of docs/BENCHMARKS.md");
+    let out = ecld_benchkit::benchmarks_file(&root);
+    ecld_benchkit::write_section(&out, "## Chain gas", &body)?;
+    eprintln!("wrote the Chain gas section of {}", out.display());
     Ok(())
 }

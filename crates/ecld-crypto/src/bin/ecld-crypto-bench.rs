@@ -141,29 +141,6 @@ fn rate(mut op: impl FnMut(), window: Duration) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cores} cores, {cpu}")
-}
-
-fn today() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map_or_else(|| "unknown date".into(), |s| s.trim().to_owned())
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mib: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1024);
@@ -171,6 +148,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bytes = mib * 1024 * 1024;
     let profile = if cfg!(debug_assertions) { "dev" } else { "release" };
     let id = AgeIdentity::generate();
+    let machine = ecld_benchkit::Machine::detect();
     eprintln!("ecld-crypto-bench: {mib} MiB x {runs} runs, {profile} profile");
 
     let mut enc = Vec::new();
@@ -262,45 +240,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          {runs} one-second windows on one core. Peak RSS is the whole bench process's VmHWM \
          (including the 1 MiB pattern buffer and the runtime).\n\n{table}\n\
          Goal (at least 500 MB/s encrypt on one core within 64 MiB RSS): **{goal}**.\n",
-        machine(),
-        today(),
+        machine.cores_and_cpu(),
+        machine.date,
         if profile == "release" { "" } else { " (dependencies at opt-level 2)" },
         if profile == "release" { " --release" } else { "" },
     );
     println!("{section}");
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/BENCHMARKS.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    std::fs::write(&path, replace_section(&doc, "## Crypto", &section))?;
+    let path = ecld_benchkit::benchmarks_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    ecld_benchkit::write_section(&path, "## Crypto", &section)?;
     eprintln!("wrote the Crypto section of {}", path.display());
     Ok(())
-}
-
-/// Replaces the section that starts with `heading` (up to the next `## ` heading) or
-/// appends it.
-fn replace_section(doc: &str, heading: &str, section: &str) -> String {
-    let start = doc.lines().scan(0usize, |off, l| {
-        let here = *off;
-        *off += l.len() + 1;
-        Some((here, l))
-    });
-    let mut found = None;
-    let mut end = None;
-    for (off, line) in start {
-        if found.is_none() && line.trim_end() == heading {
-            found = Some(off);
-        } else if found.is_some() && line.starts_with("## ") {
-            end = Some(off);
-            break;
-        }
-    }
-    match found {
-        Some(s) => {
-            let e = end.unwrap_or(doc.len()).min(doc.len());
-            let tail = &doc[e..];
-            let sep = if tail.is_empty() { "" } else { "\n" };
-            format!("{}{}{sep}{tail}", &doc[..s], section)
-        }
-        None => format!("{}\n{}", doc.trim_end_matches('\n').to_owned() + "\n", section),
-    }
 }

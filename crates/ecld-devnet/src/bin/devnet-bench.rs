@@ -194,33 +194,6 @@ async fn start_hardhat(root: &Path) -> anyhow::Result<(tokio::process::Child, St
     bail!("hardhat node did not answer on {url} within 30 s")
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    format!("{cores} cores, {cpu}")
-}
-
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match text.find("## Devnet\n") {
-        Some(start) => {
-            let rest = &text[start + 1..];
-            let end = rest.find("\n## ").map_or(text.len(), |i| start + 1 + i + 1);
-            format!("{}{section}{}", &text[..start], &text[end..])
-        }
-        None => format!("{}\n{section}", text.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new)?;
-    Ok(())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
@@ -256,11 +229,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let (ours, theirs) = (median(rates[0].clone()), median(rates[1].clone()));
     let ratio = ours / theirs;
-    let date = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let machine = ecld_benchkit::Machine::detect();
     let table = format!(
         "| chain | tx/s (median of {runs}) | runs | gas used per run |\n| --- | ---: | --- | ---: |\n| ecld-devnet | {ours:.0} | {} | {} |\n| hardhat node 2.29.1 | {theirs:.0} | {} | {} |\n",
         rates[0].iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", "),
@@ -273,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
         gas[0] == gas[1]
     );
     let section = format!(
-        "## Devnet\n\nMachine: {}; {date}; dev profile (dependencies at opt-level 2). Reproduce: \
+        "## Devnet\n\nMachine: {}; {}; dev profile (dependencies at opt-level 2). Reproduce: \
          `cargo run -p ecld-devnet --bin devnet-bench -- {txs} {runs} {senders}`.\n\n\
          Throughput of the same transaction mix on ecld-devnet (in the bench process) and on \
          `hardhat node` (npm hardhat 2.29.1, Osaka, automine, own process), side by side in one \
@@ -282,14 +251,15 @@ async fn main() -> anyhow::Result<()> {
          `eth_getTransactionReceipt` and an `eth_call` of `balanceOf`, over HTTP on loopback. \
          Runs alternate between the two chains.\n\n{table}\nRatio (ecld-devnet / hardhat): \
          **{ratio:.1}×**. Gas used by the same transactions: {}.\n",
-        machine(),
+        machine.cores_and_cpu(),
+        machine.date,
         if gas[0] == gas[1] {
             "identical on both chains".to_string()
         } else {
             format!("differs ({} vs {})", gas[0], gas[1])
         },
     );
-    write_section(&root.join("docs/BENCHMARKS.md"), &section)?;
+    ecld_benchkit::write_section(&ecld_benchkit::benchmarks_file(&root), "## Devnet", &section)?;
     devnet.shutdown().await?;
     Ok(())
 }

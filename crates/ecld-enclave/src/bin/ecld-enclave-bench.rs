@@ -176,19 +176,7 @@ async fn main() -> anyhow::Result<()> {
     let (wasm, native) = (median(wasm_times), median(native_times));
     let ratio = wasm.as_secs_f64() / native.as_secs_f64();
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let date = Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let ecld_benchkit::Machine { cores, cpu, date, .. } = ecld_benchkit::Machine::detect();
     let section = format!(
         "## Enclave\n\n\
 Machine: {cores} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2; the example \
@@ -221,7 +209,11 @@ Ratio wasm / native: **{ratio:.2}×**.\n",
         ms(boundary),
     );
     println!("{section}");
-    write_section(&bench.root.join("docs/BENCHMARKS.md"), &section)?;
+    ecld_benchkit::write_section(
+        &ecld_benchkit::benchmarks_file(&bench.root),
+        "## Enclave",
+        &section,
+    )?;
     Ok(())
 }
 
@@ -245,19 +237,4 @@ fn build_native_primes(root: &Path) -> anyhow::Result<PathBuf> {
         bail!("building the native primes binary failed");
     }
     Ok(target.join("release/primes"))
-}
-
-/// Replaces the `## Enclave` section (up to the next `## ` heading) or appends it.
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match text.find("## Enclave\n") {
-        Some(start) => {
-            let rest = &text[start + 1..];
-            let end = rest.find("\n## ").map_or(text.len(), |i| start + 1 + i + 1);
-            format!("{}{section}{}", &text[..start], &text[end..])
-        }
-        None => format!("{}\n{section}", text.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new)?;
-    Ok(())
 }

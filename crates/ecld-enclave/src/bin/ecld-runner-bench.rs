@@ -5,8 +5,7 @@
 //! Usage: `cargo run -p ecld-enclave --bin ecld-runner-bench [-- TASKS]`.
 
 use std::{
-    path::{Path, PathBuf},
-    process::Command,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -116,19 +115,7 @@ fn main() -> anyhow::Result<()> {
     let (_, wasm_first) = wasm.task(&hash, b"secret", 64)?;
     let wasm_cached = wasm.median(&hash, b"secret", reps)?;
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let date = Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
+    let ecld_benchkit::Machine { cores, cpu, date, .. } = ecld_benchkit::Machine::detect();
     let section = format!(
         "## Runners\n\n\
 Machine: {cores} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2; the runner \
@@ -169,21 +156,6 @@ wizer) would cut the start-up share.\n",
         },
     );
     println!("{section}");
-    write_section(&root.join("docs/BENCHMARKS.md"), &section)?;
-    Ok(())
-}
-
-/// Replaces the `## Runners` section (up to the next `## ` heading) or appends it.
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match text.find("## Runners\n") {
-        Some(start) => {
-            let rest = &text[start + 1..];
-            let end = rest.find("\n## ").map_or(text.len(), |i| start + 1 + i + 1);
-            format!("{}{section}{}", &text[..start], &text[end..])
-        }
-        None => format!("{}\n{section}", text.trim_end_matches('\n').to_owned() + "\n"),
-    };
-    std::fs::write(path, new)?;
+    ecld_benchkit::write_section(&ecld_benchkit::benchmarks_file(&root), "## Runners", &section)?;
     Ok(())
 }

@@ -226,26 +226,14 @@ async fn main() {
         None => None,
     };
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let nproc = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let machine = ecld_benchkit::Machine::detect();
     let mut s = String::new();
     s.push_str("## Store\n\n");
     s.push_str(&format!(
-        "Machine: {nproc} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2). \
-         `cargo run -p ecld-store --bin ecld-store-bench -- {mib} {runs}`.\n\n"
+        "Machine: {}; {}; dev profile (dependencies at opt-level 2). \
+         `cargo run -p ecld-store --bin ecld-store-bench -- {mib} {runs}`.\n\n",
+        machine.cores_and_cpu(),
+        machine.date,
     ));
     s.push_str(&format!(
         "One file of {mib} MiB through the HTTP API on loopback, store in its own process, blocks \
@@ -282,24 +270,5 @@ async fn main() {
         }
     }
     println!("{s}");
-    write_section(&root.join("docs/BENCHMARKS.md"), &s);
-}
-
-/// Replaces the `## Store` section (up to the next `## ` heading), or appends it.
-fn write_section(path: &Path, section: &str) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let new = match text.find("\n## Store\n") {
-        Some(start) => {
-            let after = start + 1;
-            let end = text[after + 3..].find("\n## ").map_or(text.len(), |i| after + 3 + i + 1);
-            format!(
-                "{}{}\n{}",
-                &text[..after],
-                section.trim_end(),
-                if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
-            )
-        }
-        None => format!("{}\n\n{}\n", text.trim_end(), section.trim_end()),
-    };
-    std::fs::write(path, new).unwrap();
+    ecld_benchkit::write_section(&ecld_benchkit::benchmarks_file(&root), "## Store", &s).unwrap();
 }
