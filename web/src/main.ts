@@ -527,11 +527,12 @@ async function main(): Promise<void> {
       setStep("download", "done", `${bytes(ciphertext.length)}, every block checked against its CID`);
       step = "verify";
       setStep("verify", "active");
-      const input = known?.ciphertext ?? (await client.store.catVerified(info.inputCid));
-      const verified = await client.verify(outcome, input, ciphertext);
+      // After a reload the uploaded bytes are gone; the proof's input hash is then the one your
+      // own transaction put on chain (TaskSubmitted), which is what the proof is read against.
+      const verified = await client.verify(outcome, known?.ciphertext, ciphertext);
       if (known !== undefined && !proofNamesCode(known.code, verified.proof))
         throw new EcldError("VerifyError", `the proof of task ${taskId} names code ${verified.proof.codeHash}, not the code sent`, { details: `sent ${codeHashOf(known.code)}`, hint: "do not trust this result: the node ran other code than yours" });
-      setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)}; input hash ${shortHex(verified.proof.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} match the stored bytes${known?.code === undefined ? "" : "; code hash matches your code"}`);
+      setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)}; input hash ${shortHex(verified.proof.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} ${known === undefined ? " match your submission on chain and the stored result" : " match the bytes you uploaded and the stored result"}${known?.code === undefined ? "" : "; code hash matches your code"}`);
       replace(verdict, el("p", { class: "ok", id: "verified" }, "Proof verified: signed by the image's registered enclave key, for this chain and contract, over the input uploaded and the result downloaded."));
       showProof(verified, outcome.node);
       step = "decrypt";

@@ -56,9 +56,7 @@ async function run() {
   const up = spawn(ecld, ["up", "--data-dir", data, "--ephemeral-ports", "--programs", join(repo, "programs/out"), "--json", "--stop-on-stdin-eof"], { stdio: ["pipe", "pipe", "inherit"] });
   cleanup.push(() => new Promise((r) => { if (up.exitCode !== null) return r(); up.once("exit", r); up.stdin.end(); setTimeout(() => up.kill("SIGKILL"), 20_000).unref(); }));
   const ready = await firstLine(up, "ecld up");
-  const serve = spawn(process.execPath, [join(here, "../serve.mjs"), "--config", ready.config, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
-  cleanup.push(() => { serve.kill("SIGTERM"); });
-  const { url } = await firstLine(serve, "serve.mjs");
+  const url = ready.web;
   const origin = new URL(url).origin;
 
   const profile = mkdtempSync(join(tmpdir(), "ecld-chromium-"));
@@ -211,7 +209,7 @@ async function run() {
   assert.match(await page.textContent("#step-submit"), /transaction 0x[0-9a-f]{64}, block \d+, task 1/);
   assert.match(await page.textContent("#step-match"), /node 0x[0-9a-fA-F]{40}/);
   assert.match(await page.textContent("#step-proof"), /block \d+: status 0 SUCCESS/);
-  assert.match(await page.textContent("#step-verify"), /signature by the image's enclave signer .* match the stored bytes/);
+  assert.match(await page.textContent("#step-verify"), /signature by the image's enclave signer .* match the bytes you uploaded and the stored result/);
   assert.match(await page.textContent("#step-decrypt"), /\d+ bytes of output/);
   assert.deepEqual(prompts, ["eth_signTypedData_v4", "eth_sendTransaction"], "a task costs two wallet prompts: permit and transaction");
   assert.equal(new URL(page.url()).hash, "#task=1", "the task id is in the URL, to reattach after a reload");
@@ -219,7 +217,7 @@ async function run() {
   const task1ResultCid = await page.textContent("#proof-result-cid");
   const storage = await page.evaluate(() => JSON.stringify(Object.entries(localStorage)));
   assert.ok(!/AGE-SECRET-KEY|0x[0-9a-f]{64}/i.test(storage), `localStorage holds only task ids: ${storage}`);
-  await page.screenshot({ path: screenshot, fullPage: true });
+  await page.screenshot({ path: screenshot, fullPage: true, ...(/\.jpe?g$/.test(screenshot) ? { type: "jpeg", quality: 70 } : {}) });
   results.wallet = "ok";
 
   // --- burner: the dev burner with a generated key --------------------------------------
@@ -309,6 +307,7 @@ async function run() {
     assert.equal(await p4.evaluate(() => window.ethereum), undefined);
     await p4.click('#wallets button[data-rdns="test.ecld.wallet"]');
     await p4.waitForSelector("#wrong-chain");
+    await p4.waitForSelector("#wallet-address");
     assert.match(await p4.textContent("#wrong-chain"), new RegExp(`wallet is on chain 1, this deployment is on chain ${ready.chain_id}`));
     assert.ok(await p4.isVisible("#switch-chain"));
     assert.ok(await p4.isDisabled("#submit"), "no task while the wallet is on another chain");
