@@ -138,10 +138,12 @@ async function main(): Promise<void> {
       `Wrong network: your wallet is on chain ${walletChain ?? "?"}, this deployment is on chain ${chainId}. Switch the wallet's network (button below, or in the wallet); tasks cannot be submitted until it matches.`));
     refresh();
   };
+  let walletChain = Number.NaN;
   const checkWalletChain = async (): Promise<boolean> => {
     if (eip1193 === undefined) return state.chainOk;
     const hex = (await eip1193.request({ method: "eth_chainId" })) as string;
     const id = Number.parseInt(hex, 16);
+    walletChain = id;
     setChainOk(id === chainId, id);
     return id === chainId;
   };
@@ -196,7 +198,7 @@ async function main(): Promise<void> {
         // The wallet does not know the chain: add it (wallets switch to a chain they add).
         await eth.request({ method: "wallet_addEthereumChain", params: [{ chainId: numberToHex(chainId), chainName: chain.name, rpcUrls: [rpcUrl], nativeCurrency: chain.nativeCurrency }] });
       }
-      if (!(await checkWalletChain())) throw new WrongChainError(Number.NaN, chainId);
+      if (!(await checkWalletChain())) throw new WrongChainError(walletChain, chainId);
     } catch (e) { showError(chainStatus, explainE(e), "switch-error"); }
   })());
   burnerBtn.addEventListener("click", () => {
@@ -386,7 +388,7 @@ async function main(): Promise<void> {
       const w = state.wallet;
       try {
         if (w === undefined) throw new EcldError("TaskError", "no wallet connected", { hint: "connect the wallet that submitted the task (section 1)" });
-        if (!state.chainOk) throw new WrongChainError(Number.NaN, chainId);
+        if (!state.chainOk) throw new WrongChainError(walletChain, chainId);
         b.disabled = true;
         const tx = await client.reclaim(w, taskId);
         replace(runStatus, el("span", { class: "ok", id: "reclaimed" }, `Task ${taskId} reclaimed: the escrow is back in your account (transaction ${tx}).`));
@@ -472,12 +474,17 @@ async function main(): Promise<void> {
   }
 
   /** Follows a submitted task to its verified, decrypted result (also after a reload). */
+  // Following another task (Show, a new run) supersedes the one followed before.
+  let followGen = 0;
+  class Superseded extends Error {}
   const follow = async (taskId: bigint, known?: { ciphertext: Uint8Array; code: Uint8Array | undefined }) => {
+    const mine = ++followGen;
+    const live = <T>(v: T): T => { if (mine !== followGen) throw new Superseded(); return v; };
     state.current = taskId;
     let step: PageStep = "match";
     try {
-      const info = await client.task(taskId);
-      await syncClock();
+      const info = live(await client.task(taskId));
+      live(await syncClock());
       replace(runStatus, `Task ${taskId} (${imageName(info.imageId)}), submitted in block ${info.block}.`);
       if (known === undefined) {
         for (const s of ["encrypt", "upload", "permit", "submit"] as const) setStep(s, "done", s === "submit" ? `task ${taskId}, block ${info.block}` : s === "upload" ? `input ${info.inputCid}` : "earlier");
@@ -494,10 +501,10 @@ async function main(): Promise<void> {
         setStep("match", "active", "waiting for a node to claim the task");
         startCountdown(taskId, info.deadline);
         for (;;) {
-          const st = await client.taskState(taskId, info.block);
+          const st = live(await client.taskState(taskId, info.block));
           if (st.kind === "matched") { node = st.node; break; }
           if (st.kind !== "open") break;
-          await new Promise((r) => setTimeout(r, 500));
+          live(await new Promise((r) => setTimeout(r, 500)));
         }
       }
       if (node !== undefined) setStep("match", "done", `node ${node}`);
@@ -507,9 +514,9 @@ async function main(): Promise<void> {
         setStep("run", "active", node === undefined ? "" : `on node ${shortHex(node)}`);
         startCountdown(taskId, info.deadline);
         const waitMs = Math.max(5_000, (Number(info.deadline) + 30 - nowS()) * 1000);
-        outcome = await client.waitForOutcome(taskId, info.block, { timeoutMs: waitMs, pollMs: 250 });
+        outcome = live(await client.waitForOutcome(taskId, info.block, { timeoutMs: waitMs, pollMs: 250 }));
       } else {
-        outcome = await client.waitForOutcome(taskId, info.block, { timeoutMs: 5_000 });
+        outcome = live(await client.waitForOutcome(taskId, info.block, { timeoutMs: 5_000 }));
       }
       stopCountdown();
       if (outcome.kind === "reclaimed") {
@@ -523,13 +530,13 @@ async function main(): Promise<void> {
       setStep("proof", "done", `block ${outcome.block}: status ${outcome.proof.status} ${statusName(outcome.proof.status)}, ${tokenText(outcome.amount)} settled`);
       step = "download";
       setStep("download", "active", `result ${outcome.resultCid || "(none)"}`);
-      const ciphertext = await client.download(outcome);
+      const ciphertext = live(await client.download(outcome));
       setStep("download", "done", `${bytes(ciphertext.length)}, every block checked against its CID`);
       step = "verify";
       setStep("verify", "active");
       // After a reload the uploaded bytes are gone; the proof's input hash is then the one your
       // own transaction put on chain (TaskSubmitted), which is what the proof is read against.
-      const verified = await client.verify(outcome, known?.ciphertext, ciphertext);
+      const verified = live(await client.verify(outcome, known?.ciphertext, ciphertext));
       if (known !== undefined && !proofNamesCode(known.code, verified.proof))
         throw new EcldError("VerifyError", `the proof of task ${taskId} names code ${verified.proof.codeHash}, not the code sent`, { details: `sent ${codeHashOf(known.code)}`, hint: "do not trust this result: the node ran other code than yours" });
       setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)}; input hash ${shortHex(verified.proof.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} ${known === undefined ? " match your submission on chain and the stored result" : " match the bytes you uploaded and the stored result"}${known?.code === undefined ? "" : "; code hash matches your code"}`);
@@ -539,6 +546,7 @@ async function main(): Promise<void> {
       await decryptAndShow(taskId, ciphertext, verified);
       localStorage.removeItem(storageKey);
     } catch (e) {
+      if (e instanceof Superseded) return;
       stopCountdown();
       const x = explainE(e);
       setStep(step, "err", x.title);
@@ -561,7 +569,7 @@ async function main(): Promise<void> {
     let step: PageStep = "encrypt";
     try {
       // The wallet's chain before anything else.
-      if (!(await checkWalletChain())) throw new WrongChainError(Number.NaN, chainId);
+      if (!(await checkWalletChain())) throw new WrongChainError(walletChain, chainId);
       const runner = RUNNERS[image.name];
       const f = file.files?.[0];
       const input = f === undefined ? new TextEncoder().encode(text.value) : new Uint8Array(await f.arrayBuffer());

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Browser end-to-end tests: `ecld up`, the built page behind serve.mjs, Debian chromium driven
+// Browser end-to-end tests: `ecld up` and the page it serves (web/dist, embedded), Debian chromium driven
 // by playwright-core, against the real stack. Scenarios, in order (they share one stack):
 //   wallet     a task through an injected EIP-1193 wallet (counting prompts), wallet-derived key
 //   burner     a task with the dev burner and a generated key
@@ -10,7 +10,7 @@
 //   reclaim    an unmatched task past its deadline is reclaimed from the history
 //   errors     not enough balance, store unreachable, signature rejected (4001), chain unreachable
 // Every page: no request to any other origin, no console error.
-// Needs: `npm run build` done, the cargo-built ecld binary, /usr/bin/chromium.
+// Needs: `npm run build` done, then the cargo-built ecld binary (it embeds web/dist), /usr/bin/chromium.
 // Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -384,7 +384,7 @@ async function run() {
     assert.match(await errorOf(p6, "balance"), /Not enough token balance.*Fund the account/s);
     assert.deepEqual(pr6, [], "no wallet prompt for a task the account cannot pay");
     await p6.close();
-    // The store unreachable (the /store route answers 502, as serve.mjs does when the store is down).
+    // The store unreachable (the /store route answers 502, as a proxy does when the store is down).
     const { page: p7, prompts: pr7 } = await newPage(chainHex, { brokenRoutes: true });
     await p7.goto(url);
     await p7.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
