@@ -203,7 +203,7 @@ async fn page_config_json(State(s): State<Arc<Forward>>) -> Response {
 }
 
 async fn rpc(State(s): State<Arc<Forward>>, req: Request) -> Response {
-    if let Err(refused) = same_origin(req.headers()) {
+    if let Some(refused) = foreign(req.headers()) {
         return refused;
     }
     let body = match axum::body::to_bytes(req.into_body(), RPC_BODY_LIMIT).await {
@@ -223,7 +223,7 @@ async fn rpc(State(s): State<Arc<Forward>>, req: Request) -> Response {
 }
 
 async fn store(State(s): State<Arc<Forward>>, req: Request) -> Response {
-    if let Err(refused) = same_origin(req.headers()) {
+    if let Some(refused) = foreign(req.headers()) {
         return refused;
     }
     let uri = req.uri();
@@ -279,16 +279,16 @@ fn relay(
     })
 }
 
-/// Refuses requests sent by a page of another origin, or addressed to a host name that is not
-/// this machine's loopback (DNS rebinding).
-fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
+/// The refusal of a request sent by a page of another origin, or addressed to a host name that
+/// is not this machine's loopback (DNS rebinding); `None` for the page's own requests.
+fn foreign(headers: &HeaderMap) -> Option<Response> {
     let host = headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
     let name = match host.strip_prefix('[') {
         Some(v6) => v6.split_once(']').map_or(v6, |(addr, _)| addr),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
     if !matches!(name, "127.0.0.1" | "localhost" | "::1") {
-        return Err(plain(
+        return Some(plain(
             StatusCode::FORBIDDEN,
             format!(
                 "refused: the chain and store forwards answer only requests to 127.0.0.1 or localhost, not {host:?}"
@@ -298,7 +298,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
     if let Some(origin) = headers.get(ORIGIN)
         && origin.as_bytes() != format!("http://{host}").as_bytes()
     {
-        return Err(plain(
+        return Some(plain(
             StatusCode::FORBIDDEN,
             format!(
                 "refused: a page of origin {} may not use this page's chain and store forwards; open http://{host}/ instead",
@@ -306,7 +306,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Response> {
             ),
         ));
     }
-    Ok(())
+    None
 }
 
 fn plain(status: StatusCode, msg: String) -> Response {

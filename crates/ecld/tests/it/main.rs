@@ -11,3 +11,4 @@ mod enclave;
 mod node;
 mod node_faults;
 mod runners;
+mod web;
