@@ -11,8 +11,9 @@
 //! Environment: `ECLD_CHAOS_TASKS` (default 24), `ECLD_CHAOS_CLIENTS` (4), `ECLD_CHAOS_SEED`
 //! (printed; reproduces the fault schedule and the task plan), `ECLD_CHAOS_GAP_MS` (`300,1200`:
 //! time between faults), `ECLD_CHAOS_DOWN_MS` (`100,1500`: downtime of a killed service or
-//! pause of the node), `ECLD_CHAOS_RECOVERY_S` (30: quiet time for tasks in flight after the
-//! last fault), `ECLD_CHAOS_LOG` (`RUST_LOG` of the services, default `warn`; logs go to
+//! pause of the node), `ECLD_CHAOS_MIN_FAULT_S` (25: faults go on at least this long, and
+//! until every task is submitted), `ECLD_CHAOS_RECOVERY_S` (30: quiet time for tasks in flight
+//! after the last fault), `ECLD_CHAOS_LOG` (`RUST_LOG` of the services, default `warn`; logs go to
 //! `<data dir>/logs`), `ECLD_CHAOS_REPORT` (write the figures there as JSON),
 //! `ECLD_CHAOS_KEEP` (keep the data directory). `scripts/chaos` runs it at 1,000 tasks.
 
@@ -56,6 +57,7 @@ struct Options {
     seed: u64,
     gap_ms: (u64, u64),
     down_ms: (u64, u64),
+    min_faults: Duration,
     recovery: Duration,
     rust_log: String,
 }
@@ -88,6 +90,7 @@ impl Options {
             }),
             gap_ms: env_pair("ECLD_CHAOS_GAP_MS", (300, 1200)),
             down_ms: env_pair("ECLD_CHAOS_DOWN_MS", (100, 1500)),
+            min_faults: Duration::from_secs(env_num("ECLD_CHAOS_MIN_FAULT_S").unwrap_or(25)),
             recovery: Duration::from_secs(env_num("ECLD_CHAOS_RECOVERY_S").unwrap_or(30)),
             rust_log: std::env::var("ECLD_CHAOS_LOG").unwrap_or_else(|_| "warn".to_owned()),
         }
@@ -97,6 +100,8 @@ impl Options {
 /// What the clients saw.
 #[derive(Default)]
 struct Counters {
+    /// Tasks on chain so far.
+    submitted: AtomicU64,
     /// Calls retried because the chain or the store did not answer.
     retries: AtomicU64,
     /// Submissions that failed at the client.
@@ -270,12 +275,13 @@ async fn sweep(r: &Requester, pending: Vec<Sent>, k: &Counters) -> Vec<Sent> {
     left
 }
 
-/// One requester's run: submits its plans in order, sweeping now and then, then sweeps until
-/// every task is final or `give_up` is set. Returns its inputs by ciphertext hash.
+/// One requester's run: submits its plans in order, `pace` apart, sweeping now and then, then
+/// sweeps until every task is final or `give_up` is set. Returns its inputs by ciphertext hash.
 async fn drive(
     r: Arc<Requester>,
     image: ImageId,
     plans: Vec<Plan>,
+    pace: Duration,
     k: Arc<Counters>,
     submitting: Arc<AtomicUsize>,
     give_up: Arc<AtomicBool>,
@@ -289,12 +295,14 @@ async fn drive(
             // The deadline is at most a block's worth of seconds after `now + deadline`.
             let reclaim_after = now + plan.deadline.as_secs() + 60;
             pending.push(Sent { id, reclaim_after });
+            k.submitted.fetch_add(1, Ordering::Relaxed);
             inputs.insert(hash, plan.input);
         }
         if last_sweep.elapsed() > Duration::from_secs(2) {
             pending = sweep(&r, pending, &k).await;
             last_sweep = Instant::now();
         }
+        tokio::time::sleep(pace).await;
     }
     submitting.fetch_sub(1, Ordering::SeqCst);
     while !pending.is_empty() && !give_up.load(Ordering::SeqCst) {
@@ -305,7 +313,7 @@ async fn drive(
 }
 
 /// The seeded plan: random inputs (the `hash` program's output is checkable), and a quarter
-/// of the tasks with a deadline short enough to pass during the run.
+/// of the tasks with a deadline short enough to pass while the node is down or busy.
 fn plans(opts: &Options) -> Vec<Vec<Plan>> {
     let mut rng = Rng::new(opts.seed ^ 0x5eed_7a5c);
     let mut out: Vec<Vec<Plan>> = (0..opts.clients).map(|_| Vec::new()).collect();
@@ -313,7 +321,7 @@ fn plans(opts: &Options) -> Vec<Vec<Plan>> {
         let len = 1 + usize::try_from(rng.below(4096)).unwrap();
         let input: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         let deadline = if rng.below(4) == 0 {
-            Duration::from_secs(20 + rng.below(70))
+            Duration::from_secs(4 + rng.below(21))
         } else {
             Duration::from_secs(6 * 3600)
         };
@@ -406,26 +414,46 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         services,
         Schedule { seed: opts.seed, gap_ms: opts.gap_ms, downtime_ms: opts.down_ms },
     );
+    let faults_started = Instant::now();
     let submitting = Arc::new(AtomicUsize::new(opts.clients));
     let give_up = Arc::new(AtomicBool::new(false));
     let mut drivers = Vec::new();
+    // Submissions spread over the minimum fault time, so that faults hit tasks in flight.
+    let per_client = u32::try_from(opts.tasks.div_ceil(opts.clients).max(1)).unwrap();
+    let pace = opts.min_faults / per_client;
     for (r, p) in requesters.iter().zip(plans(&opts)) {
         drivers.push(tokio::spawn(drive(
             r.clone(),
             image.id,
             p,
+            pace,
             k.clone(),
             submitting.clone(),
             give_up.clone(),
         )));
     }
     // Faults go on while tasks are submitted, and until every kind has hit at least once.
+    let mut progress = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let counts = supervisor.counts();
         let every_kind = Fault::ALL.iter().all(|f| counts.get(f).copied().unwrap_or(0) > 0);
-        if submitting.load(Ordering::SeqCst) == 0 && every_kind {
+        if submitting.load(Ordering::SeqCst) == 0
+            && every_kind
+            && faults_started.elapsed() >= opts.min_faults
+        {
             break;
+        }
+        if progress.elapsed() > Duration::from_secs(30) {
+            progress = Instant::now();
+            eprintln!(
+                "chaos: {:.0}s: {} of {} tasks submitted, {} faults, {} client retries",
+                started.elapsed().as_secs_f64(),
+                k.submitted.load(Ordering::Relaxed),
+                opts.tasks,
+                counts.values().sum::<u32>(),
+                k.retries.load(Ordering::Relaxed)
+            );
         }
         assert!(
             started.elapsed() < Duration::from_secs(3600 + opts.tasks as u64 * 10),
@@ -433,7 +461,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         );
     }
     supervisor.calm();
-    let chaos_took = started.elapsed();
+    let chaos_took = faults_started.elapsed();
     eprintln!(
         "chaos: faults stop after {:.1}s: {:?}",
         chaos_took.as_secs_f64(),
