@@ -9,6 +9,7 @@ mod e2e_security;
 mod e2e_stack;
 mod enclave;
 mod node;
+mod node_chain;
 mod node_faults;
 mod runners;
 mod web;

@@ -2,7 +2,9 @@
 //! and each runs exactly once; SIGKILL at every journal step (the test-only hook
 //! `ECLD_NODE_CRASH_AT`) and a restart settle every task once with one result; the store goes
 //! away for a while and the task still settles; an image whose enclave cannot attest is
-//! released, not swallowed, and not claimed again and again; `/metrics` shows what happened.
+//! released, not swallowed, retried a few times with backoff and then left alone; an enclave
+//! that dies once at start-up costs seconds, not the task's deadline; `/metrics` shows what
+//! happened.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
@@ -32,26 +34,38 @@ use crate::{
 };
 
 /// Reads the Marketplace of a stack (as a throwaway account that never sends).
-struct ChainView {
-    rt: tokio::runtime::Runtime,
-    chain: Chain,
+pub(crate) struct ChainView {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) chain: Chain,
     deploy_block: u64,
 }
 
 impl ChainView {
-    fn new(stack: &Stack) -> Self {
+    pub(crate) fn new(stack: &Stack) -> Self {
+        Self::at(&stack.info)
+    }
+
+    /// The chain of a stack described by `ecld up --json`'s ready line.
+    pub(crate) fn at(info: &Value) -> Self {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let d =
-            ecld_contracts::Deployment::load(Path::new(stack.info["deployment"].as_str().unwrap()))
-                .unwrap();
-        let rpc = stack.info["rpc"].as_str().unwrap().parse().unwrap();
+        let d = ecld_contracts::Deployment::load(Path::new(info["deployment"].as_str().unwrap()))
+            .unwrap();
+        let rpc = info["rpc"].as_str().unwrap().parse().unwrap();
         let signer = ecld_crypto::SignerKey::generate().signer().clone();
         let chain = rt.block_on(Chain::connect(rpc, signer, d.marketplace, d.registry)).unwrap();
         Self { rt, chain, deploy_block: d.deploy_block }
     }
 
+    /// A raw JSON-RPC call (the devnet's `evm_*` controls).
+    pub(crate) fn rpc(&self, method: &'static str, params: Value) -> Value {
+        use alloy::providers::Provider;
+        self.rt
+            .block_on(self.chain.provider().raw_request::<_, Value>(method.into(), params))
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
     /// Every Marketplace event since the deployment.
-    fn events(&self) -> Vec<ChainEvent> {
+    pub(crate) fn events(&self) -> Vec<ChainEvent> {
         self.rt.block_on(async {
             let head = self.chain.head().await.unwrap();
             let evs = self.chain.events(self.deploy_block, head).await.unwrap();
@@ -60,7 +74,7 @@ impl ChainView {
     }
 
     /// `ResultSubmitted` events per task: (offer, status) of each.
-    fn settlements(&self) -> BTreeMap<TaskId, Vec<(OfferId, u16)>> {
+    pub(crate) fn settlements(&self) -> BTreeMap<TaskId, Vec<(OfferId, u16)>> {
         let mut out: BTreeMap<TaskId, Vec<(OfferId, u16)>> = BTreeMap::new();
         for e in self.events() {
             if let ChainEvent::Settled { task, offer, status } = e {
@@ -70,12 +84,12 @@ impl ChainView {
         out
     }
 
-    fn state(&self, task: TaskId) -> OnChain {
+    pub(crate) fn state(&self, task: TaskId) -> OnChain {
         self.rt.block_on(self.chain.task_state(task)).unwrap()
     }
 
     /// Waits until every task in `ids` has a `ResultSubmitted` event.
-    fn wait_settled(
+    pub(crate) fn wait_settled(
         &self,
         ids: &[TaskId],
         within: Duration,
@@ -100,11 +114,30 @@ fn task_id(v: &Value) -> TaskId {
 
 /// Submits a task for `image`: matched to `offer`, or open when `offer` is `None`.
 pub(crate) fn submit(stack: &Stack, image: &str, n: usize, offer: Option<OfferId>) -> TaskId {
+    submit_with(&|| stack.cmd(), &stack.info, image, n, offer, MAX_PRICE)
+}
+
+/// Submits an open task for `image` that pays at most `price`: a node whose offer asks more
+/// (the stack's node asks 1e15) cannot take it.
+pub(crate) fn submit_open_at(stack: &Stack, image: &str, n: usize, price: &str) -> TaskId {
+    submit_with(&|| stack.cmd(), &stack.info, image, n, None, price)
+}
+
+/// [`submit`] through `cmd` (an `ecld` command pointed at a stack described by `info`), an open
+/// task paying at most `price`.
+pub(crate) fn submit_with(
+    cmd: &dyn Fn() -> std::process::Command,
+    info: &Value,
+    image: &str,
+    n: usize,
+    offer: Option<OfferId>,
+    price: &str,
+) -> TaskId {
     let offer = offer.map_or_else(|| "0".to_owned(), |o| o.get().to_string());
     let text = format!("task {n} words for the node fault tests");
     let mut args = vec!["task", "submit", image, "--input-text", &text, "--offer", &offer];
     if offer == "0" {
-        args.extend(["--price", MAX_PRICE]);
+        args.extend(["--price", price]);
     }
     // The SDK sends submitTask with the gas eth_estimateGas gave; when a node settles the
     // last escrowed task in between, the Marketplace's token balance slot goes from zero to
@@ -112,25 +145,25 @@ pub(crate) fn submit(stack: &Stack, image: &str, n: usize, offer: Option<OfferId
     // within 0.1% of the limit). That is the SDK's concern (no gas headroom), not the node's:
     // submit again.
     for _ in 0..3 {
-        let out = stack.cmd().arg("--json").args(&args).output().unwrap();
+        let out = cmd().arg("--json").args(&args).output().unwrap();
         if out.status.success() {
             return task_id(&serde_json::from_slice::<Value>(&out.stdout).unwrap()["task"]);
         }
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("reverted"), "ecld {args:?} failed: {err}");
-        eprintln!("submit reverted; retrying: {err} {}", gas_of_reverted(stack, &err));
+        eprintln!("submit reverted; retrying: {err} {}", gas_of_reverted(info, &err));
     }
     panic!("ecld {args:?} reverted three times")
 }
 
 /// "gas used/limit" of the transaction named in an error message, to tell out-of-gas apart.
-fn gas_of_reverted(stack: &Stack, err: &str) -> String {
+fn gas_of_reverted(info: &Value, err: &str) -> String {
     use alloy::providers::Provider;
     let Some(hash) = err.split_whitespace().find(|w| w.starts_with("0x") && w.len() == 66) else {
         return String::new();
     };
     let hash: alloy::primitives::B256 = hash.parse().unwrap();
-    let view = ChainView::new(stack);
+    let view = ChainView::at(info);
     view.rt.block_on(async {
         let p = view.chain.provider();
         let r = p.get_transaction_receipt(hash).await.unwrap().unwrap();
@@ -144,7 +177,7 @@ fn gas_of_reverted(stack: &Stack, err: &str) -> String {
 }
 
 /// Task journal lines of a node: (task, step line).
-fn journal_steps(journal: &Path) -> Vec<(TaskId, Value)> {
+pub(crate) fn journal_steps(journal: &Path) -> Vec<(TaskId, Value)> {
     std::fs::read_to_string(journal)
         .unwrap_or_default()
         .lines()
@@ -154,11 +187,11 @@ fn journal_steps(journal: &Path) -> Vec<(TaskId, Value)> {
         .collect()
 }
 
-fn count_steps(steps: &[(TaskId, Value)], task: TaskId, step: &str) -> usize {
+pub(crate) fn count_steps(steps: &[(TaskId, Value)], task: TaskId, step: &str) -> usize {
     steps.iter().filter(|(t, v)| *t == task && v["step"] == step).count()
 }
 
-fn wait_for_offers(journal: &Path, n: usize) -> Vec<OfferId> {
+pub(crate) fn wait_for_offers(journal: &Path, n: usize) -> Vec<OfferId> {
     let start = Instant::now();
     loop {
         let text = std::fs::read_to_string(journal).unwrap_or_default();
@@ -173,12 +206,12 @@ fn wait_for_offers(journal: &Path, n: usize) -> Vec<OfferId> {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `GET /metrics` of a node.
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
     let mut out = String::new();
@@ -188,14 +221,14 @@ fn scrape(port: u16) -> String {
 }
 
 /// The value of the first sample line starting with `prefix`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
 
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     kill9(&mut child);
 }
 
@@ -259,19 +292,71 @@ fn two_nodes_share_50_open_tasks_each_runs_exactly_once_and_metrics_show_it() {
 }
 
 /// The `[[offers]]` of a node serving only `image` (an id), with `slots` slots.
-fn offers_for(image: &str, slots: u32) -> String {
+pub(crate) fn offers_for(image: &str, slots: u32) -> String {
+    offers_priced(image, slots, "1000000000000000")
+}
+
+/// [`offers_for`] at `price` per task.
+pub(crate) fn offers_priced(image: &str, slots: u32, price: &str) -> String {
     format!(
-        "[[offers]]\nimage = \"{image}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"1000000000000000\"\n"
+        "[[offers]]\nimage = \"{image}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{price}\"\n"
     )
 }
 
-fn image_id(stack: &Stack, name: &str) -> String {
+/// Below the stack node's price (1e15): a task paying at most [`MID_PRICE`] fits an offer at
+/// [`LOW_PRICE`] and not the stack node's.
+pub(crate) const LOW_PRICE: &str = "100000000000000";
+/// See [`LOW_PRICE`].
+pub(crate) const MID_PRICE: &str = "500000000000000";
+
+/// Sets `key = value` (TOML) in `section` (e.g. `[chain]`) of a node config: replaces the line
+/// of that key, or adds one right under the section header.
+pub(crate) fn set_config(config: &Path, section: &str, key: &str, value: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = format!("{key} = {value}");
+    let mut out: Vec<String> = Vec::new();
+    let mut done = false;
+    let mut current = String::new();
+    for l in text.lines() {
+        if l.starts_with('[') {
+            current = l.to_owned();
+        }
+        if !done && current == section && l.starts_with(&format!("{key} =")) {
+            out.push(line.clone());
+            done = true;
+        } else {
+            out.push(l.to_owned());
+        }
+    }
+    if !done {
+        let at = out.iter().position(|l| l == section).unwrap_or_else(|| panic!("no {section}"));
+        out.insert(at + 1, line);
+    }
+    std::fs::write(config, out.join("\n") + "\n").unwrap();
+}
+
+/// A script to use as `enclave.command`: runs `sh_body` (a shell fragment that may `exit`),
+/// then `ecld enclave` with the node's arguments.
+pub(crate) fn enclave_wrapper(dir: &Path, sh_body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("enclave-wrapper.sh");
+    let ecld = crate::e2e_stack::ecld_bin();
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\n{sh_body}\nexec {:?} enclave \"$@\"\n", ecld.display().to_string()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+pub(crate) fn image_id(stack: &Stack, name: &str) -> String {
     let v = stack.json(&["image", "show", name], 0);
     v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
 }
 
 /// The log without its colour escapes.
-fn strip_ansi(text: &str) -> String {
+pub(crate) fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -501,7 +586,7 @@ fn the_store_goes_down_for_a_while_and_the_task_still_settles() {
 const STRANGER_SIM_KEY: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
 
 #[test]
-fn a_task_released_for_an_image_that_cannot_attest_is_not_claimed_again_by_the_same_node() {
+fn a_task_released_for_an_image_that_cannot_attest_is_retried_with_backoff_then_left_alone() {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
     // An image whose CAS policy admits another machine's sim platform only: this node's
@@ -532,29 +617,80 @@ fn a_task_released_for_an_image_that_cannot_attest_is_not_claimed_again_by_the_s
     // Open, so that this node claims it itself (only its offer serves the image).
     let task = submit(&stack, "unattestable", 0, None);
 
+    // Released after each failed attestation, claimed again after 2 s then 4 s (jittered
+    // down to half), and after the third failure left alone.
+    let attempts = ecld_node::Tuning::default().release_backoff.attempts as usize;
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let released = chain
-            .events()
-            .iter()
-            .any(|e| matches!(e, ChainEvent::Released { task: t, .. } if *t == task));
-        if released {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the task was never released");
+    while !std::fs::read_to_string(&log).unwrap().contains("leaving it to other nodes") {
+        assert!(Instant::now() < deadline, "the node never gave up on the task");
         std::thread::sleep(Duration::from_millis(100));
     }
     // Open again for any other node, and this node leaves it alone instead of claiming and
     // releasing it in a loop (each round costs gas and attests in vain).
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(chain.state(task), OnChain::Open);
     let steps = journal_steps(&journal);
+    let released = chain
+        .events()
+        .iter()
+        .filter(|e| matches!(e, ChainEvent::Released { task: t, .. } if *t == task))
+        .count();
+    let state = chain.state(task);
     stop(node);
-    assert_eq!(count_steps(&steps, task, "releasing"), 1, "{steps:?}");
-    assert_eq!(count_steps(&steps, task, "claiming"), 1, "claimed again: {steps:?}");
+    assert_eq!(state, OnChain::Open);
+    assert_eq!(released, attempts, "Released events");
+    assert_eq!(count_steps(&steps, task, "releasing"), attempts, "{steps:?}");
+    assert_eq!(count_steps(&steps, task, "claiming"), attempts, "claimed again: {steps:?}");
     assert!(!chain.settlements().contains_key(&task), "settled without an attested enclave");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("enclave did not start or attest"), "{text}");
+    assert!(text.contains("will try the task again after a backoff"), "{text}");
+}
+
+#[test]
+fn an_enclave_that_dies_once_at_start_up_costs_a_short_backoff_not_the_deadline() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_id(&stack, "stats");
+    // The only node that can take the task: its offer is cheaper than the task's maximum,
+    // the stack's node asks more.
+    let config = node_config(&stack, dir.path(), Some(&offers_priced(&image, 1, LOW_PRICE)));
+    // The first enclave process dies at start-up (exit 3 before its ready line); later ones
+    // start normally.
+    let mark = dir.path().join("enclave-died");
+    let wrapper = enclave_wrapper(
+        dir.path(),
+        &format!(
+            "if [ ! -e {m:?} ]; then : > {m:?}; echo 'test wrapper: this enclave dies at start-up' >&2; exit 3; fi",
+            m = mark.display().to_string()
+        ),
+    );
+    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let node = start_node_with(&config, &log, &[]);
+    let offer = wait_for_offers(&journal, 1)[0];
+    let task = submit_open_at(&stack, "stats", 0, MID_PRICE);
+    // With one node, the old fixed 5-minute cooldown left the task waiting; the backoff after
+    // a first failure is 1-2 s.
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_steps(&journal_steps(&journal), task, "done") < 2 {
+        assert!(Instant::now() < deadline, "the node did not journal the task's end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let steps = journal_steps(&journal);
+    stop(node);
+    assert!(mark.exists(), "the wrapper never failed an enclave start");
+    assert_eq!(settled[&task], vec![(offer, 0)], "{settled:?}");
+    assert_eq!(count_steps(&steps, task, "releasing"), 1, "{steps:?}");
+    assert_eq!(count_steps(&steps, task, "claiming"), 2, "{steps:?}");
+    assert_eq!(count_steps(&steps, task, "proven"), 1, "{steps:?}");
+    let text = strip_ansi(&std::fs::read_to_string(&log).unwrap());
+    assert!(text.contains("enclave did not start or attest"), "{text}");
+    assert!(text.contains("will try the task again after a backoff"), "{text}");
+    let v = stack.json(&["task", "verify", &task.get().to_string()], 0);
+    assert_eq!(v["status"], 0, "{v}");
 }
 
 #[test]

@@ -1,0 +1,303 @@
+//! The EC Node (`ecld node`, an OS process) and its chain: new heads arrive by WebSocket
+//! subscription (with a poll interval of an hour, only the subscription explains a pickup) and
+//! without one it polls; the chain process is killed with SIGKILL and restarted on the same
+//! port with the same state while the node runs; a reorganisation (`evm_revert`) drops a claim
+//! the node holds, and the node notices, drops it, and the task, submitted again, settles once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::{
+    e2e_stack::{Stack, ecld_bin, programs_dir},
+    node::{SECOND_NODE_KEY, kill9, node_config, start_node_with},
+    node_faults::{
+        ChainView, LOW_PRICE, MID_PRICE, count_steps, enclave_wrapper, free_port, image_id,
+        journal_steps, offers_for, offers_priced, sample, scrape, set_config, stop, strip_ansi,
+        submit, submit_open_at, submit_with, wait_for_offers,
+    },
+};
+
+/// An hour: a node polling this rarely picks a task up within the test only if a new-head
+/// notification woke it.
+const NEVER_MS: &str = "3600000";
+
+/// Waits until `cond` holds, failing with `what` after `within`.
+fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn log_text(log: &Path) -> String {
+    strip_ansi(&std::fs::read_to_string(log).unwrap_or_default())
+}
+
+#[test]
+fn new_heads_by_subscription_wake_the_node_and_without_one_it_polls() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_id(&stack, "stats");
+    let config = node_config(&stack, dir.path(), Some(&offers_for(&image, 1)));
+    set_config(&config, "[chain]", "poll_interval_ms", NEVER_MS);
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let offer = wait_for_offers(&journal, 1)[0];
+    wait_until(Duration::from_secs(30), "the node did not subscribe to new heads", || {
+        sample(&scrape(port), "ecld_node_chain_subscribed") == Some(1.0)
+    });
+    // A block mined now is read at once: the follower is woken by the notification (its next
+    // poll is an hour away), and the wake-up of the subscription itself is behind us.
+    chain.rpc("evm_mine", json!([]));
+    let head = chain.rt.block_on(chain.chain.head()).unwrap() as f64;
+    wait_until(Duration::from_secs(30), "a mined block did not wake the node", || {
+        sample(&scrape(port), "ecld_node_chain_block").is_some_and(|b| b >= head)
+    });
+    // A task matched to this node's offer is adopted and settled, within seconds.
+    let task = submit(&stack, "stats", 0, Some(offer));
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    assert_eq!(settled[&task], vec![(offer, 0)]);
+    let m = scrape(port);
+    assert!(sample(&m, "ecld_node_chain_heads_total").is_some_and(|n| n >= 2.0), "{m}");
+    assert_eq!(sample(&m, "ecld_node_chain_subscribed"), Some(1.0), "{m}");
+    stop(node);
+    assert!(
+        log_text(&log).contains("following the chain by newHeads subscription"),
+        "{}",
+        log_text(&log)
+    );
+
+    // The subscription URL is a plain HTTP JSON-API without WebSocket (the store's Kubo API):
+    // the node says so, polls every 100 ms, and still settles the next task.
+    let store_ws = stack.info["store"].as_str().unwrap().replacen("http://", "ws://", 1);
+    set_config(&config, "[chain]", "ws_url", &format!("{store_ws:?}"));
+    set_config(&config, "[chain]", "poll_interval_ms", "100");
+    let log2 = dir.path().join("node2.log");
+    let port2 = free_port();
+    let addr2 = format!("127.0.0.1:{port2}");
+    let node = start_node_with(&config, &log2, &[("ECLD_NODE_METRICS_ADDR", &addr2)]);
+    wait_until(Duration::from_secs(30), "the node did not report polling", || {
+        log_text(&log2).contains("no new-head subscription; polling the chain")
+    });
+    let task = submit(&stack, "stats", 1, Some(offer));
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    assert_eq!(settled[&task], vec![(offer, 0)]);
+    let m = scrape(port2);
+    assert_eq!(sample(&m, "ecld_node_chain_subscribed"), Some(0.0), "{m}");
+    assert_eq!(sample(&m, "ecld_node_chain_heads_total").unwrap_or(0.0), 0.0, "{m}");
+    stop(node);
+    assert!(!log_text(&log2).contains("panicked"));
+}
+
+/// `ecld up --no-node` on fixed ports, so that a restart serves the same URLs; the chain,
+/// store and CAS are in this one process, so SIGKILL takes the chain down at once.
+struct Up {
+    child: Child,
+    _stdin: ChildStdin,
+    info: Value,
+}
+
+impl Up {
+    fn start(data: &Path, ports: [u16; 3], log: &Path) -> Self {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut child = Command::new(ecld_bin())
+            .args(["up", "--json", "--no-node", "--stop-on-stdin-eof", "--data-dir"])
+            .arg(data)
+            .arg("--programs")
+            .arg(programs_dir())
+            .args(["--rpc-port", &ports[0].to_string()])
+            .args(["--store-port", &ports[1].to_string()])
+            .args(["--cas-port", &ports[2].to_string()])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(180)) else {
+            let _ = child.kill();
+            panic!("`ecld up` did not print its ready line within 180 s");
+        };
+        let info: Value = serde_json::from_str(&line).unwrap();
+        Self { child, _stdin: stdin, info }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(ecld_bin());
+        cmd.env("ECLD_CONFIG", self.info["config"].as_str().unwrap())
+            .env_remove("ECLD_RPC")
+            .env_remove("ECLD_STORE")
+            .env_remove("ECLD_KEY")
+            .env_remove("ECLD_IDENTITY")
+            .env("RUST_LOG", "warn");
+        cmd
+    }
+
+    fn image(&self, name: &str) -> String {
+        let image = self.info["images"].as_array().unwrap().iter().find(|i| i["name"] == name);
+        image.unwrap()["id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A node config for the stack `info` (key [`SECOND_NODE_KEY`], data in `dir/data`).
+fn config_for(info: &Value, dir: &Path, offers: &str) -> PathBuf {
+    let key = dir.join("node.key");
+    std::fs::write(&key, format!("{SECOND_NODE_KEY}\n")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let data = Path::new(info["data_dir"].as_str().unwrap());
+    let toml = format!(
+        "data_dir = {d:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {dep:?}\npoll_interval_ms = {NEVER_MS}\n\n[store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\nsim_key_file = {sim:?}\n\n{offers}",
+        d = dir.join("data").display().to_string(),
+        rpc = info["rpc"].as_str().unwrap(),
+        key = key.display().to_string(),
+        dep = info["deployment"].as_str().unwrap(),
+        store = info["store"].as_str().unwrap(),
+        cas = info["cas"].as_str().unwrap(),
+        sim = data.join("node/sim-platform.key").display().to_string(),
+    );
+    let file = dir.join("node.toml");
+    std::fs::write(&file, toml).unwrap();
+    file
+}
+
+#[test]
+fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let up_log = dir.path().join("up.log");
+    let ports = [free_port(), free_port(), free_port()];
+    let mut up = Up::start(data.path(), ports, &up_log);
+    let config = config_for(&up.info, dir.path(), &offers_for(&up.image("stats"), 2));
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let offer = wait_for_offers(&journal, 1)[0];
+    let subscribed = || sample(&scrape(port), "ecld_node_chain_subscribed") == Some(1.0);
+    wait_until(Duration::from_secs(30), "the node did not subscribe", subscribed);
+    let first = submit_with(&|| up.cmd(), &up.info, "stats", 0, Some(offer), MID_PRICE);
+    ChainView::at(&up.info).wait_settled(&[first], Duration::from_secs(60));
+
+    // SIGKILL the chain (with the store and CAS of the same process) while the node runs.
+    kill9(&mut up.child);
+    wait_until(Duration::from_secs(30), "the node did not notice the chain was gone", || {
+        let text = log_text(&log);
+        text.contains("new-head subscription lost") && text.contains("following the chain failed")
+    });
+    assert!(!subscribed(), "still subscribed to a dead chain");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(node.try_wait().unwrap().is_none(), "the node exited when the chain went away");
+
+    // The same chain (persisted state) on the same port.
+    let up2 = Up::start(data.path(), ports, &up_log);
+    assert_eq!(up2.info["rpc"], up.info["rpc"]);
+    wait_until(Duration::from_secs(60), "the node did not re-subscribe", subscribed);
+    // Matched to this node and only seen through the re-established subscription (the node
+    // polls once an hour), each task settles.
+    let ids: Vec<_> = (1..3)
+        .map(|n| submit_with(&|| up2.cmd(), &up2.info, "stats", n, Some(offer), MID_PRICE))
+        .collect();
+    let chain = ChainView::at(&up2.info);
+    let settled = chain.wait_settled(&ids, Duration::from_secs(60));
+    for id in &ids {
+        assert_eq!(settled[id], vec![(offer, 0)], "task {id}");
+    }
+    assert!(node.try_wait().unwrap().is_none(), "the node exited");
+    stop(node);
+    let text = log_text(&log);
+    assert_eq!(text.matches("node started").count(), 1, "the node restarted:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn a_reorganisation_that_drops_the_nodes_claim_is_noticed_and_the_task_settles_once() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_id(&stack, "stats");
+    // The only node that can take the tasks (cheaper than their maximum price; the stack's
+    // node asks more). Its enclaves wait for a gate file before starting, so that the claim
+    // is held, not yet run, when the chain reorganises.
+    let config = node_config(&stack, dir.path(), Some(&offers_priced(&image, 1, LOW_PRICE)));
+    let gate = dir.path().join("gate");
+    let wrapper = enclave_wrapper(
+        dir.path(),
+        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+    );
+    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let mut node = start_node_with(&config, &log, &[]);
+    wait_for_offers(&journal, 1);
+
+    // Snapshot, submit an open task, and let the node claim it.
+    let snapshot = chain.rpc("evm_snapshot", json!([]));
+    let task = submit_open_at(&stack, "stats", 0, MID_PRICE);
+    wait_until(Duration::from_secs(30), "the node did not claim the task", || {
+        count_steps(&journal_steps(&journal), task, "claimed") == 1
+    });
+    // The reorganisation: the blocks with the submission and the claim are gone, and a new
+    // block is mined on the old head.
+    assert_eq!(chain.rpc("evm_revert", json!([snapshot])), json!(true));
+    chain.rpc("evm_mine", json!([]));
+    // The node notices that its claim is gone and drops the task (it never ran).
+    wait_until(Duration::from_secs(30), "the node did not drop the reverted claim", || {
+        journal_steps(&journal)
+            .iter()
+            .any(|(t, v)| *t == task && v["step"] == "done" && v["end"] == "lost")
+    });
+    std::fs::write(&gate, b"").unwrap();
+
+    // The same task, submitted again (the task counter was reverted too: same id), settles
+    // once, by this node, which kept running.
+    let again = submit_open_at(&stack, "stats", 0, MID_PRICE);
+    assert_eq!(again, task, "the reverted chain gave the task another id");
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    assert_eq!(settled[&task].len(), 1, "{settled:?}");
+    assert_eq!(settled[&task][0].1, 0, "{settled:?}");
+    let steps = journal_steps(&journal);
+    assert!(node.try_wait().unwrap().is_none(), "the node exited");
+    kill9(&mut node);
+    assert_eq!(count_steps(&steps, task, "proven"), 1, "ran more than once: {steps:?}");
+    assert_eq!(count_steps(&steps, task, "claiming"), 2, "{steps:?}");
+    let text = log_text(&log);
+    assert!(text.contains("no longer on the chain (reorganisation"), "{text}");
+    assert!(text.contains("claim is gone after the reorganisation"), "{text}");
+    assert_eq!(text.matches("node started").count(), 1, "the node restarted:\n{text}");
+    let v = stack.json(&["task", "verify", &task.get().to_string()], 0);
+    assert_eq!(v["status"], 0, "{v}");
+}
