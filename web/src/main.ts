@@ -157,6 +157,7 @@ async function main(): Promise<void> {
       showError(balanceP, explainE(e), "balance-error");
     }
   };
+  const hooked = new WeakSet<EIP1193Provider>();
   const connectWith = async (eth: EIP1193Provider | undefined, label: string) => {
     try {
       if (eth === undefined) throw new EcldError("TaskError", "no browser wallet found (window.ethereum)", { hint: "install a wallet extension, or use the dev burner on a local devnet" });
@@ -167,8 +168,11 @@ async function main(): Promise<void> {
       if (address === undefined) throw new EcldError("TaskError", "the wallet shared no account", { hint: "unlock the wallet and allow this page to see an account" });
       state.wallet = createWalletClient({ account: address, chain, transport: custom(eth) }) as unknown as Wallet;
       replace(walletStatus, `Connected (${label}): `, el("span", { class: "mono", id: "wallet-address" }, address));
-      eth.on?.("chainChanged", () => void checkWalletChain().catch(() => undefined));
-      eth.on?.("accountsChanged", () => location.reload());
+      if (!hooked.has(eth)) {
+        hooked.add(eth);
+        eth.on?.("chainChanged", () => { if (eip1193 === eth) void checkWalletChain().catch(() => undefined); });
+        eth.on?.("accountsChanged", () => { if (eip1193 === eth) location.reload(); });
+      }
       await Promise.all([showBalance(), loadHistory()]);
     } catch (e) { showError(walletStatus, explainE(e), "wallet-error"); }
     refresh();

@@ -251,6 +251,14 @@ async function run() {
     await page.waitForSelector("#output");
     assert.equal(await page.textContent("#output"), "sum 15\n");
     assert.equal(await page.textContent("#proof-code-hash"), keccak256(toBytes(code)), "the proof names the code typed");
+    // A script that raises: status 1 with its meaning, the traceback in the diagnostics.
+    await page.fill("#code-editor", "print('before')\nprint(1 // 0)\n");
+    await page.click("#submit");
+    await verifiedOrError(page, 60_000);
+    await page.waitForSelector("#output");
+    assert.equal(await page.textContent("#proof-status"), "1 PROGRAM_ERROR");
+    assert.match(await page.textContent("#status-meaning"), /the program failed .* the node was paid/);
+    assert.match(await page.textContent("#stderr"), /ZeroDivisionError/);
     results.runner = "ok";
   }
 
