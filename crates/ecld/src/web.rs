@@ -312,3 +312,47 @@ fn foreign(headers: &HeaderMap) -> Option<Response> {
 fn plain(status: StatusCode, msg: String) -> Response {
     (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], msg + "\n").into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwards_answer_the_page_on_loopback_only() {
+        for host in ["127.0.0.1:5173", "localhost:5173", "[::1]:5173", "localhost"] {
+            assert!(foreign(&headers(host, None)).is_none(), "{host}");
+            let own = format!("http://{host}");
+            assert!(foreign(&headers(host, Some(&own))).is_none(), "{host}");
+        }
+        for host in
+            ["evil.example:5173", "127.0.0.1.evil.example", "[::2]:5173", "", "10.0.0.1:5173"]
+        {
+            let refused = foreign(&headers(host, None)).expect(host);
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        }
+        for origin in
+            ["http://evil.example", "null", "http://127.0.0.1:5174", "https://127.0.0.1:5173"]
+        {
+            let refused = foreign(&headers("127.0.0.1:5173", Some(origin))).expect(origin);
+            assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        }
+    }
+
+    #[test]
+    fn embedded_files_are_sorted_and_include_the_page() {
+        assert!(assets::FILES.windows(2).all(|w| w[0].path < w[1].path));
+        let index = asset("/index.html").expect("index.html is embedded");
+        assert_eq!(index.content_type, "text/html; charset=utf-8");
+        assert!(asset("/../Cargo.toml").is_none());
+        assert!(assets::FILES.iter().all(|a| a.path.starts_with('/') && !a.path.contains("..")));
+    }
+}
