@@ -1,4 +1,5 @@
-//! `ecld bench`: measurements that write their section of docs/BENCHMARKS.md.
+//! `ecld bench`: measurements that write their section of docs/BENCHMARKS.md; `ecld bench all`
+//! runs every benchmark of the project.
 
 use std::{
     path::{Path, PathBuf},
@@ -11,6 +12,7 @@ use ecld_sdk::{Client, Step, TaskRequest, Timings};
 
 use super::up;
 
+mod all;
 mod node;
 
 /// Arguments of `ecld bench`.
@@ -28,6 +30,10 @@ enum Command {
     /// Tasks per second one node drains with its slots, and where a task's time goes
     /// (chain, store, enclave).
     Node(node::NodeArgs),
+    /// Every benchmark of the project in turn (the bench binaries of the other crates, `e2e`,
+    /// `node`, the web page's where there is one), each rewriting its section of
+    /// docs/BENCHMARKS.md, then a summary table. `scripts/bench` builds what it needs first.
+    All(all::AllArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +66,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::E2e(a) => e2e(a).await,
         Command::Node(a) => node::run(a).await,
+        Command::All(a) => all::run(a).await,
     }
 }
 
@@ -82,7 +89,7 @@ async fn e2e(a: E2eArgs) -> anyhow::Result<()> {
     stack.stop().await;
     let report = result?;
     println!("{report}");
-    write_section(&a.write, "End to end", &report)?;
+    ecld_benchkit::write_section(&a.write, "## End to end", &report)?;
     eprintln!("bench: wrote the `## End to end` section of {}", a.write.display());
     Ok(())
 }
@@ -189,14 +196,15 @@ fn render(
 ) -> String {
     let mut sorted = totals.to_vec();
     sorted.sort();
+    let machine = ecld_benchkit::Machine::detect();
     let mut s = String::new();
     s.push_str(&format!(
         "Machine: {} cores, {}. Date: {}. Dev profile (dependencies at opt-level 2). \
          Measured with `ecld bench e2e` on a fresh `ecld up` stack (devnet, store, CAS, one node, \
          sim TEE), image `{}`, input `{}`. Reproduce: `scripts/build-programs && cargo run -p ecld -- bench e2e`.\n\n",
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        cpu_model(),
-        today(),
+        machine.cores,
+        machine.cpu,
+        machine.date,
         a.image,
         a.input
     ));
@@ -236,66 +244,9 @@ fn render(
     s
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned())
-}
-
-fn today() -> String {
-    std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned())
-}
-
-/// Replaces the `## {title}` section of the Markdown file (up to the next `## `), or appends
-/// it; other sections stay as they are.
-fn write_section(path: &Path, title: &str, body: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let heading = format!("## {title}");
-    let section = format!("{heading}\n\n{}\n", body.trim_end());
-    let out = match text.find(&heading) {
-        Some(start) => {
-            let rest = &text[start + heading.len()..];
-            let end = rest.find("\n## ").map_or(text.len(), |i| start + heading.len() + i + 1);
-            format!(
-                "{}{section}{}",
-                &text[..start],
-                if end < text.len() { format!("\n{}", &text[end..]) } else { String::new() }
-            )
-        }
-        None => format!("{}\n\n{section}", text.trim_end()),
-    };
-    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn write_section_replaces_only_its_own_section() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("B.md");
-        std::fs::write(
-            &p,
-            "# Benchmarks\n\n## Store\n\nfast\n\n## End to end\n\nold\n\n## Chain\n\nslow\n",
-        )
-        .unwrap();
-        write_section(&p, "End to end", "new").unwrap();
-        let t = std::fs::read_to_string(&p).unwrap();
-        assert!(t.contains("## Store\n\nfast") && t.contains("## Chain\n\nslow"), "{t}");
-        assert!(t.contains("## End to end\n\nnew") && !t.contains("old"), "{t}");
-    }
 
     #[test]
     fn percentiles_pick_ranks() {

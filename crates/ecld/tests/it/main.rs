@@ -1,6 +1,7 @@
 //! Integration tests of the `ecld` binary.
 
 mod adversarial;
+mod bench;
 mod chaos;
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
 mod crypto_cli;

@@ -10,7 +10,7 @@ use anyhow::Context;
 use ecld_sdk::{Client, OfferChoice, TaskRequest};
 use ecld_types::U256;
 
-use super::{cpu_model, today, up, write_section};
+use super::up;
 
 /// Arguments of `ecld bench node`.
 #[derive(Debug, clap::Args)]
@@ -53,7 +53,7 @@ pub(super) async fn run(a: NodeArgs) -> anyhow::Result<()> {
     let (elapsed, before, after) = &runs[runs.len() / 2];
     let report = render(&a, *elapsed, before, after, &all);
     println!("{report}");
-    write_section(&a.write, "Node", &report)?;
+    ecld_benchkit::write_section(&a.write, "## Node", &report)?;
     eprintln!("bench: wrote the `## Node` section of {}", a.write.display());
     Ok(())
 }
@@ -157,6 +157,7 @@ async fn measure(stack: &up::Stack, a: &NodeArgs) -> anyhow::Result<(Duration, S
 
 fn render(a: &NodeArgs, elapsed: Duration, before: &str, after: &str, all: &[f64]) -> String {
     let per_second = a.tasks as f64 / elapsed.as_secs_f64();
+    let machine = ecld_benchkit::Machine::detect();
     let mut s = format!(
         "Machine: {} cores, {}. Date: {}. Dev profile (dependencies at opt-level 2). \
          Measured with `ecld bench node`: a fresh `ecld up --no-node` stack (devnet, store, CAS, \
@@ -165,14 +166,7 @@ fn render(a: &NodeArgs, elapsed: Duration, before: &str, after: &str, all: &[f64
          input, runs the enclave, uploads the result and relays the proof. The first {} tasks \
          (enclave start and attestation) are not counted. Reproduce: \
          `scripts/build-programs && cargo run -p ecld -- bench node`.\n\n",
-        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
-        cpu_model(),
-        today(),
-        a.tasks,
-        a.image,
-        a.input,
-        a.slots,
-        a.slots,
+        machine.cores, machine.cpu, machine.date, a.tasks, a.image, a.input, a.slots, a.slots,
     );
     s.push_str(&format!(
         "Throughput, median of {} runs: {} tasks in {:.2} s = **{per_second:.1} tasks/s** with {} \
