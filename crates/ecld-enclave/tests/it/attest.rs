@@ -78,3 +78,29 @@ async fn a_different_module_gets_no_secrets() {
     .unwrap_err();
     assert!(matches!(err, AttestError::Cas(_)), "{err}");
 }
+
+/// A CAS restarting (killed and started again on its state directory) while an enclave
+/// starts: the enclave waits for it instead of failing, which cost the node its enclave and
+/// released the task to a 5-minute cooldown (found by the chaos test).
+#[tokio::test]
+async fn attestation_waits_for_a_cas_that_is_restarting() {
+    let key = SimPlatformKey::generate();
+    let (cas, dir, session) = cas_with_session(&key, MODULE).await;
+    let addr = cas.addr();
+    cas.shutdown().await;
+    let provisioner = CasProvisioner::new(
+        &format!("http://{addr}"),
+        "echo-v1",
+        SimPlatform::new(key, MODULE),
+        session.cas_identity,
+    )
+    .unwrap();
+    let attempt = tokio::spawn(async move { provisioner.provision().await });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(!attempt.is_finished(), "the enclave gave up while the CAS was down");
+    let _cas =
+        ecld_cas::spawn(CasConfig::new(addr, dir.path(), AdminToken::generate())).await.unwrap();
+    let secrets = attempt.await.unwrap().unwrap();
+    assert_eq!(secrets.identity.recipient().to_string(), session.enclave_recipient);
+    assert_eq!(secrets.signer.address(), session.enclave_signer);
+}
