@@ -322,6 +322,17 @@ fn python_runner_runs_scripts_with_status_per_outcome() {
     let (_, env) = run(&stack, "python", &echo, &input, 0);
     assert_eq!(env.stdout, b"ABC\n");
 
+    // One object referenced 100,000 times (upstream RustPython 0.5 aborts past 32,767 on
+    // wasm32; the runner builds a patched reference count).
+    let shared = write(
+        scratch.path(),
+        "shared.py",
+        b"zeros = [0] * 100000\nflags = [True] * 100000\nprint(len(zeros) + sum(flags))\n",
+    );
+    let (out, env) = run(&stack, "python", &shared, &input, 0);
+    assert_eq!(out["status"], 0, "{out} {}", String::from_utf8_lossy(&env.stderr));
+    assert_eq!(env.stdout, b"200000\n");
+
     // A syntax error: CODE_INVALID, the error in the encrypted diagnostic.
     let broken = write(scratch.path(), "broken.py", b"def f(:\n    return 1\n");
     let (out, env) = run(&stack, "python", &broken, &input, 2);
