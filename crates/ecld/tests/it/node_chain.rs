@@ -2,7 +2,8 @@
 //! subscription (with a poll interval of an hour, only the subscription explains a pickup) and
 //! without one it polls; the chain process is killed with SIGKILL and restarted on the same
 //! port with the same state while the node runs; a reorganisation (`evm_revert`) drops a claim
-//! the node holds, and the node notices, drops it, and the task, submitted again, settles once.
+//! the node holds (the node drops the task; submitted again, it settles once) or drops the
+//! node's settlement (the node runs the task again; it settles once).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
@@ -244,15 +245,17 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
 }
 
 #[test]
-fn a_reorganisation_that_drops_the_nodes_claim_is_noticed_and_the_task_settles_once() {
+fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settles_once() {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
     let dir = tempfile::tempdir().unwrap();
-    let image = image_id(&stack, "stats");
     // The only node that can take the tasks (cheaper than their maximum price; the stack's
-    // node asks more). Its enclaves wait for a gate file before starting, so that the claim
-    // is held, not yet run, when the chain reorganises.
-    let config = node_config(&stack, dir.path(), Some(&offers_priced(&image, 1, LOW_PRICE)));
+    // node asks more). Its enclaves wait for a gate file before starting, so that a claim is
+    // held, not yet run, when the chain reorganises.
+    let offers = offers_priced(&image_id(&stack, "stats"), 1, LOW_PRICE)
+        + "\n"
+        + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
+    let config = node_config(&stack, dir.path(), Some(&offers));
     let gate = dir.path().join("gate");
     let wrapper = enclave_wrapper(
         dir.path(),
@@ -262,13 +265,14 @@ fn a_reorganisation_that_drops_the_nodes_claim_is_noticed_and_the_task_settles_o
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
     let mut node = start_node_with(&config, &log, &[]);
-    wait_for_offers(&journal, 1);
+    wait_for_offers(&journal, 2);
+    let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
 
-    // Snapshot, submit an open task, and let the node claim it.
+    // 1. The claim is dropped. Snapshot, submit an open task, and let the node claim it.
     let snapshot = chain.rpc("evm_snapshot", json!([]));
     let task = submit_open_at(&stack, "stats", 0, MID_PRICE);
     wait_until(Duration::from_secs(30), "the node did not claim the task", || {
-        count_steps(&journal_steps(&journal), task, "claimed") == 1
+        steps_of(task, "claimed") == 1
     });
     // The reorganisation: the blocks with the submission and the claim are gone, and a new
     // block is mined on the old head.
@@ -281,7 +285,6 @@ fn a_reorganisation_that_drops_the_nodes_claim_is_noticed_and_the_task_settles_o
             .any(|(t, v)| *t == task && v["step"] == "done" && v["end"] == "lost")
     });
     std::fs::write(&gate, b"").unwrap();
-
     // The same task, submitted again (the task counter was reverted too: same id), settles
     // once, by this node, which kept running.
     let again = submit_open_at(&stack, "stats", 0, MID_PRICE);
@@ -289,15 +292,43 @@ fn a_reorganisation_that_drops_the_nodes_claim_is_noticed_and_the_task_settles_o
     let settled = chain.wait_settled(&[task], Duration::from_secs(60));
     assert_eq!(settled[&task].len(), 1, "{settled:?}");
     assert_eq!(settled[&task][0].1, 0, "{settled:?}");
-    let steps = journal_steps(&journal);
+    wait_until(Duration::from_secs(20), "the node did not journal the end", || {
+        steps_of(task, "done") == 2
+    });
+    assert_eq!(steps_of(task, "proven"), 1, "ran more than once");
+    assert_eq!(steps_of(task, "claiming"), 2);
+
+    // 2. The settlement is dropped, the claim kept: the node runs the task again. The gate
+    // closes again for the first enclave of the other image.
+    std::fs::remove_file(&gate).unwrap();
+    let second = submit_open_at(&stack, "hash", 1, MID_PRICE);
+    wait_until(Duration::from_secs(30), "the node did not claim the second task", || {
+        steps_of(second, "claimed") == 1
+    });
+    let snapshot = chain.rpc("evm_snapshot", json!([]));
+    std::fs::write(&gate, b"").unwrap();
+    chain.wait_settled(&[second], Duration::from_secs(60));
+    wait_until(Duration::from_secs(20), "the node did not journal the end", || {
+        steps_of(second, "done") == 1
+    });
+    assert_eq!(chain.rpc("evm_revert", json!([snapshot])), json!(true));
+    // (Checked before a new block wakes the node: until then it polls every 15 s at most.)
+    assert!(!chain.settlements().contains_key(&second), "the settlement survived the revert");
+    chain.rpc("evm_mine", json!([]));
+    let settled = chain.wait_settled(&[second], Duration::from_secs(60));
+    assert_eq!(settled[&second].len(), 1, "{settled:?}");
+    assert_eq!(settled[&second][0].1, 0, "{settled:?}");
+    // Once per chain history: the first run's settlement went with the dropped blocks.
+    assert_eq!(steps_of(second, "proven"), 2);
+
     assert!(node.try_wait().unwrap().is_none(), "the node exited");
     kill9(&mut node);
-    assert_eq!(count_steps(&steps, task, "proven"), 1, "ran more than once: {steps:?}");
-    assert_eq!(count_steps(&steps, task, "claiming"), 2, "{steps:?}");
     let text = log_text(&log);
     assert!(text.contains("no longer on the chain (reorganisation"), "{text}");
     assert!(text.contains("claim is gone after the reorganisation"), "{text}");
     assert_eq!(text.matches("node started").count(), 1, "the node restarted:\n{text}");
-    let v = stack.json(&["task", "verify", &task.get().to_string()], 0);
-    assert_eq!(v["status"], 0, "{v}");
+    for id in [task, second] {
+        let v = stack.json(&["task", "verify", &id.get().to_string()], 0);
+        assert_eq!(v["status"], 0, "{v}");
+    }
 }
