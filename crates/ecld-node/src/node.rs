@@ -129,7 +129,7 @@ struct Inner {
     deploy_block: u64,
     images: Mutex<HashMap<ImageId, ImageRecord>>,
     /// Tasks this node released because it could not run them.
-    released: Mutex<HashMap<TaskId, Setback>>,
+    released: Mutex<Setbacks>,
     stopping: AtomicBool,
 }
 
@@ -150,27 +150,17 @@ impl Inner {
     /// never, see [`Tuning::release_backoff`]).
     fn released_here(&self, task: TaskId, deadline: u64) -> (u32, Option<Duration>) {
         let mut m = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = now_unix();
-        m.retain(|_, s| s.deadline >= now);
-        let s = m.entry(task).or_insert(Setback { failures: 0, retry_at: None, deadline });
-        s.failures = s.failures.saturating_add(1);
-        let b = self.tuning.release_backoff;
-        let wait = (s.failures < b.attempts).then(|| b.delay(s.failures));
-        s.retry_at = wait.map(|w| Instant::now() + w);
-        (s.failures, wait)
+        m.record(task, deadline, self.tuning.release_backoff, now_unix(), Instant::now())
     }
 
     /// Whether this node must not claim `task` now (backing off, or given up).
     fn held_back(&self, task: TaskId) -> bool {
-        self.released.lock().is_ok_and(|m| {
-            m.get(&task).is_some_and(|s| s.retry_at.is_none_or(|at| at > Instant::now()))
-        })
+        self.released.lock().is_ok_and(|m| m.held_back(task, Instant::now()))
     }
 
     /// The next moment a backed-off task may be claimed again.
     fn next_retry(&self) -> Option<Instant> {
-        let now = Instant::now();
-        self.released.lock().ok()?.values().filter_map(|s| s.retry_at).filter(|at| *at > now).min()
+        self.released.lock().ok()?.next_retry(Instant::now())
     }
 
     fn owns(&self, offer: OfferId) -> bool {
@@ -198,6 +188,38 @@ struct Setback {
     retry_at: Option<Instant>,
     /// The task's deadline (unix seconds): the record is dropped after it.
     deadline: u64,
+}
+
+/// The [`Setback`]s of the tasks this node released (see [`Tuning::release_backoff`]).
+#[derive(Debug, Default)]
+struct Setbacks(HashMap<TaskId, Setback>);
+
+impl Setbacks {
+    /// Counts a release of `task` at `now` (`unix`: now in unix seconds); returns the failures
+    /// so far and how long to wait before claiming it again (`None`: never).
+    fn record(
+        &mut self,
+        task: TaskId,
+        deadline: u64,
+        policy: Backoff,
+        unix: u64,
+        now: Instant,
+    ) -> (u32, Option<Duration>) {
+        self.0.retain(|_, s| s.deadline >= unix);
+        let s = self.0.entry(task).or_insert(Setback { failures: 0, retry_at: None, deadline });
+        s.failures = s.failures.saturating_add(1);
+        let wait = (s.failures < policy.attempts).then(|| policy.delay(s.failures));
+        s.retry_at = wait.map(|w| now + w);
+        (s.failures, wait)
+    }
+
+    fn held_back(&self, task: TaskId, now: Instant) -> bool {
+        self.0.get(&task).is_some_and(|s| s.retry_at.is_none_or(|at| at > now))
+    }
+
+    fn next_retry(&self, now: Instant) -> Option<Instant> {
+        self.0.values().filter_map(|s| s.retry_at).filter(|at| *at > now).min()
+    }
 }
 
 /// A running node.
@@ -308,7 +330,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         offers: Vec::new(),
         deploy_block,
         images: Mutex::new(HashMap::new()),
-        released: Mutex::new(HashMap::new()),
+        released: Mutex::new(Setbacks::default()),
         stopping: AtomicBool::new(false),
     };
     inner.offers = register_offers(&inner).await?;
@@ -616,4 +638,41 @@ async fn claim_free_slots(
         spawn_worker(inner, notes, workers, info.id, true);
     }
     follower.forget(&taken);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Backoff {
+        Tuning::default().release_backoff
+    }
+
+    #[test]
+    fn a_released_task_is_retried_after_a_growing_backoff_then_left() {
+        let mut s = Setbacks::default();
+        let task = TaskId::new(7).unwrap();
+        let t0 = Instant::now();
+        assert!(!s.held_back(task, t0));
+        let (n, wait) = s.record(task, 2_000, policy(), 1_000, t0);
+        let wait = wait.unwrap();
+        assert_eq!(n, 1);
+        assert!(wait >= Duration::from_secs(1) && wait <= Duration::from_secs(2), "{wait:?}");
+        assert!(s.held_back(task, t0));
+        assert_eq!(s.next_retry(t0), Some(t0 + wait));
+        assert!(!s.held_back(task, t0 + wait));
+        let (n, wait) = s.record(task, 2_000, policy(), 1_001, t0);
+        let wait = wait.unwrap();
+        assert_eq!(n, 2);
+        assert!(wait >= Duration::from_secs(2) && wait <= Duration::from_secs(4), "{wait:?}");
+        // The third failure is the last: held back for good, no timer for it.
+        assert_eq!(s.record(task, 2_000, policy(), 1_002, t0), (3, None));
+        assert!(s.held_back(task, t0 + Duration::from_secs(3_600)));
+        assert_eq!(s.next_retry(t0), None);
+        // Past its deadline the record is dropped (at the next release of any task).
+        let other = TaskId::new(8).unwrap();
+        s.record(other, 9_000, policy(), 2_001, t0);
+        assert!(!s.held_back(task, t0));
+        assert!(s.held_back(other, t0));
+    }
 }
