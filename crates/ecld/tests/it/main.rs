@@ -1,6 +1,7 @@
 //! Integration tests of the `ecld` binary.
 
 mod adversarial;
+mod adversarial_stack;
 mod bench;
 mod chaos;
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]

@@ -1,0 +1,517 @@
+//! Adversarial scenarios against a whole stack from `ecld up` plus a second node process: an
+//! image whose module was altered in the store, an image registered with a measurement that
+//! is not its module's, and a store that returns wrong bytes to the node and to the client.
+//! See `docs/threat-model.md` for the map of threats to tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
+use std::{
+    io::{Read, Write},
+    net::{Shutdown, TcpListener, TcpStream},
+    path::Path,
+    process::Child,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use ecld_contracts::{ImageManifest, ImageRegistry};
+use ecld_node::chain::{Chain, ChainEvent};
+use ecld_sdk::{
+    Client, ClientConfig, Error, OfferChoice, PublishRequest, TaskRequest, TaskState, VerifyError,
+};
+use ecld_types::{B256, ImageId, OfferId, StatusCode, TaskId, U256};
+use serde_json::Value;
+
+use crate::{
+    adversarial::http,
+    e2e_stack::{Stack, contains, files_under, programs_dir},
+    node::{MAX_PRICE, node_config, offer_ids, stack_node_dir, start_node_with},
+};
+
+async fn client(stack: &Stack) -> Client {
+    Client::connect(&ClientConfig::load(&stack.config()).unwrap()).await.unwrap()
+}
+
+/// A second `ecld node`, killed when the test ends however it ends.
+struct Node {
+    child: Child,
+    log: std::path::PathBuf,
+    journal: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Starts a node (its own account and data directory) offering one slot for each of
+    /// `images`, its store calls sent to `store_url`, and waits for its offers.
+    fn start(stack: &Stack, images: &[ImageId], store_url: &str) -> (Self, Vec<OfferId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let offers: String = images
+            .iter()
+            .map(|i| {
+                format!(
+                    "\n[[offers]]\nimage = \"{i}\"\nslots = 1\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"1000000000000000\"\n"
+                )
+            })
+            .collect();
+        let config = node_config(stack, dir.path(), Some(&offers));
+        let log = dir.path().join("node.log");
+        let journal = dir.path().join("data/journal.jsonl");
+        let child = start_node_with(&config, &log, &[("ECLD_NODE_STORE_URL", store_url)]);
+        let node = Self { child, log, journal, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ids = std::fs::read_to_string(&node.journal)
+                .ok()
+                .map(|_| offer_ids(&node.journal))
+                .unwrap_or_default();
+            if ids.len() >= images.len() {
+                return (node, ids.into_iter().map(|o| OfferId::new(o).unwrap()).collect());
+            }
+            assert!(Instant::now() < deadline, "the node registered no offers: {}", node.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its log, without colour codes.
+    fn text(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// The journal's task steps for `task`: (step, the whole line).
+    fn steps(&self, task: TaskId) -> Vec<(String, Value)> {
+        std::fs::read_to_string(&self.journal)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "task" && same_task(&v["task"], task))
+            .map(|v| (v["step"].as_str().unwrap_or_default().to_owned(), v))
+            .collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn same_task(v: &Value, task: TaskId) -> bool {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) == Some(task.get())
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Reads the stack's Marketplace events (as a throwaway account that never sends).
+async fn chain_of(stack: &Stack) -> (Chain, u64) {
+    let d = ecld_contracts::Deployment::load(Path::new(stack.info["deployment"].as_str().unwrap()))
+        .unwrap();
+    let rpc = stack.info["rpc"].as_str().unwrap().parse().unwrap();
+    let signer = ecld_crypto::SignerKey::generate().signer().clone();
+    let chain = Chain::connect(rpc, signer, d.marketplace, d.registry).await.unwrap();
+    (chain, d.deploy_block)
+}
+
+async fn events(chain: &(Chain, u64)) -> Vec<ChainEvent> {
+    let head = chain.0.head().await.unwrap();
+    chain.0.events(chain.1, head).await.unwrap().into_iter().map(|(_, e)| e).collect()
+}
+
+/// Moves the chain's clock `secs` ahead and mines a block.
+fn time_travel(stack: &Stack, secs: u64) {
+    let rpc: std::net::SocketAddr = stack.info["rpc"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let json = "Content-Type: application/json\r\n";
+    for body in [
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"evm_increaseTime","params":[{secs}]}}"#),
+        r#"{"jsonrpc":"2.0","id":2,"method":"evm_mine","params":[]}"#.to_owned(),
+    ] {
+        let (status, answer) = http(rpc, "POST", "/", json, body.as_bytes());
+        assert!(status == 200 && !answer.contains("\"error\""), "{body}: {answer}");
+    }
+}
+
+/// `module` with a custom section carrying `marker` appended: a different, valid module
+/// (new bytes, new measurement, new CID) that runs exactly like the original.
+fn with_marker(module: &[u8], marker: &[u8]) -> Vec<u8> {
+    let name = b"ecld-test";
+    let size = 1 + name.len() + marker.len();
+    assert!(size < 128 && marker.len() < 100, "one-byte LEB128 sizes only");
+    let mut out = module.to_vec();
+    out.extend([0u8, u8::try_from(size).unwrap(), u8::try_from(name.len()).unwrap()]);
+    out.extend_from_slice(name);
+    out.extend_from_slice(marker);
+    out
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A node whose store altered an image's module, and an image registered with the
+/// measurement of one module and the CID of another: the node refuses to run either (the
+/// module is checked against its CID block by block and against the registered measurement
+/// before an enclave starts), releases each task with `releaseTask` (three attempts with
+/// backoff, as the node does for any failure that may be transient, then it leaves the task),
+/// and the requester takes back the whole price after the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
+    let stack = Stack::start();
+    let c = client(&stack).await;
+    let chain = chain_of(&stack).await;
+    let sim_key = ecld_tee::SimPlatformKey::load_or_generate(
+        &stack_node_dir(&stack).join("sim-platform.key"),
+    )
+    .unwrap()
+    .public_hex();
+    let base = std::fs::read(programs_dir().join("hash.wasm")).unwrap();
+    let publish = |name: &str, module: &[u8]| PublishRequest {
+        name: name.to_owned(),
+        version: "1".to_owned(),
+        module: module.to_vec(),
+        policy: PublishRequest::sim_policy(module, std::slice::from_ref(&sim_key)).unwrap(),
+        cas: None,
+        cas_token: None,
+    };
+
+    // 1. A properly published image whose module blocks are then altered in the store.
+    let marker = b"altered in the store after publishing";
+    let altered = c.publish_image(&publish("altered-in-store", &with_marker(&base, marker))).await;
+    let altered = altered.unwrap();
+    let mut flipped = 0;
+    for file in files_under(Path::new(stack.info["store_dir"].as_str().unwrap())) {
+        let mut bytes = std::fs::read(&file).unwrap();
+        if let Some(at) = find(&bytes, marker) {
+            bytes[at] ^= 0x20;
+            std::fs::write(&file, bytes).unwrap();
+            flipped += 1;
+        }
+    }
+    assert_eq!(flipped, 1, "expected the module's last block once in the store");
+
+    // 2. A manifest whose measurement is that of another module than its CID's.
+    let claimed = with_marker(&base, b"the module the measurement names");
+    let served = with_marker(&base, b"the module the CID names");
+    let honest = c.publish_image(&publish("claimed", &claimed)).await.unwrap();
+    let served_cid = c.upload(&served).await.unwrap();
+    let manifest = ImageManifest {
+        codeCid: served_cid.clone(),
+        measurement: honest.measurement,
+        enclaveKey: honest.enclave_key,
+        enclaveSigner: honest.enclave_signer,
+        casIdentity: honest.cas_identity,
+        platforms: honest.platforms,
+        owner: c.account().unwrap(),
+        name: "mismatched-measurement".into(),
+        version: "1".into(),
+    };
+    let registry = ImageRegistry::new(c.deployment().registry, c.provider().clone());
+    let id = ImageId(registry.imageIdOf(manifest.clone()).call().await.unwrap());
+    let receipt = registry.publish(manifest).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "publishing the mismatched manifest reverted");
+    let mismatched = c.image(id).await.unwrap();
+    let served_measurement = B256::from(ecld_tee::sim::measure(&served));
+    assert_eq!(mismatched.code_cid, served_cid);
+    assert_ne!(mismatched.measurement, served_measurement);
+
+    // A node serving both images; each gets an open task.
+    let store = stack.info["store"].as_str().unwrap();
+    let (node, _) = Node::start(&stack, &[altered.id, mismatched.id], store);
+    let before = c.balance(None).await.unwrap();
+    let mut tasks = Vec::new();
+    for image in [altered.id, mismatched.id] {
+        let mut req = TaskRequest::new(image, b"input for a tampered image\n".to_vec());
+        req.offer = OfferChoice::Open;
+        req.price = Some(MAX_PRICE.parse::<U256>().unwrap());
+        tasks.push(c.submit(&req).await.unwrap().task);
+    }
+    assert!(c.balance(None).await.unwrap() < before, "the prices are escrowed");
+
+    // The node tries each task a bounded number of times (a failure may be transient), then
+    // leaves it: claims and releases pair up, nothing settles, no enclave runs.
+    let gave_up = "failed the task 3 times; leaving it to other nodes";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while node.text().matches(gave_up).count() < tasks.len() {
+        assert!(Instant::now() < deadline, "the node did not give up: {}", node.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let evs = events(&chain).await;
+    let text = node.text();
+    let count = |t: TaskId, released: bool| {
+        evs.iter()
+            .filter(|e| match e {
+                ChainEvent::Released { task, .. } => released && *task == t,
+                ChainEvent::Claimed { task, .. } => !released && *task == t,
+                _ => false,
+            })
+            .count()
+    };
+    for &t in &tasks {
+        assert_eq!((count(t, false), count(t, true)), (3, 3), "task {t}: {evs:?}");
+        assert!(
+            !evs.iter().any(|e| matches!(e, ChainEvent::Settled { task, .. } if *task == t)),
+            "task {t} settled although its image is not the published one"
+        );
+        assert_eq!(c.task(t).await.unwrap().state, TaskState::Open);
+        let steps = node.steps(t);
+        let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["claiming", "claimed", "releasing", "done"].repeat(3), "task {t}");
+        for (step, line) in &steps {
+            if step == "releasing" {
+                assert_eq!(line["reason"], "image module unavailable", "task {t}: {line}");
+            }
+        }
+    }
+    // The exact refusals: a block of the first module does not hash to its CID; the second
+    // module hashes to another measurement than the registered one. Each attempt fetches
+    // again and is refused again.
+    let tampered = format!("the store served tampered content for {}", altered.code_cid);
+    assert_eq!(text.matches(&tampered).count(), 3, "`{tampered}` in the node's log:\n{text}");
+    let mismatch = format!(
+        "module {served_cid} does not match: expected {}, got {served_measurement}",
+        mismatched.measurement
+    );
+    assert_eq!(text.matches(&mismatch).count(), 3, "`{mismatch}` in the node's log:\n{text}");
+    assert!(!text.contains("enclave finished"), "an enclave ran a tampered image:\n{text}");
+    // Neither module reached the node's module cache.
+    let dir = node.journal.parent().unwrap().join("modules");
+    for file in files_under(&dir) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for cid in [&altered.code_cid, &served_cid] {
+            assert!(!name.starts_with(cid.as_str()), "{name} was cached");
+        }
+    }
+    drop(node);
+
+    // Nothing waits for a human: after the deadline the requester takes back every token.
+    let err = c.reclaim(tasks[0]).await.unwrap_err();
+    assert!(matches!(err, Error::CannotReclaim { task, .. } if task == tasks[0]), "{err}");
+    time_travel(&stack, 700);
+    for &t in &tasks {
+        c.reclaim(t).await.unwrap();
+        assert_eq!(c.task(t).await.unwrap().state, TaskState::Reclaimed);
+    }
+    assert_eq!(c.balance(None).await.unwrap(), before, "the requester got every token back");
+    let ledger = c.ledger().await.unwrap();
+    assert!(ledger.conserved(), "escrowed ≠ paid + refunded + held: {ledger:?}");
+}
+
+/// An HTTP proxy in front of the store that, once told to lie, flips one byte in the body of
+/// every `/api/v0/block/get` answer: a store that returns wrong bytes for a CID. Honest, it
+/// passes everything through. Each connection carries one request (`Connection: close`) so
+/// that every request is judged on its own.
+struct LyingStore {
+    port: u16,
+    lying: Arc<AtomicBool>,
+    lies: Arc<AtomicUsize>,
+}
+
+impl LyingStore {
+    fn start(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lying = Arc::new(AtomicBool::new(false));
+        let lies = Arc::new(AtomicUsize::new(0));
+        let (l2, n2) = (Arc::clone(&lying), Arc::clone(&lies));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (target, lying, lies) = (target.clone(), Arc::clone(&l2), Arc::clone(&n2));
+                std::thread::spawn(move || {
+                    let _ = proxy_one(conn, &target, &lying, &lies);
+                });
+            }
+        });
+        Self { port, lying, lies }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn lie(&self, lie: bool) {
+        self.lying.store(lie, Ordering::SeqCst);
+    }
+}
+
+fn proxy_one(
+    mut client: TcpStream,
+    target: &str,
+    lying: &AtomicBool,
+    lies: &AtomicUsize,
+) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let end = loop {
+        let n = client.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(at) = find(&head, b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+    let path = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let mut request: String = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.to_ascii_lowercase().starts_with("connection:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    request.push_str("Connection: close\r\n\r\n");
+    let mut server = TcpStream::connect(target)?;
+    server.write_all(request.as_bytes())?;
+    server.write_all(&head[end..])?;
+    let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    if !(lying.load(Ordering::SeqCst) && path.starts_with("/api/v0/block/get")) {
+        std::io::copy(&mut server, &mut client)?;
+        return client.shutdown(Shutdown::Both);
+    }
+    let mut answer = Vec::new();
+    server.read_to_end(&mut answer)?;
+    let at = find(&answer, b"\r\n\r\n").map_or(answer.len(), |a| a + 4);
+    let head = String::from_utf8_lossy(&answer[..at]).into_owned();
+    let mut body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(&answer[at..])
+    } else {
+        answer[at..].to_vec()
+    };
+    if head.starts_with("HTTP/1.1 200") && !body.is_empty() {
+        let mid = body.len() / 2;
+        body[mid] ^= 0x01;
+        lies.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut out: String = head
+        .split("\r\n")
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            !l.is_empty()
+                && !l.starts_with("connection:")
+                && !l.starts_with("content-length:")
+                && !l.starts_with("transfer-encoding:")
+        })
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    out.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    client.write_all(out.as_bytes())?;
+    client.write_all(&body)?;
+    client.shutdown(Shutdown::Both)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = find(data, b"\r\n") {
+        let size = std::str::from_utf8(&data[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || data.len() < eol + 2 + size {
+            break;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = &data[(eol + 4 + size).min(data.len())..];
+    }
+    out
+}
+
+/// A store that returns altered bytes for a CID. At the node: the input of a task fails its
+/// CID check, the enclave signs status 16 INPUT_UNAVAILABLE for an empty input, and the
+/// requester is refunded at once. At the client: `fetch` refuses the altered result with
+/// `VerifyError::ResultTampered` naming the task and the result CID, and `ecld task fetch`
+/// exits 4 printing no plaintext.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_client() {
+    let stack = Stack::start();
+    let c = client(&stack).await;
+    let stats = c.resolve_image("stats").await.unwrap();
+    let liar = LyingStore::start(stack.info["store"].as_str().unwrap());
+    let (node, offers) = Node::start(&stack, &[stats.id], &liar.url());
+    let mut req = TaskRequest::new(stats.id, b"3 1 4 1 5 9 2 6\n".to_vec());
+    req.offer = OfferChoice::Offer(offers[0]);
+
+    // While the store is honest the node caches the module and settles a task.
+    let first = c.run(&req, Duration::from_secs(60), |_, _| ()).await.unwrap();
+    assert_eq!(first.status, StatusCode::Success);
+    let plaintext = first.output.clone().unwrap().stdout;
+    assert!(plaintext.len() >= 8, "the result is too short to search for: {plaintext:?}");
+
+    // The store lies: the input the node fetches does not match its CID.
+    liar.lie(true);
+    let before = c.balance(None).await.unwrap();
+    let submitted = c.submit(&req).await.unwrap();
+    let info = c.wait(submitted.task, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(info.state, TaskState::Done { status: StatusCode::InputUnavailable });
+    assert_eq!(c.balance(None).await.unwrap(), before, "the requester paid for a lying store");
+    let text = node.text();
+    let refusal = format!("the store served tampered content for {}", submitted.input_cid);
+    assert!(text.contains(&refusal), "no `{refusal}` in the node's log:\n{text}");
+    assert!(text.contains("input unavailable; the enclave will sign INPUT_UNAVAILABLE"), "{text}");
+    drop(node);
+    let lies_to_node = liar.lies.load(Ordering::SeqCst);
+    assert!(lies_to_node >= 1, "the proxy never lied");
+
+    // The client reading the first result through the lying store.
+    let mut config = ClientConfig::load(&stack.config()).unwrap();
+    config.store = liar.url();
+    let fooled = Client::connect(&config).await.unwrap();
+    let (_, record) = c.proof(first.task).await.unwrap();
+    let err = fooled.fetch(first.task).await.unwrap_err();
+    match &err {
+        Error::Verify(VerifyError::ResultTampered { task, cid, .. }) => {
+            assert_eq!(*task, first.task);
+            assert_eq!(*cid, record.result_cid);
+        }
+        other => panic!("expected ResultTampered, got {other:?}"),
+    }
+    assert!(liar.lies.load(Ordering::SeqCst) > lies_to_node);
+    let out = stack
+        .cmd()
+        .env("ECLD_STORE", liar.url())
+        .args(["task", "fetch", &first.task.to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the store returned altered bytes for the result {}",
+            record.result_cid
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "printed something from altered bytes: {:?}", out.stdout);
+    assert!(!contains(&out.stderr, &plaintext), "the plaintext result reached stderr");
+
+    // The same result through the honest store is intact.
+    let fetched = c.fetch(first.task).await.unwrap();
+    assert_eq!(fetched.output.unwrap().stdout, plaintext);
+    assert!(c.ledger().await.unwrap().conserved());
+}
