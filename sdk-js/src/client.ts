@@ -18,6 +18,7 @@ import { imageRegistryAbi, marketplaceAbi, devTokenAbi } from "./abi.js";
 import { decrypt, encrypt } from "./envelope.js";
 import { EcldError, describe } from "./errors.js";
 import { enclaveKeyToRecipient } from "./keys.js";
+import { type ChunkHasher, type EncryptedInput, encryptInputStream } from "./input.js";
 import { encodePayload } from "./payload.js";
 import { type ResultProof, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
 import { type ResultEnvelope, decodeResultEnvelope } from "./result.js";
@@ -86,8 +87,8 @@ export interface Submitted {
   taskId: bigint;
   inputCid: string;
   inputHash: Hex;
-  /** The ciphertext uploaded, to check `inputHash` against later. */
-  input: Uint8Array;
+  /** The ciphertext uploaded, to check `inputHash` against later (absent when it was streamed). */
+  input?: Uint8Array | undefined;
   price: bigint;
   offerId: bigint;
   tx: Hex;
@@ -269,14 +270,35 @@ export class EcldClient {
   }
 
   /**
+   * Builds the payload around an input stream of `inputLength` bytes (a `File.stream()` and
+   * `File.size`) and encrypts it to the image's enclave key chunk by chunk, hashing the
+   * ciphertext as it passes; see {@link encryptInputStream}.
+   */
+  async encryptInputStream(
+    image: Image,
+    requester: Address,
+    req: { recipient: string; code?: Uint8Array | undefined; input: ReadableStream<Uint8Array>; inputLength: number },
+    onProgress?: (done: number, total: number) => void,
+    hasher?: ChunkHasher,
+  ): Promise<EncryptedInput> {
+    return await encryptInputStream(
+      [enclaveKeyToRecipient(image.enclaveKey)],
+      { requester, recipient: req.recipient, code: req.code, inputLength: req.inputLength },
+      req.input,
+      onProgress,
+      hasher,
+    );
+  }
+
+  /**
    * Submits an uploaded input with `submitTaskWithPermit`: two wallet prompts, the permit
    * signature and the transaction.
    */
   async submitUploaded<A extends Account>(
     wallet: WalletClient<Transport, Chain | undefined, A>,
     image: Image,
-    req: TaskRequest,
-    upload: { cid: string; ciphertext: Uint8Array },
+    req: Pick<TaskRequest, "memoryMb" | "maxRuntimeS" | "deadlineS">,
+    upload: { cid: string } & ({ ciphertext: Uint8Array } | { inputHash: Hex }),
     onStep?: (s: Step) => void,
   ): Promise<Submitted> {
     const account = wallet.account;
@@ -318,7 +340,7 @@ export class EcldClient {
         throw new EcldError("TaskError", "the wallet did not sign the payment permit", { cause: e, details: describe(e), hint: "approve the signature request in your wallet" });
       });
     const { r, s, v, yParity } = hexToSignature(sig);
-    const inputHash = contentHash(upload.ciphertext);
+    const inputHash = "ciphertext" in upload ? contentHash(upload.ciphertext) : upload.inputHash;
     const spec = { imageId: image.id, inputHash, memoryMb, maxRuntimeS, deadline: unixNow() + BigInt(req.deadlineS ?? 600) };
     onStep?.("submit");
     const tx = await wallet
@@ -344,7 +366,7 @@ export class EcldClient {
       taskId: ev.args.taskId,
       inputCid: upload.cid,
       inputHash,
-      input: upload.ciphertext,
+      input: "ciphertext" in upload ? upload.ciphertext : undefined,
       price: ev.args.price,
       offerId: offer.id,
       tx,
@@ -409,9 +431,14 @@ export class EcldClient {
   /**
    * Verifies a proof before anything is decrypted: the signature recovers, over this chain
    * and Marketplace, to the image's registered enclave signer; the input hash is that of the
-   * bytes uploaded; the result bytes hash to `resultHash`.
+   * bytes uploaded (given as the bytes, or as their keccak256 when they were streamed); the
+   * result bytes hash to `resultHash`.
    */
-  async verify(outcome: Extract<Outcome, { kind: "result" }>, input: Uint8Array | undefined, result: Uint8Array): Promise<VerifiedProof> {
+  async verify(
+    outcome: Extract<Outcome, { kind: "result" }>,
+    input: Uint8Array | { inputHash: Hex } | undefined,
+    result: Uint8Array,
+  ): Promise<VerifiedProof> {
     const fail = (msg: string, details?: string): EcldError =>
       new EcldError("VerifyError", msg, { ...(details === undefined ? {} : { details }), hint: "do not trust this result; report the node" });
     await this.checkChain();
@@ -425,8 +452,9 @@ export class EcldClient {
     }
     if (!isAddressEqual(signer, image.enclaveSigner))
       throw fail(`the proof was signed by ${signer}, not by the image's enclave signer ${image.enclaveSigner}`);
-    if (input !== undefined && contentHash(input) !== outcome.proof.inputHash)
-      throw fail("the proof is about another input than the one uploaded", `inputHash ${outcome.proof.inputHash}, uploaded ${contentHash(input)}`);
+    const uploaded = input === undefined ? undefined : input instanceof Uint8Array ? contentHash(input) : input.inputHash;
+    if (uploaded !== undefined && uploaded !== outcome.proof.inputHash)
+      throw fail("the proof is about another input than the one uploaded", `inputHash ${outcome.proof.inputHash}, uploaded ${uploaded}`);
     const rh = result.length === 0 ? zeroHash : contentHash(result);
     if (rh !== outcome.proof.resultHash)
       throw fail("the downloaded result does not match the proof's resultHash", `proof ${outcome.proof.resultHash}, downloaded ${rh}`);

@@ -1,4 +1,4 @@
-import { Decrypter, Encrypter, armor } from "age-encryption";
+import { Decrypter, Encrypter, type ReadableStreamWithSize, armor } from "age-encryption";
 import { EcldError } from "./errors.js";
 
 /** Encrypts bytes to age X25519 recipients (binary age v1, like `ecld encrypt`). */
@@ -15,14 +15,24 @@ export async function encrypt(recipients: readonly string[], plaintext: Uint8Arr
   }
 }
 
-/** Encrypts a stream to age X25519 recipients; the output is a stream too. */
+/**
+ * Encrypts a stream to age X25519 recipients; the output is a stream too, whose `size(n)`
+ * tells the ciphertext length of an `n`-byte plaintext.
+ */
 export async function encryptStream(
   recipients: readonly string[],
   plaintext: ReadableStream<Uint8Array>,
-): Promise<ReadableStream<Uint8Array>> {
+): Promise<ReadableStreamWithSize> {
   const e = new Encrypter();
-  for (const r of recipients) e.addRecipient(r);
-  return await e.encrypt(plaintext);
+  try {
+    for (const r of recipients) e.addRecipient(r);
+    return await e.encrypt(plaintext);
+  } catch (cause) {
+    throw new EcldError("EnvelopeError", "encryption failed", {
+      cause,
+      hint: "check the recipient: an age X25519 recipient starts with age1",
+    });
+  }
 }
 
 /** Decrypts an age file (binary or ASCII-armored) with an identity (`AGE-SECRET-KEY-1…`). */

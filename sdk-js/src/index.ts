@@ -3,6 +3,7 @@ export * from "./client.js";
 export * from "./dag.js";
 export * from "./envelope.js";
 export * from "./errors.js";
+export * from "./input.js";
 export * from "./keys.js";
 export * from "./payload.js";
 export * from "./proof.js";

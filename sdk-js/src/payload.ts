@@ -33,24 +33,43 @@ function payloadError(msg: string, details?: string): EcldError {
   });
 }
 
-/** Checks the limits {@link decodePayload} enforces; throws an `EcldError` otherwise. */
-export function validatePayload(p: Payload): void {
+/** A payload without its input bytes: the fields that come before the input, and its length. */
+export interface PayloadHeader {
+  /** The account that submits the task. */
+  requester: Address;
+  /** The requester's age X25519 recipient (`age1…`). */
+  recipient: string;
+  /** Code for a runner image; `undefined` when the image runs its own program. */
+  code?: Uint8Array | undefined;
+  /** The length of the input that follows the header, in bytes. */
+  inputLength: number;
+}
+
+function validateHeader(p: PayloadHeader): void {
   if (!isAddress(p.requester, { strict: false }))
     throw payloadError(`payload requester ${p.requester} is not an address`);
   if (p.recipient.length === 0 || p.recipient.length > MAX_RECIPIENT_LEN || !RECIPIENT_RE.test(p.recipient))
     throw payloadError(`payload recipient is not an age X25519 recipient (age1…): ${p.recipient}`);
   if (p.code !== undefined && p.code.length > MAX_CODE_LEN)
     throw payloadError(`payload code is ${p.code.length} bytes, over the maximum of ${MAX_CODE_LEN}`);
-  if (p.input.length > MAX_INPUT_LEN)
-    throw payloadError(`payload input is ${p.input.length} bytes, over the maximum of ${MAX_INPUT_LEN}`);
+  if (!Number.isSafeInteger(p.inputLength) || p.inputLength < 0 || p.inputLength > MAX_INPUT_LEN)
+    throw payloadError(`payload input is ${p.inputLength} bytes, over the maximum of ${MAX_INPUT_LEN}`);
 }
 
-/** The binary encoding of a payload, byte for byte what `ecld_crypto::Payload::encode` writes. */
-export function encodePayload(p: Payload): Uint8Array {
-  validatePayload(p);
+/** Checks the limits {@link decodePayload} enforces; throws an `EcldError` otherwise. */
+export function validatePayload(p: Payload): void {
+  validateHeader({ requester: p.requester, recipient: p.recipient, code: p.code, inputLength: p.input.length });
+}
+
+/**
+ * The bytes of a payload before its input (magic, version, requester, recipient, code, input
+ * length): {@link encodePayload} is this followed by the input.
+ */
+export function encodePayloadHeader(p: PayloadHeader): Uint8Array {
+  validateHeader(p);
   const recipient = new TextEncoder().encode(p.recipient);
   const codeLen = p.code === undefined ? 0 : 4 + p.code.length;
-  const out = new Uint8Array(4 + 1 + 20 + 2 + recipient.length + 1 + codeLen + 4 + p.input.length);
+  const out = new Uint8Array(4 + 1 + 20 + 2 + recipient.length + 1 + codeLen + 4);
   const view = new DataView(out.buffer);
   let o = 0;
   out.set(PAYLOAD_MAGIC, o);
@@ -71,10 +90,66 @@ export function encodePayload(p: Payload): Uint8Array {
     out.set(p.code, o);
     o += p.code.length;
   }
-  view.setUint32(o, p.input.length);
-  o += 4;
-  out.set(p.input, o);
+  view.setUint32(o, p.inputLength);
   return out;
+}
+
+/** The binary encoding of a payload, byte for byte what `ecld_crypto::Payload::encode` writes. */
+export function encodePayload(p: Payload): Uint8Array {
+  const header = encodePayloadHeader({ requester: p.requester, recipient: p.recipient, code: p.code, inputLength: p.input.length });
+  const out = new Uint8Array(header.length + p.input.length);
+  out.set(header);
+  out.set(p.input, header.length);
+  return out;
+}
+
+/**
+ * A payload as a stream: the header, then the input's chunks as they come, so a large input
+ * (a `File.stream()`) is never whole in memory. The input length goes in the header first,
+ * so it is needed up front (`File.size`); the stream fails if the input delivers another
+ * number of bytes. `length` is the payload's length in bytes.
+ */
+export function payloadStream(
+  p: PayloadHeader,
+  input: ReadableStream<Uint8Array>,
+): { stream: ReadableStream<Uint8Array>; length: number } {
+  const header = encodePayloadHeader(p);
+  const reader = input.getReader();
+  let headerSent = false;
+  let seen = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!headerSent) {
+        headerSent = true;
+        controller.enqueue(header);
+        return;
+      }
+      // Loops over empty chunks: a pull that enqueues nothing is not called again.
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          if (seen !== p.inputLength)
+            controller.error(payloadError(`the input ended after ${seen} bytes, ${p.inputLength} were announced`, "was the file changed while it was read?"));
+          else controller.close();
+          return;
+        }
+        seen += value.length;
+        if (seen > p.inputLength) {
+          controller.error(payloadError(`the input is longer than the ${p.inputLength} bytes announced`, "was the file changed while it was read?"));
+          await reader.cancel().catch(() => undefined);
+          return;
+        }
+        if (value.length > 0) {
+          controller.enqueue(value);
+          return;
+        }
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  });
+  return { stream, length: header.length + p.inputLength };
 }
 
 /** Parses a payload, refusing anything `ecld_crypto::Payload::decode` refuses. */

@@ -20,6 +20,12 @@ export function rawFileCid(bytes: Uint8Array): string | undefined {
   return `b${base32.encode(cid).toLowerCase().replace(/=+$/, "")}`;
 }
 
+/** {@link rawFileCid} of bytes or of a `Blob` (read only when it is one chunk or less). */
+export async function rawFileCidOf(data: Uint8Array | Blob): Promise<string | undefined> {
+  if (data instanceof Blob) return data.size > CHUNK_SIZE ? undefined : rawFileCid(new Uint8Array(await data.arrayBuffer()));
+  return rawFileCid(data);
+}
+
 function storeError(msg: string, p: { details?: string; cause?: unknown; hint?: string }): EcldError {
   return new EcldError("StoreError", msg, {
     ...p,
@@ -45,10 +51,13 @@ export class StoreClient {
     this.url = url.replace(/\/+$/, "");
   }
 
-  /** Uploads bytes and returns their CID; checks the store's answer when the CID is computable here. */
-  async add(bytes: Uint8Array): Promise<string> {
+  /**
+   * Uploads bytes (or a `Blob`, which is not read into memory) and returns their CID; checks
+   * the store's answer when the CID is computable here.
+   */
+  async add(data: Uint8Array | Blob): Promise<string> {
     const form = new FormData();
-    form.append("file", new Blob([bytes as Uint8Array<ArrayBuffer>]), "file");
+    form.append("file", data instanceof Blob ? data : new Blob([data as Uint8Array<ArrayBuffer>]), "file");
     let res: Response;
     try {
       res = await fetch(`${this.url}/api/v0/add?cid-version=1&raw-leaves=true&pin=true`, { method: "POST", body: form });
@@ -60,7 +69,7 @@ export class StoreClient {
     const last: unknown = JSON.parse(lines[lines.length - 1] ?? "{}");
     const hash = typeof last === "object" && last !== null && "Hash" in last && typeof last.Hash === "string" ? last.Hash : undefined;
     if (hash === undefined) throw storeError("the store answered the upload without a CID", { details: lines.join("\n").slice(0, 200) });
-    const expected = rawFileCid(bytes);
+    const expected = await rawFileCidOf(data);
     if (expected !== undefined && expected !== hash)
       throw storeError(`the store answered CID ${hash} for content whose CID is ${expected}`, {
         hint: "the store is misconfigured or lying; use another store",

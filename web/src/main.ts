@@ -12,7 +12,7 @@ import {
   decodeResultEnvelope,
   decrypt,
   devTokenAbi,
-  encodePayload,
+  encodePayloadHeader,
   generateResultIdentity,
   identityFromSignature,
   proofNamesCode,
@@ -40,6 +40,7 @@ import { download, el, replace } from "./dom.js";
 import { codeEditor } from "./editor.js";
 import { type Explained, WrongChainError, explain, isIntegrityError } from "./errors.js";
 import { STATUS_MEANINGS, bytes, duration, platformNames, shortHex, tokens } from "./format.js";
+import { workerHasher } from "./hasher.js";
 import { uploadWithProgress } from "./upload.js";
 
 interface PageConfig { deployment: Deployment; rpc: string; store: string }
@@ -57,6 +58,17 @@ const RUNNERS: Record<string, { kind: "python" | "js" | "wasm"; what: string }> 
 };
 
 /** The page's steps, in order: each shows its numbers as it goes. */
+/** `f`, called at most every `ms` (progress updates; a step's final state is set after them). */
+function throttled<A extends unknown[]>(f: (...a: A) => void, ms = 100): (...a: A) => void {
+  let last = -Infinity;
+  return (...a: A) => {
+    const now = performance.now();
+    if (now - last < ms) return;
+    last = now;
+    f(...a);
+  };
+}
+
 const STEPS = ["encrypt", "upload", "permit", "submit", "match", "run", "proof", "download", "verify", "decrypt"] as const;
 type PageStep = (typeof STEPS)[number];
 const STEP_LABELS: Record<PageStep, string> = {
@@ -481,7 +493,7 @@ async function main(): Promise<void> {
   // Following another task (Show, a new run) supersedes the one followed before.
   let followGen = 0;
   class Superseded extends Error {}
-  const follow = async (taskId: bigint, known?: { ciphertext: Uint8Array; code: Uint8Array | undefined }) => {
+  const follow = async (taskId: bigint, known?: { inputHash: Hex; code: Uint8Array | undefined }) => {
     const mine = ++followGen;
     const live = <T>(v: T): T => { if (mine !== followGen) throw new Superseded(); return v; };
     state.current = taskId;
@@ -540,7 +552,7 @@ async function main(): Promise<void> {
       setStep("verify", "active");
       // After a reload the uploaded bytes are gone; the proof's input hash is then the one your
       // own transaction put on chain (TaskSubmitted), which is what the proof is read against.
-      const verified = live(await client.verify(outcome, known?.ciphertext, ciphertext));
+      const verified = live(await client.verify(outcome, known === undefined ? undefined : { inputHash: known.inputHash }, ciphertext));
       if (known !== undefined && !proofNamesCode(known.code, verified.proof))
         throw new EcldError("VerifyError", `the proof of task ${taskId} names code ${verified.proof.codeHash}, not the code sent`, { details: `sent ${codeHashOf(known.code)}`, hint: "do not trust this result: the node ran other code than yours" });
       setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)}; input hash ${shortHex(verified.proof.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} ${known === undefined ? " match your submission on chain and the stored result" : " match the bytes you uploaded and the stored result"}${known?.code === undefined ? "" : "; code hash matches your code"}`);
@@ -575,8 +587,9 @@ async function main(): Promise<void> {
       // The wallet's chain before anything else.
       if (!(await checkWalletChain())) throw new WrongChainError(walletChain, chainId);
       const runner = RUNNERS[image.name];
+      // A file is read as a stream (never whole in memory); text is small.
       const f = file.files?.[0];
-      const input = f === undefined ? new TextEncoder().encode(text.value) : new Uint8Array(await f.arrayBuffer());
+      const input: Blob = f ?? new Blob([new TextEncoder().encode(text.value)]);
       let code: Uint8Array | undefined;
       if (runner !== undefined) {
         const c = codeFile.files?.[0];
@@ -590,24 +603,30 @@ async function main(): Promise<void> {
       const balance = await publicClient.readContract({ address: cfg.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [wallet.account.address] });
       if (balance < offer.price)
         throw new EcldError("TaskError", `account ${wallet.account.address} holds ${balance} tokens, the task costs ${offer.price}`, { details: `balance ${tokenText(balance)}, price ${tokenText(offer.price)}` });
-      const req = { image: image.id, input, code, recipient, memoryMb: MEMORY_MB, maxRuntimeS: MAX_RUNTIME_S };
-      const plainLen = encodePayload({ requester: wallet.account.address, recipient, code, input }).length;
+      const req = { memoryMb: MEMORY_MB, maxRuntimeS: MAX_RUNTIME_S };
+      // File → payload framing → age STREAM encryption → keccak256 and a Blob of ciphertext,
+      // chunk by chunk; the Blob lives in the browser's blob store, not the page's heap.
+      const plainLen = encodePayloadHeader({ requester: wallet.account.address, recipient, code, inputLength: input.size }).length + input.size;
       setStep("encrypt", "active", `${bytes(plainLen)} of payload`);
-      const ciphertext = await client.encryptInput(image, wallet.account.address, req);
-      setStep("encrypt", "done", `${bytes(plainLen)} of payload → ${bytes(ciphertext.length)} of ciphertext`);
+      const showEncrypt = throttled((done: number, total: number) => setStep("encrypt", "active", `${bytes(plainLen)} of payload: ${bytes(done)} / ${bytes(total)} of ciphertext`));
+      // The input hash (keccak256 of the ciphertext) is computed by a worker beside the encryption.
+      const hasher = workerHasher();
+      const enc = await client.encryptInputStream(image, wallet.account.address, { recipient, code, input: input.stream(), inputLength: input.size }, showEncrypt, hasher)
+        .finally(() => hasher.close());
+      setStep("encrypt", "done", `${bytes(enc.payloadLength)} of payload → ${bytes(enc.length)} of ciphertext, keccak256 ${shortHex(enc.inputHash)}`);
       step = "upload";
-      setStep("upload", "active", `0 / ${bytes(ciphertext.length)}`);
-      const cid = await uploadWithProgress(storeUrl, ciphertext, (sent, total) => setStep("upload", "active", `${sent.toLocaleString("en-US")} / ${bytes(total)} sent`));
-      setStep("upload", "done", `${bytes(ciphertext.length)} stored as ${cid}`);
+      setStep("upload", "active", `0 / ${bytes(enc.length)} of ciphertext sent`);
+      const cid = await uploadWithProgress(storeUrl, enc.ciphertext, throttled((sent, total) => setStep("upload", "active", `${sent.toLocaleString("en-US")} / ${bytes(total)} of ciphertext sent`)));
+      setStep("upload", "done", `${bytes(enc.length)} stored as ${cid}`);
       step = "permit";
-      const submitted = await client.submitUploaded(wallet, image, req, { cid, ciphertext }, (s) => {
+      const submitted = await client.submitUploaded(wallet, image, req, { cid, inputHash: enc.inputHash }, (s) => {
         if (s === "permit") { step = "permit"; setStep("permit", "active", `${tokenText(offer.price)} to the Marketplace`); }
         if (s === "submit") { step = "submit"; setStep("permit", "done", `${tokenText(offer.price)} to the Marketplace`); setStep("submit", "active", "waiting for the wallet and the block"); }
       });
       setStep("submit", "done", `transaction ${submitted.tx}, block ${submitted.block}, task ${submitted.taskId}`);
       history.replaceState(null, "", `#task=${submitted.taskId}`);
       localStorage.setItem(storageKey, String(submitted.taskId));
-      await follow(submitted.taskId, { ciphertext, code });
+      await follow(submitted.taskId, { inputHash: enc.inputHash, code });
     } catch (e) {
       const x = explainE(e);
       setStep(step, "err", x.title);

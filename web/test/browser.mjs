@@ -4,6 +4,8 @@
 //   wallet     a task through an injected EIP-1193 wallet (counting prompts), wallet-derived key
 //   burner     a task with the dev burner and a generated key
 //   runner     Python code typed into the code editor (runner image), verified decrypted output
+//   bigfile    a 20 MiB file input, streamed (file → payload → age → Blob, hashed in a worker), to the
+//              `hash` image: its digests of the input are right; upload progress counts ciphertext only
 //   reattach   a reload with #task=N: the task is followed again, the key re-derived, decrypted
 //   tamper     the result's block altered in the store: FAILED VERIFICATION, no result shown
 //   wrongchain a wallet (found by EIP-6963) on another chain is told to switch; after switching the task runs
@@ -13,6 +15,7 @@
 // Needs: `npm run build` done, then the cargo-built ecld binary (it embeds web/dist), /usr/bin/chromium.
 // Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
 import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -260,6 +263,42 @@ async function run() {
     assert.match(await page.textContent("#status-meaning"), /the program failed .* the node was paid/);
     assert.match(await page.textContent("#stderr"), /ZeroDivisionError/);
     results.runner = "ok";
+  }
+
+  // --- bigfile: a 20 MiB file streamed through the page to the `hash` image ---------------
+  if (want("bigfile")) {
+    const size = 20 * 1024 * 1024;
+    const content = randomBytes(size);
+    const dir = mkdtempSync(join(tmpdir(), "ecld-web-big-"));
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "big.bin"), content);
+    await page.selectOption("#image", imageId("hash"));
+    await page.setInputFiles("#input-file", join(dir, "big.bin"));
+    // Every text the upload step shows, to check its progress.
+    await page.evaluate(() => {
+      window.__uploadTexts = [];
+      const el = document.querySelector("#step-upload");
+      new MutationObserver(() => window.__uploadTexts.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+    await page.click("#submit");
+    await verifiedOrError(page, 120_000);
+    await page.waitForSelector("#output");
+    assert.equal(await page.textContent("#proof-status"), "0 SUCCESS");
+    const digest = JSON.parse(await page.textContent("#output"));
+    assert.deepEqual(digest, { length: size, sha256: createHash("sha256").update(content).digest("hex"), keccak256: keccak256(content) },
+      "the enclave hashed exactly the file chosen");
+    // The age v1 length of the payload (one X25519 recipient): progress counts these bytes alone.
+    const payload = 4 + 1 + 20 + 2 + 62 + 1 + 4 + size;
+    const ciphertext = 22 + 10 + 43 + 1 + 43 + 1 + 4 + 43 + 1 + 16 + payload + 16 * Math.ceil(payload / 65536);
+    const progress = (await page.evaluate(() => window.__uploadTexts))
+      .map((t) => /^ — ([\d,]+) \/ ([\d,]+) bytes of ciphertext sent$/.exec(t)).filter((m) => m !== null)
+      .map((m) => [Number(m[1].replaceAll(",", "")), Number(m[2].replaceAll(",", ""))]);
+    assert.ok(progress.length > 0, "the upload shows its progress");
+    for (const [sent, total] of progress) { assert.equal(total, ciphertext); assert.ok(sent >= 0 && sent <= total); }
+    assert.match(await page.textContent("#step-upload"), new RegExp(`^ — ${ciphertext.toLocaleString("en-US")} bytes stored as b[a-z2-7]+$`));
+    assert.match(await page.textContent("#step-verify"), /match the bytes you uploaded/);
+    await page.setInputFiles("#input-file", []);
+    results.bigfile = "ok";
   }
 
   // --- reattach: a reload of #task=1 follows the task again; the same wallet re-derives the key

@@ -65,6 +65,30 @@ describe("a whole task from TypeScript against ecld up", () => {
     await expect(decrypt((await generateResultIdentity()).identity, bytes)).rejects.toThrow(/decryption failed/);
   }, 120_000);
 
+  it("streams an input (payload → age → Blob, hashed as it passes) to the hash image; the proof is over that hash", async (ctx) => {
+    if (stack === undefined) { ctx.skip(); return; }
+    const { client, wallet } = clients(stack);
+    const image = (await client.images()).find((i) => i.name === "hash");
+    expect(image, "ecld up publishes the hash example").toBeDefined();
+    const input = new Uint8Array(3_000_000).map((_, i) => (i * 7 + (i >> 11)) & 0xff);
+    const source = new Blob([input.subarray(0, 1_234_567), input.subarray(1_234_567)]).stream();
+    const { identity, recipient } = await generateResultIdentity();
+    const enc = await client.encryptInputStream(image!, wallet.account.address, { recipient, input: source, inputLength: input.length });
+    expect(enc.inputHash).toBe(keccak256(new Uint8Array(await enc.ciphertext.arrayBuffer())));
+    const cid = await client.store.add(enc.ciphertext);
+    const submitted = await client.submitUploaded(wallet, image!, {}, { cid, inputHash: enc.inputHash });
+    expect(submitted.inputHash).toBe(enc.inputHash);
+    expect(submitted.input).toBeUndefined();
+    const outcome = await client.waitForOutcome(submitted.taskId, submitted.block, { timeoutMs: 60_000 });
+    if (outcome.kind !== "result") throw new Error("expected a result");
+    const bytes = await client.download(outcome);
+    const verified = await client.verify(outcome, { inputHash: enc.inputHash }, bytes);
+    expect(verified.statusName).toBe("SUCCESS");
+    await expect(client.verify(outcome, { inputHash: keccak256(new Uint8Array([1])) }, bytes)).rejects.toThrow(/another input/);
+    const out = JSON.parse(new TextDecoder().decode(decodeResultEnvelope(await decrypt(identity, bytes)).stdout)) as { length: number; keccak256: string };
+    expect(out).toMatchObject({ length: input.length, keccak256: keccak256(input) });
+  }, 120_000);
+
   it("runs code sent in the payload on the wasm runner image; the proof names that code", async (ctx) => {
     if (stack === undefined) { ctx.skip(); return; }
     const { client, wallet } = clients(stack);

@@ -1,0 +1,22 @@
+/**
+ * A Web Worker computing keccak256 over the ciphertext chunks the page posts to it, so the
+ * input hash is computed beside the encryption rather than after it (see `hasher.ts`).
+ * Messages in: `{ chunk: Uint8Array }` (transferred), then `{ digest: true }`. Out: `{ ack: n }`
+ * after each chunk, `{ hash }` at the end, or `{ error }`.
+ */
+import { keccakHasher } from "@ecld/sdk";
+
+const hasher = keccakHasher();
+let hashed = 0;
+self.onmessage = (e: MessageEvent<{ chunk?: Uint8Array; digest?: boolean }>) => {
+  try {
+    if (e.data.chunk !== undefined) {
+      void hasher.update(e.data.chunk);
+      self.postMessage({ ack: ++hashed });
+    } else if (e.data.digest === true) {
+      self.postMessage({ hash: hasher.digest() });
+    }
+  } catch (err) {
+    self.postMessage({ error: err instanceof Error ? err.message : String(err) });
+  }
+};
