@@ -1,7 +1,7 @@
 //! The EC Node (`ecld node`, an OS process) and its chain: new heads arrive by WebSocket
 //! subscription (with a poll interval of an hour, only the subscription explains a pickup) and
 //! without one it polls; the chain process is killed with SIGKILL and restarted on the same
-//! port with the same state while the node runs; a reorganisation (`evm_revert`) drops a claim
+//! port with the same state while the node runs and holds a task; a reorganisation (`evm_revert`) drops a claim
 //! the node holds (the node drops the task; submitted again, it settles once) or drops the
 //! node's settlement (the node runs the task again; it settles once).
 
@@ -201,17 +201,33 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
     let up_log = dir.path().join("up.log");
     let ports = [free_port(), free_port(), free_port()];
     let mut up = Up::start(data.path(), ports, &up_log);
-    let config = config_for(&up.info, dir.path(), &offers_for(&up.image("stats"), 2));
+    let offers = offers_for(&up.image("stats"), 2) + "\n" + &offers_for(&up.image("hash"), 1);
+    let config = config_for(&up.info, dir.path(), &offers);
+    // Enclaves start once the gate file exists: a task of the second image is held, claimed
+    // and not yet run, across the chain's death and restart.
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    let wrapper = enclave_wrapper(
+        dir.path(),
+        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+    );
+    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
-    let offer = wait_for_offers(&journal, 1)[0];
+    let offers = wait_for_offers(&journal, 2);
+    let (offer, hash_offer) = (offers[0], offers[1]);
     let subscribed = || sample(&scrape(port), "ecld_node_chain_subscribed") == Some(1.0);
     wait_until(Duration::from_secs(30), "the node did not subscribe", subscribed);
     let first = submit_with(&|| up.cmd(), &up.info, "stats", 0, Some(offer), MID_PRICE);
     ChainView::at(&up.info).wait_settled(&[first], Duration::from_secs(60));
+    std::fs::remove_file(&gate).unwrap();
+    let held = submit_with(&|| up.cmd(), &up.info, "hash", 9, Some(hash_offer), MID_PRICE);
+    wait_until(Duration::from_secs(30), "the node did not take the held task", || {
+        count_steps(&journal_steps(&journal), held, "claimed") == 1
+    });
 
     // SIGKILL the chain (with the store and CAS of the same process) while the node runs.
     kill9(&mut up.child);
@@ -232,11 +248,14 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
     let ids: Vec<_> = (1..3)
         .map(|n| submit_with(&|| up2.cmd(), &up2.info, "stats", n, Some(offer), MID_PRICE))
         .collect();
+    // The task held across the outage runs now and settles too.
+    std::fs::write(&gate, b"").unwrap();
     let chain = ChainView::at(&up2.info);
-    let settled = chain.wait_settled(&ids, Duration::from_secs(60));
+    let settled = chain.wait_settled(&[&ids[..], &[held]].concat(), Duration::from_secs(60));
     for id in &ids {
         assert_eq!(settled[id], vec![(offer, 0)], "task {id}");
     }
+    assert_eq!(settled[&held], vec![(hash_offer, 0)]);
     assert!(node.try_wait().unwrap().is_none(), "the node exited");
     stop(node);
     let text = log_text(&log);
