@@ -16,6 +16,7 @@
 // It writes the `## Web` section of docs/BENCHMARKS.md ($ECLD_BENCHMARKS_FILE overrides).
 // Needs: the cargo-built ecld, scripts/build-programs, /usr/bin/chromium, `npm ci` in web/.
 // Usage: nice -n 10 node bench/bench.mjs [--sizes 10,100] [--reps 3] [--runs 60] [--no-write]
+//        (or `npm run bench`; `ecld bench all` runs it with ECLD_BENCHMARKS_FILE and ECLD_BIN set)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -28,9 +29,11 @@ import { chromium } from "playwright-core";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../..");
 const argOf = (name, dflt) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : dflt; };
-const SIZES_MB = argOf("sizes", "10,100").split(",").map(Number);
-const REPS = Number(argOf("reps", "3"));
-const RUNS = Number(argOf("runs", "60"));
+// ECLD_BENCH_QUICK=1 (`ecld bench all --quick`): one 10 MB run and the minimum 50 tasks.
+const QUICK = process.env.ECLD_BENCH_QUICK === "1";
+const SIZES_MB = argOf("sizes", QUICK ? "10" : "10,100").split(",").map(Number);
+const REPS = Number(argOf("reps", QUICK ? "1" : "3"));
+const RUNS = Number(argOf("runs", QUICK ? "50" : "60"));
 const WARMUP = 3;
 const WRITE = !process.argv.includes("--no-write");
 const OUT = process.env.ECLD_BENCHMARKS_FILE || join(repo, "docs/BENCHMARKS.md");
