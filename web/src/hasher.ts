@@ -1,7 +1,8 @@
 /**
  * keccak256 of the ciphertext in a Web Worker: the page encrypts while the worker hashes the
  * chunks already encrypted. At most `MAX_IN_FLIGHT` chunks wait for the worker, so a slower
- * worker holds the encryption back instead of piling ciphertext up in memory.
+ * worker holds the encryption back instead of piling ciphertext up in memory. The chunk
+ * buffers go back and forth (transferred, not copied), so hashing leaves no garbage behind.
  */
 import type { ChunkHasher } from "@ecld/sdk";
 import type { Hex } from "viem";
@@ -10,6 +11,7 @@ const MAX_IN_FLIGHT = 16;
 
 export function workerHasher(): ChunkHasher & { close(): void } {
   const worker = new Worker(new URL("./hash-worker.ts", import.meta.url), { type: "module" });
+  const pool: ArrayBuffer[] = [];
   let sent = 0;
   let acked = 0;
   let failure: Error | undefined;
@@ -20,11 +22,12 @@ export function workerHasher(): ChunkHasher & { close(): void } {
     wake?.();
     finish?.reject(failure);
   };
-  worker.onmessage = (e: MessageEvent<{ ack?: number; hash?: Hex; error?: string }>) => {
+  worker.onmessage = (e: MessageEvent<{ ack?: number; buffer?: ArrayBuffer; hash?: Hex; error?: string }>) => {
     if (e.data.error !== undefined) fail(new Error(`the hashing worker failed: ${e.data.error}`));
     else if (e.data.hash !== undefined) finish?.resolve(e.data.hash);
     else if (e.data.ack !== undefined) {
       acked = e.data.ack;
+      if (e.data.buffer !== undefined) pool.push(e.data.buffer);
       wake?.();
     }
   };
@@ -32,9 +35,12 @@ export function workerHasher(): ChunkHasher & { close(): void } {
   return {
     async update(chunk) {
       if (failure !== undefined) throw failure;
-      // A copy of its own, transferred (not copied again) to the worker.
-      const own = chunk.slice();
-      worker.postMessage({ chunk: own }, [own.buffer]);
+      // A copy in a buffer of the worker's pool, transferred (not copied again) to the worker.
+      let buffer = pool.pop();
+      if (buffer === undefined || buffer.byteLength < chunk.length) buffer = new ArrayBuffer(Math.max(chunk.length, 65_552));
+      const own = new Uint8Array(buffer, 0, chunk.length);
+      own.set(chunk);
+      worker.postMessage({ chunk: own }, [buffer]);
       sent++;
       while (sent - acked > MAX_IN_FLIGHT && failure === undefined) await new Promise<void>((r) => (wake = r));
       if (failure !== undefined) throw failure;
