@@ -129,7 +129,8 @@ const BENCHES: &[Bench] = &[
         peers: "CPython, Node.js",
         program: Program::Sibling("ecld-runner-bench"),
         full: &[],
-        quick: &["1"],
+        // TASKS, CPU_RUNS, then the sieve sizes of the Python and JavaScript comparison.
+        quick: &["1", "1", "100000", "100000"],
     },
     Bench {
         name: "node",
