@@ -130,3 +130,81 @@ async fn session(url: &Url, wake: &Notify, mode: &watch::Sender<Mode>) -> String
     }
     "the connection ended".to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn mine(url: &str) {
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "evm_mine", "params": []});
+        let r = reqwest::Client::new().post(url).json(&body).send().await.unwrap();
+        assert!(r.status().is_success());
+    }
+
+    async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), f)
+            .await
+            .unwrap_or_else(|_| panic!("timed out: {what}"))
+    }
+
+    #[tokio::test]
+    async fn a_block_wakes_the_follower_and_a_restarted_endpoint_is_subscribed_again() {
+        let devnet = ecld_devnet::spawn(ecld_devnet::DevnetConfig::ephemeral()).await.unwrap();
+        let bind = devnet.addr();
+        let wake = Arc::new(Notify::new());
+        let (mode_tx, mut mode) = watch::channel(Mode::Polling);
+        let (stop_tx, stop) = watch::channel(false);
+        let url: Url = devnet.ws_url().parse().unwrap();
+        let task = tokio::spawn(follow(url, Arc::clone(&wake), mode_tx, stop));
+        within("subscribed", mode.wait_for(|m| *m == Mode::Subscribed)).await.unwrap();
+        // The wake-up of the subscription itself, then one per mined block.
+        within("the subscription's wake-up", wake.notified()).await;
+        mine(&devnet.url()).await;
+        within("a wake-up for the mined block", wake.notified()).await;
+
+        // The endpoint goes away: polling, with a wake-up to catch up.
+        devnet.shutdown().await.unwrap();
+        within("polling", mode.wait_for(|m| *m == Mode::Polling)).await.unwrap();
+        within("the catch-up wake-up", wake.notified()).await;
+        // Back on the same port: subscribed again, and blocks wake the follower again.
+        let devnet = ecld_devnet::spawn(ecld_devnet::DevnetConfig {
+            bind,
+            ..ecld_devnet::DevnetConfig::ephemeral()
+        })
+        .await
+        .unwrap();
+        within("subscribed again", mode.wait_for(|m| *m == Mode::Subscribed)).await.unwrap();
+        within("the re-subscription's wake-up", wake.notified()).await;
+        mine(&devnet.url()).await;
+        within("a wake-up for a block of the restarted chain", wake.notified()).await;
+        stop_tx.send(true).unwrap();
+        within("stopped", task).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_websocket_leaves_the_node_polling() {
+        // A plain HTTP server (no upgrade): the devnet's port answers, this one refuses.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            while let Ok((mut s, _)) = listener.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let wake = Arc::new(Notify::new());
+        let (mode_tx, mode) = watch::channel(Mode::Polling);
+        let (stop_tx, stop) = watch::channel(false);
+        let url: Url = format!("ws://{addr}").parse().unwrap();
+        let task = tokio::spawn(follow(url, Arc::clone(&wake), mode_tx, stop));
+        // Each failed attempt wakes the follower (a poll covers the gap) and stays polling.
+        within("a failed attempt", wake.notified()).await;
+        within("a second failed attempt", wake.notified()).await;
+        assert_eq!(*mode.borrow(), Mode::Polling);
+        stop_tx.send(true).unwrap();
+        within("stopped", task).await.unwrap();
+    }
+}
