@@ -168,16 +168,15 @@ fn secrets_of(stack: &Stack) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// The image secrets the CAS provisions (each image's age identity and proof signer key),
-/// opened with the CAS master key from its sealed session files.
-fn image_secrets_of(stack: &Stack) -> Vec<(String, String)> {
+/// The image secrets the CAS provisions, opened with the CAS master key from its sealed
+/// session files: (session name, the image's age identity, its proof signer key in hex).
+pub(crate) fn cas_image_secrets(stack: &Stack) -> Vec<(String, String, String)> {
     let cas_dir = PathBuf::from(stack.info["cas_dir"].as_str().unwrap());
     let master = AgeIdentity::load(&cas_dir.join("master.age-key")).unwrap();
     let mut out = Vec::new();
     for file in files_under(&cas_dir.join("sessions")) {
         let record: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        let name = record["name"].as_str().unwrap().to_owned();
         let sealed = record["sealed"].as_str().unwrap();
         let sealed = sealed.strip_prefix("0x").unwrap_or(sealed);
         let bytes: Vec<u8> = (0..sealed.len())
@@ -188,15 +187,25 @@ fn image_secrets_of(stack: &Stack) -> Vec<(String, String)> {
             serde_json::from_slice(&envelope::decrypt_bytes(&master, &bytes).unwrap()).unwrap();
         let signer = bundle["signer_key"].as_str().unwrap();
         out.push((
-            format!("the age identity of image {name}"),
+            record["name"].as_str().unwrap().to_owned(),
             bundle["age_identity"].as_str().unwrap().to_owned(),
-        ));
-        out.push((
-            format!("the signer key of image {name}"),
             signer.strip_prefix("0x").unwrap_or(signer).to_owned(),
         ));
     }
     out
+}
+
+/// The same, as (what, secret) pairs to search for.
+fn image_secrets_of(stack: &Stack) -> Vec<(String, String)> {
+    cas_image_secrets(stack)
+        .into_iter()
+        .flat_map(|(name, age, signer)| {
+            [
+                (format!("the age identity of image {name}"), age),
+                (format!("the signer key of image {name}"), signer),
+            ]
+        })
+        .collect()
 }
 
 /// With every service logging at `trace` (chain, store, CAS, node and its enclaves all write
@@ -789,7 +798,7 @@ async fn malformed_chain_metrics_and_enclave_requests_get_exact_errors_and_chang
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to `pid`.
-fn signal(pid: u64, signal: &str) {
+pub(crate) fn signal(pid: u64, signal: &str) {
     let ok = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
@@ -800,7 +809,7 @@ fn signal(pid: u64, signal: &str) {
 }
 
 /// Sends SIGCONT on drop.
-struct Resume(u64);
+pub(crate) struct Resume(pub(crate) u64);
 
 impl Drop for Resume {
     fn drop(&mut self) {

@@ -515,3 +515,254 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
     assert_eq!(fetched.output.unwrap().stdout, plaintext);
     assert!(c.ledger().await.unwrap().conserved());
 }
+
+/// The proof signer key of `image` as the CAS holds it (what an attested enclave of the image
+/// receives), checked against the ImageRegistry.
+fn signer_of(stack: &Stack, image: &ecld_sdk::Image) -> ecld_crypto::SignerKey {
+    let hex8: String = image.measurement[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let session = format!("{}@{}-{hex8}", image.name, image.version);
+    let (_, _, key) = crate::adversarial::cas_image_secrets(stack)
+        .into_iter()
+        .find(|(s, ..)| *s == session)
+        .unwrap_or_else(|| panic!("the CAS has no session {session}"));
+    let key = ecld_crypto::SignerKey::from_hex(&key).unwrap();
+    assert_eq!(key.address(), image.enclave_signer);
+    key
+}
+
+type Market = ecld_contracts::Marketplace::MarketplaceInstance<alloy::providers::DynProvider>;
+
+/// What the Marketplace says to `submitResult(task, …, proof fields, signature)` sent by
+/// `from` (a dry run: `eth_call`).
+#[allow(clippy::too_many_arguments)]
+async fn submit_as(
+    market: &Market,
+    from: ecld_types::Address,
+    task: TaskId,
+    spec: &ecld_contracts::TaskSpec,
+    requester: ecld_types::Address,
+    escrow: alloy::primitives::aliases::U96,
+    cid: &str,
+    proof: &ecld_crypto::ResultProof,
+    signature: &[u8],
+) -> Result<(), ecld_contracts::ContractError> {
+    market
+        .submitResult(
+            U256::from(task.get()),
+            spec.clone(),
+            requester,
+            escrow,
+            cid.to_owned(),
+            proof.result_hash,
+            proof.code_hash,
+            proof.status.code(),
+            proof.runtime_ms,
+            alloy::primitives::Bytes::copy_from_slice(signature),
+        )
+        .from(from)
+        .call()
+        .await
+        .map(|_| ())
+        .map_err(|e| ecld_contracts::decode_revert(&e).unwrap_or_else(|| panic!("{e}")))
+}
+
+/// The address a `WrongSigner` revert for `task` names as recovered (after checking the
+/// task and the expected signer it names).
+fn wrong_signer(
+    what: &str,
+    r: Result<(), ecld_contracts::ContractError>,
+    task: TaskId,
+    expected: ecld_types::Address,
+) -> ecld_types::Address {
+    use ecld_contracts::{ContractError, Marketplace::MarketplaceErrors as E};
+    match r {
+        Err(ContractError::Marketplace(E::WrongSigner(w))) => {
+            assert_eq!((w.taskId, w.expected), (U256::from(task.get()), expected), "{what}");
+            w.recovered
+        }
+        other => panic!("{what}: expected WrongSigner, got {other:?}"),
+    }
+}
+
+/// On the stack's own chain and contracts, with the stack node's account and real enclave
+/// keys: a proof replayed from another task, a proof signed by another image's enclave key,
+/// a proof signed for another chain or another contract, and a proof with a field changed
+/// after signing each revert with `WrongSigner` naming the address the contract recovered;
+/// the right proof relayed by an account that does not hold the task reverts with
+/// `NotTaskHolder`, a second claim of a held task with `TaskAlreadyClaimed`, and a second
+/// submission of a settled task with `TaskNotActive`. Then, with the node running again, a
+/// program whose output runs past the 16 MiB cap settles as RESOURCE_LIMIT with exactly the
+/// cap delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_replayed_and_duplicate_proofs_and_claims_are_refused_with_exact_errors() {
+    use alloy::primitives::aliases::U96;
+    use ecld_contracts::{ContractError, Marketplace, Marketplace::MarketplaceErrors as E};
+    use ecld_crypto::{ProofDomain, ProofSignature, ResultProof, SignerKey};
+
+    let stack = Stack::start();
+    let c = client(&stack).await;
+    let stats = c.resolve_image("stats").await.unwrap();
+    let hash = c.resolve_image("hash").await.unwrap();
+    assert_ne!(stats.enclave_signer, hash.enclave_signer);
+    let (stats_key, hash_key) = (signer_of(&stack, &stats), signer_of(&stack, &hash));
+    let d = *c.deployment();
+    let rpc: alloy::transports::http::reqwest::Url =
+        stack.info["rpc"].as_str().unwrap().parse().unwrap();
+    let node_key = SignerKey::load(&stack.dir.path().join("keys/node.eth.key")).unwrap();
+    let node_chain =
+        Chain::connect(rpc, node_key.signer().clone(), d.marketplace, d.registry).await.unwrap();
+    let node = node_chain.address();
+    let as_node = Marketplace::new(d.marketplace, node_chain.provider().clone());
+    let requester = c.account().unwrap();
+    let as_requester = Marketplace::new(d.marketplace, c.provider().clone());
+
+    // Task A runs normally; task B is matched to the node, which is paused (SIGSTOP).
+    let a = c
+        .run(&TaskRequest::new(stats.id, b"2 7 1 8\n".to_vec()), Duration::from_secs(60), |_, _| ())
+        .await
+        .unwrap();
+    let (_, rec_a) = c.proof(a.task).await.unwrap();
+    let pid = stack.info["node"]["pid"].as_u64().expect("`ecld up` reports the node's pid");
+    crate::adversarial::signal(pid, "STOP");
+    let resume = crate::adversarial::Resume(pid);
+    let before = c.balance(None).await.unwrap();
+    let b = c.submit(&TaskRequest::new(stats.id, b"3 1 4 1\n".to_vec())).await.unwrap();
+    let info = c.task(b.task).await.unwrap();
+    let TaskState::Matched { offer, node: holder } = info.state else {
+        panic!("task B is not matched: {:?}", info.state)
+    };
+    assert_eq!(holder, node);
+    let spec = ecld_contracts::TaskSpec {
+        imageId: info.image.0,
+        inputHash: info.input_hash,
+        memoryMb: info.memory_mb,
+        maxRuntimeS: info.max_runtime_s,
+        deadline: info.deadline,
+    };
+    let escrow = U96::from(u128::try_from(b.price).unwrap());
+    let domain = c.proof_domain();
+    // What an honest enclave signs for B when it cannot get the input: status 16, no result.
+    let honest = ResultProof {
+        task_id: b.task.get(),
+        image_id: stats.id.0,
+        input_hash: info.input_hash,
+        code_hash: B256::ZERO,
+        result_hash: B256::ZERO,
+        status: StatusCode::InputUnavailable,
+        runtime_ms: 0,
+    };
+    let sign = |key: &SignerKey, domain: &ProofDomain| honest.sign(key, domain).unwrap();
+    let submit = |from, proof: ResultProof, cid: String, sig: Vec<u8>| {
+        let (spec, market) = (spec.clone(), if from == node { &as_node } else { &as_requester });
+        async move {
+            submit_as(market, from, b.task, &spec, requester, escrow, &cid, &proof, &sig).await
+        }
+    };
+    let expected = stats.enclave_signer;
+
+    // 1. A's real proof replayed for B.
+    let replayed =
+        ResultProof { task_id: b.task.get(), input_hash: info.input_hash, ..rec_a.proof };
+    let sig_a = ProofSignature::from_slice(&rec_a.signature).unwrap();
+    let r = submit(node, replayed, rec_a.result_cid.clone(), rec_a.signature.to_vec()).await;
+    let recovered = wrong_signer("replayed proof", r, b.task, expected);
+    assert_eq!(recovered, replayed.recover(&domain, &sig_a).unwrap());
+    assert_ne!(recovered, expected);
+
+    // 2. Signed by another image's enclave key.
+    let sig = sign(&hash_key, &domain);
+    let r = submit(node, honest, String::new(), sig.0.to_vec()).await;
+    assert_eq!(wrong_signer("another image's key", r, b.task, expected), hash.enclave_signer);
+
+    // 3. and 4. Signed by the right key for another chain, or for another contract.
+    for (what, other) in [
+        ("another chain", ProofDomain { chain_id: domain.chain_id + 1, ..domain }),
+        ("another contract", ProofDomain { verifying_contract: d.registry, ..domain }),
+    ] {
+        let sig = sign(&stats_key, &other);
+        let r = submit(node, honest, String::new(), sig.0.to_vec()).await;
+        let recovered = wrong_signer(what, r, b.task, expected);
+        assert_eq!(recovered, honest.recover(&domain, &sig).unwrap(), "{what}");
+        assert_ne!(recovered, expected, "{what}");
+    }
+
+    // 5. The right signature over status 16, submitted with status 0 (pay the node).
+    let sig = sign(&stats_key, &domain);
+    let tampered = ResultProof { status: StatusCode::Success, ..honest };
+    let r = submit(node, tampered, String::new(), sig.0.to_vec()).await;
+    let recovered = wrong_signer("tampered status", r, b.task, expected);
+    assert_eq!(recovered, tampered.recover(&domain, &sig).unwrap());
+    assert_ne!(recovered, expected);
+
+    // 6. The right proof, relayed by an account that does not hold the task.
+    match submit(requester, honest, String::new(), sig.0.to_vec()).await {
+        Err(ContractError::Marketplace(E::NotTaskHolder(e))) => {
+            assert_eq!((e.taskId, e.caller, e.holder), (U256::from(b.task.get()), requester, node));
+        }
+        other => panic!("not the holder: expected NotTaskHolder, got {other:?}"),
+    }
+
+    // 7. A second claim of the held task.
+    let claim = as_node
+        .claimTask(U256::from(b.task.get()), offer.get(), spec.clone(), requester, escrow)
+        .from(node)
+        .call()
+        .await
+        .unwrap_err();
+    match ecld_contracts::decode_revert(&claim) {
+        Some(ContractError::Marketplace(E::TaskAlreadyClaimed(e))) => {
+            assert_eq!((e.taskId, e.offerId), (U256::from(b.task.get()), offer.get()));
+        }
+        other => panic!("double claim: expected TaskAlreadyClaimed, got {other:?}"),
+    }
+
+    // The right proof settles (status 16: the requester is refunded); a second submission of
+    // it is refused.
+    let receipt = as_node
+        .submitResult(
+            U256::from(b.task.get()),
+            spec.clone(),
+            requester,
+            escrow,
+            String::new(),
+            B256::ZERO,
+            B256::ZERO,
+            StatusCode::InputUnavailable.code(),
+            0,
+            alloy::primitives::Bytes::copy_from_slice(&sig.0),
+        )
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status(), "the honest proof did not settle");
+    assert_eq!(
+        c.task(b.task).await.unwrap().state,
+        TaskState::Done { status: StatusCode::InputUnavailable }
+    );
+    assert_eq!(c.balance(None).await.unwrap(), before, "status 16 refunds the requester");
+    match submit(node, honest, String::new(), sig.0.to_vec()).await {
+        Err(ContractError::Marketplace(E::TaskNotActive(e))) => {
+            assert_eq!(e.taskId, U256::from(b.task.get()));
+        }
+        other => panic!("double submit: expected TaskNotActive, got {other:?}"),
+    }
+
+    // The node wakes up (its held task is gone) and runs a program that writes without end:
+    // the output is cut at the cap, the status is RESOURCE_LIMIT and the node is paid.
+    crate::adversarial::signal(pid, "CONT");
+    drop(resume);
+    let wasm = c.resolve_image("wasm").await.expect("the `wasm` runner image");
+    let flood =
+        std::fs::read(crate::e2e_stack::repo_root().join("testdata/enclave/flood.wasm")).unwrap();
+    let mut req = TaskRequest::new(wasm.id, Vec::new());
+    req.code = Some(flood);
+    let node_before = c.balance(Some(node)).await.unwrap();
+    let r = c.run(&req, Duration::from_secs(120), |_, _| ()).await.unwrap();
+    assert_eq!(r.status, StatusCode::ResourceLimit);
+    assert_eq!(r.output.unwrap().stdout.len(), 16 << 20, "the output is not cut at 16 MiB");
+    assert!(c.balance(Some(node)).await.unwrap() > node_before, "RESOURCE_LIMIT pays the node");
+    assert!(c.ledger().await.unwrap().conserved());
+}
