@@ -185,6 +185,15 @@ async fn submitted(
         .collect())
 }
 
+/// How many `E` events the Marketplace emitted from `from` on.
+async fn count_events<E: SolEvent>(c: &Client, from: u64) -> Result<usize, Error> {
+    let filter = alloy::rpc::types::Filter::new()
+        .address(c.deployment().marketplace)
+        .event_signature(E::SIGNATURE_HASH)
+        .from_block(from);
+    Ok(c.provider().get_logs(&filter).await.map_err(|e| chain_err(c, e))?.len())
+}
+
 fn task_id(raw: U256) -> TaskId {
     TaskId::new(u64::try_from(raw).unwrap()).unwrap()
 }
@@ -204,8 +213,8 @@ struct Plan {
 /// A submitted task, as its requester tracks it.
 struct Sent {
     id: TaskId,
-    /// Chain time after which the task is surely past its deadline.
-    reclaim_after: u64,
+    /// Its deadline (chain time): reclaimable after it.
+    deadline: u64,
 }
 
 /// Submits one task, surviving outages: the ciphertext is made once, so a submission that
@@ -263,7 +272,7 @@ async fn sweep(r: &Requester, pending: Vec<Sent>, k: &Counters) -> Vec<Sent> {
         if !patiently("getTask", k, || is_live(c, s.id)).await {
             continue;
         }
-        if now > s.reclaim_after {
+        if now > s.deadline {
             // Refused when a node settled it in between, or the chain went away: the next
             // round looks again.
             if c.reclaim(s.id).await.is_ok() {
@@ -290,11 +299,9 @@ async fn drive(
     let mut pending = Vec::new();
     let mut last_sweep = Instant::now();
     for plan in plans {
-        let now = patiently("head", &k, || head_time(&r.client)).await;
         if let Some((id, hash)) = submit_one(&r, image, &plan, &k).await {
-            // The deadline is at most a block's worth of seconds after `now + deadline`.
-            let reclaim_after = now + plan.deadline.as_secs() + 60;
-            pending.push(Sent { id, reclaim_after });
+            let deadline = patiently("task", &k, || r.client.task(id)).await.deadline;
+            pending.push(Sent { id, deadline });
             k.submitted.fetch_add(1, Ordering::Relaxed);
             inputs.insert(hash, plan.input);
         }
@@ -359,7 +366,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     let dir = tmp.path().canonicalize().unwrap();
 
     // The deployment, the image and the node's offers, once, by `ecld up` on fixed ports.
-    let ports = Ports::pick();
+    let ports = Ports::pick(&mut Rng::new(opts.seed ^ u64::from(std::process::id())));
     let programs = dir.join("programs");
     std::fs::create_dir_all(&programs).unwrap();
     std::fs::copy(crate::e2e_stack::programs_dir().join("hash.wasm"), programs.join("hash.wasm"))
@@ -550,6 +557,12 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         *states.entry(key).or_default() += 1;
     }
 
+    let from = deployment.deploy_block;
+    let claims =
+        patiently("claims", &k, || count_events::<Marketplace::TaskClaimed>(&c, from)).await;
+    let releases =
+        patiently("releases", &k, || count_events::<Marketplace::TaskReleased>(&c, from)).await;
+
     // Tokens: the Marketplace's books, and every token between requesters, node and escrow.
     let ledger = patiently("ledger", &k, || c.ledger()).await;
     let tokens_after = total_balance(&c, &holders, &k).await;
@@ -615,6 +628,8 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         "tasks_on_chain": on_chain.len(),
         "clients": opts.clients,
         "final_states": states,
+    "claims": claims,
+        "releases_by_the_node": releases,
         "reclaimed_during_run": k.reclaims.load(Ordering::Relaxed),
         "reclaimed_after_advancing_chain_time": reclaimed_after_advance,
         "results_verified_and_decrypted": verified,

@@ -20,6 +20,12 @@ use std::{
 
 use crate::e2e_stack::ecld_bin;
 
+/// The copy of the binary every service of a run starts from (and the node's enclaves, as
+/// its own executable): a rebuild of the workspace during a long run must not change it.
+pub(crate) fn run_bin(dir: &Path) -> PathBuf {
+    dir.join("bin/ecld")
+}
+
 /// A small xorshift generator: a run is reproducible from its printed seed.
 pub(crate) struct Rng(u64);
 
@@ -56,11 +62,26 @@ pub(crate) struct Ports {
 }
 
 impl Ports {
-    pub(crate) fn pick() -> Self {
-        // Held together so the system hands out three distinct ports.
-        let l: Vec<TcpListener> =
-            (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-        let p: Vec<u16> = l.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    /// Ports below the system's ephemeral range, so that no outgoing connection and no other
+    /// test's port-0 listener takes one while its service is down between a kill and a
+    /// restart.
+    pub(crate) fn pick(rng: &mut Rng) -> Self {
+        let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u64>().ok()))
+            .unwrap_or(32768);
+        let (lo, hi) = (10_000u64, first_ephemeral.max(10_100) - 1);
+        let mut held: Vec<TcpListener> = Vec::new();
+        while held.len() < 3 {
+            let port = u16::try_from(lo + rng.below(hi - lo)).unwrap();
+            if held.iter().any(|l| l.local_addr().unwrap().port() == port) {
+                continue;
+            }
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                held.push(l);
+            }
+        }
+        let p: Vec<u16> = held.iter().map(|l| l.local_addr().unwrap().port()).collect();
         Self { rpc: p[0], store: p[1], cas: p[2] }
     }
 }
@@ -123,6 +144,7 @@ const NAMES: [&str; 4] = ["devnet", "store", "cas", "node"];
 /// One supervised service: its command line never changes between restarts.
 struct Service {
     name: &'static str,
+    bin: PathBuf,
     args: Vec<OsString>,
     log: PathBuf,
     rust_log: String,
@@ -131,9 +153,15 @@ struct Service {
 }
 
 impl Service {
-    fn spawn(name: &'static str, args: &[OsString], log: &Path, rust_log: &str) -> Child {
+    fn spawn(
+        name: &'static str,
+        bin: &Path,
+        args: &[OsString],
+        log: &Path,
+        rust_log: &str,
+    ) -> Child {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        Command::new(ecld_bin())
+        Command::new(bin)
             .args(args)
             .env("RUST_LOG", rust_log)
             .env_remove("ECLD_NODE_CRASH_AT")
@@ -144,14 +172,15 @@ impl Service {
             .unwrap_or_else(|e| panic!("cannot start ecld {name}: {e}"))
     }
 
-    fn start(name: &'static str, args: Vec<OsString>, logs: &Path, rust_log: &str) -> Self {
-        let log = logs.join(format!("{name}.log"));
-        let child = Self::spawn(name, &args, &log, rust_log);
-        Self { name, args, log, rust_log: rust_log.to_owned(), child, starts: 1 }
+    fn start(name: &'static str, args: Vec<OsString>, dir: &Path, rust_log: &str) -> Self {
+        let log = dir.join("logs").join(format!("{name}.log"));
+        let bin = run_bin(dir);
+        let child = Self::spawn(name, &bin, &args, &log, rust_log);
+        Self { name, bin, args, log, rust_log: rust_log.to_owned(), child, starts: 1 }
     }
 
     fn restart(&mut self) {
-        self.child = Self::spawn(self.name, &self.args, &self.log, &self.rust_log);
+        self.child = Self::spawn(self.name, &self.bin, &self.args, &self.log, &self.rust_log);
         self.starts += 1;
     }
 
@@ -199,12 +228,11 @@ fn wait_listening(port: u16, what: &str) {
 impl Services {
     /// Starts the four services on the state `ecld up` left in `dir`.
     pub(crate) fn start(dir: &Path, ports: Ports, rust_log: &str) -> Self {
-        let logs = dir.join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
         let devnet = Service::start(
             NAMES[DEVNET],
             os(&[&"devnet", &"--port", &ports.rpc.to_string(), &"--state", &dir.join("chain")]),
-            &logs,
+            dir,
             rust_log,
         );
         wait_listening(ports.rpc, "the devnet");
@@ -218,7 +246,7 @@ impl Services {
                 &"--data-dir",
                 &dir.join("store"),
             ]),
-            &logs,
+            dir,
             rust_log,
         );
         let cas = Service::start(
@@ -233,7 +261,7 @@ impl Services {
                 &"--admin-token-file",
                 &dir.join("keys/cas-admin.token"),
             ]),
-            &logs,
+            dir,
             rust_log,
         );
         wait_listening(ports.store, "the store");
@@ -241,7 +269,7 @@ impl Services {
         let node = Service::start(
             NAMES[NODE],
             os(&[&"node", &"--config", &dir.join("node/node.toml")]),
-            &logs,
+            dir,
             rust_log,
         );
         Self {
@@ -460,13 +488,15 @@ impl Supervisor {
     }
 }
 
-/// Runs `ecld up` once on fixed ports to deploy the contracts, publish the programs in
-/// `programs` and register the node's offers; stops it, leaving its state in `dir`. Returns
-/// what `ecld up --json` printed.
+/// Copies the binary into `dir` ([`run_bin`]) and runs `ecld up` from it once, on fixed
+/// ports, to deploy the contracts, publish the programs in `programs` and register the node's
+/// offers; stops it, leaving its state in `dir`. Returns what `ecld up --json` printed.
 pub(crate) fn set_up(dir: &Path, ports: Ports, programs: &Path) -> serde_json::Value {
     use std::io::{BufRead, BufReader};
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(ecld_bin(), run_bin(dir)).unwrap();
     let log = std::fs::File::create(dir.join("up.log")).unwrap();
-    let mut child = Command::new(ecld_bin())
+    let mut child = Command::new(run_bin(dir))
         .args(["up", "--json", "--stop-on-stdin-eof", "--data-dir"])
         .arg(dir)
         .arg("--programs")
