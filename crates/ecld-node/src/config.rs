@@ -266,8 +266,8 @@ pub struct NodeConfig {
     pub contracts: Contracts,
     /// WebSocket URL of the `newHeads` subscription; `None`: no subscription, polling only.
     pub ws_url: Option<Url>,
-    /// How often the chain is polled without a subscription (with one: at most every
-    /// [`SUBSCRIBED_POLL_FLOOR`], as a safety net).
+    /// How often the chain is polled without a subscription (with one: every
+    /// `max(poll_interval, SUBSCRIBED_POLL_FLOOR)`, as a safety net).
     pub poll_interval: Duration,
     /// How many recent reads (their last block and its hash) the follower remembers to find
     /// the fork point of a reorganisation; a deeper one rebuilds from the deployment block.
@@ -550,7 +550,8 @@ fn parse_offer(i: usize, o: &RawOffer, platform: Platform) -> Result<OfferSpec, 
     })
 }
 
-/// With a live subscription the chain is still polled, at most this often, as a safety net.
+/// With a live subscription the chain is still polled as a safety net, every `poll_interval`
+/// but not more often than this.
 pub const SUBSCRIBED_POLL_FLOOR: Duration = Duration::from_secs(15);
 
 /// A commented example configuration, as `ecld node init` writes it.
@@ -580,7 +581,8 @@ deployment_file = "deployment.json"
 # ws:// (wss://) unless given here; "none" turns it off. Each new head wakes the node at once;
 # the events themselves are always read with eth_getLogs, so nothing is missed. Without a
 # subscription (plain HTTP endpoint, or the socket dropped: re-subscribed with backoff) the node
-# polls every poll_interval_ms; with one it still polls at most every 15 s as a safety net.
+# polls every poll_interval_ms; with one, only every poll_interval_ms or 15 s, whichever is
+# longer, as a safety net.
 # ws_url = "ws://127.0.0.1:8545"
 poll_interval_ms = 1000
 # How many recent reads the node remembers by block hash to find where a chain reorganisation
