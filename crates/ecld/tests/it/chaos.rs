@@ -393,9 +393,8 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         let wallet: PrivateKeySigner = key.parse().unwrap();
         let account = wallet.address();
         let identity = ecld_crypto::AgeIdentity::generate();
-        let client = Client::with_parts(&config, deployment.clone(), Some(wallet), Some(identity))
-            .await
-            .unwrap();
+        let client =
+            Client::with_parts(&config, deployment, Some(wallet), Some(identity)).await.unwrap();
         requesters.push(Arc::new(Requester { client, account }));
     }
     let c = requesters[0].client.clone();
