@@ -766,3 +766,162 @@ async fn forged_replayed_and_duplicate_proofs_and_claims_are_refused_with_exact_
     assert!(c.balance(Some(node)).await.unwrap() > node_before, "RESOURCE_LIMIT pays the node");
     assert!(c.ledger().await.unwrap().conserved());
 }
+
+/// A valid secp256k1 public key (the generator) that is no node's sim platform key.
+const STRANGER_SIM_KEY: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+
+/// Two images whose CAS policy does not admit this node's enclave: one admits only another
+/// machine's sim platform key (this enclave is, to the CAS, unattested), the other is strict —
+/// TDX only, no `danger_allow_sim` — while its registry entry lets sim nodes take its tasks.
+/// The CAS refuses each enclave with its own code (`untrusted_sim_key`, `sim_not_allowed`),
+/// gives it no keys, and nothing runs; the node releases each task (three attempts) and the
+/// requester takes back every token after the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enclaves_the_cas_does_not_admit_get_no_keys_and_their_tasks_are_refunded() {
+    let stack = Stack::start();
+    let c = client(&stack).await;
+    let chain = chain_of(&stack).await;
+    let base = std::fs::read(programs_dir().join("hash.wasm")).unwrap();
+
+    // 1. A sim policy listing another machine's platform key.
+    let module = with_marker(&base, b"admits another machine only");
+    let policy = PublishRequest::sim_policy(&module, &[STRANGER_SIM_KEY.to_owned()]).unwrap();
+    let req = PublishRequest {
+        name: "other-machine-only".into(),
+        version: "1".into(),
+        module,
+        policy,
+        cas: None,
+        cas_token: None,
+    };
+    let unattested = c.publish_image(&req).await.unwrap();
+
+    // 2. A strict policy (TDX only) in the CAS, an ImageRegistry entry that allows sim.
+    let module = with_marker(&base, b"strict policy, sim in the registry");
+    let measurement = B256::from(ecld_tee::sim::measure(&module));
+    let (name, version) = ("strict-tdx-only", "1");
+    let session = ecld_node::enclave::session_name(name, version, &measurement);
+    let policy = ecld_tee::Policy {
+        tdx: Some(ecld_tee::TdxPolicy {
+            mr_td: ecld_tee::HexBytes([1; 48]),
+            rtmr0: None,
+            rtmr1: None,
+            rtmr2: None,
+            rtmr3: None,
+        }),
+        tcb_statuses: vec!["UpToDate".to_owned()],
+        ..ecld_tee::Policy::default()
+    };
+    assert!(!policy.danger_allow_sim && policy.sim.is_none());
+    let cas: std::net::SocketAddr = stack.info["cas"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let token = std::fs::read_to_string(stack.dir.path().join("keys/cas-admin.token")).unwrap();
+    let body = serde_json::json!({ "name": session, "policy": policy }).to_string();
+    let headers = format!(
+        "Content-Type: application/json\r\nAuthorization: Bearer {}\r\n",
+        token.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().trim()
+    );
+    let (status, answer) = http(cas, "POST", "/v1/sessions", &headers, body.as_bytes());
+    assert!((200..300).contains(&status), "creating the strict session: {status} {answer}");
+    let info: Value = serde_json::from_str(&answer).unwrap();
+    let manifest = ImageManifest {
+        codeCid: c.upload(&module).await.unwrap(),
+        measurement,
+        enclaveKey: ecld_sdk::keys::key_of(info["enclave_recipient"].as_str().unwrap()).unwrap(),
+        enclaveSigner: info["enclave_signer"].as_str().unwrap().parse().unwrap(),
+        casIdentity: info["cas_identity"].as_str().unwrap().parse().unwrap(),
+        platforms: 1,
+        owner: c.account().unwrap(),
+        name: name.into(),
+        version: version.into(),
+    };
+    let registry = ImageRegistry::new(c.deployment().registry, c.provider().clone());
+    let id = ImageId(registry.imageIdOf(manifest.clone()).call().await.unwrap());
+    let receipt = registry.publish(manifest).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "publishing the strict image reverted");
+    let strict = c.image(id).await.unwrap();
+    assert!(strict.allows_sim());
+
+    let store = stack.info["store"].as_str().unwrap();
+    let (node, _) = Node::start(&stack, &[unattested.id, strict.id], store);
+    let before = c.balance(None).await.unwrap();
+    let mut tasks = Vec::new();
+    for image in [unattested.id, strict.id] {
+        let mut req = TaskRequest::new(image, b"input for an enclave without keys\n".to_vec());
+        req.offer = OfferChoice::Open;
+        req.price = Some(MAX_PRICE.parse::<U256>().unwrap());
+        tasks.push(c.submit(&req).await.unwrap().task);
+    }
+    let gave_up = "failed the task 3 times; leaving it to other nodes";
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while node.text().matches(gave_up).count() < tasks.len() {
+        assert!(Instant::now() < deadline, "the node did not give up: {}", node.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let evs = events(&chain).await;
+    let text = node.text();
+    for &t in &tasks {
+        assert!(
+            !evs.iter().any(|e| matches!(e, ChainEvent::Settled { task, .. } if *task == t)),
+            "task {t} settled without an admitted enclave"
+        );
+        let steps = node.steps(t);
+        let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(names, ["claiming", "claimed", "releasing", "done"].repeat(3), "task {t}");
+        for (step, line) in &steps {
+            if step == "releasing" {
+                assert_eq!(line["reason"], "enclave did not start or attest", "task {t}: {line}");
+            }
+        }
+    }
+    let sim_key = ecld_tee::SimPlatformKey::load_or_generate(
+        &stack_node_dir(&stack).join("sim-platform.key"),
+    )
+    .unwrap()
+    .public_hex();
+    for (image, refusal) in [
+        (
+            unattested.id,
+            format!(
+                "CAS refused (403 untrusted_sim_key): attestation refused: sim evidence is signed \
+                 by platform key {sim_key}, which the policy's `sim.platform_keys` does not list"
+            ),
+        ),
+        (
+            strict.id,
+            "CAS refused (403 sim_not_allowed): attestation refused: evidence is from the \
+             INSECURE `sim` platform but the policy does not set `danger_allow_sim: true`"
+                .to_owned(),
+        ),
+    ] {
+        // One refusal per attempt, as the node reports it.
+        let line = format!(
+            "enclave for image {image} did not start: the enclave failed to start: CAS request \
+             failed: {refusal}"
+        );
+        assert_eq!(text.matches(&line).count(), 3, "`{line}` in the node's log:\n{text}");
+    }
+    assert!(!text.contains("enclave finished"), "an enclave ran without keys:\n{text}");
+    let audit = std::fs::read_to_string(
+        Path::new(stack.info["cas_dir"].as_str().unwrap()).join("audit.jsonl"),
+    )
+    .unwrap();
+    for code in ["untrusted_sim_key", "sim_not_allowed"] {
+        assert!(audit.contains(&format!("\"code\":\"{code}\"")), "{code} missing in {audit}");
+    }
+    drop(node);
+
+    time_travel(&stack, 700);
+    for &t in &tasks {
+        c.reclaim(t).await.unwrap();
+        assert_eq!(c.task(t).await.unwrap().state, TaskState::Reclaimed);
+    }
+    assert_eq!(c.balance(None).await.unwrap(), before, "the requester got every token back");
+    assert!(c.ledger().await.unwrap().conserved());
+}

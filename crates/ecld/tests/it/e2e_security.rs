@@ -85,7 +85,16 @@ async fn tampering_wrong_signers_and_eavesdropping_are_all_caught() {
         None,
     )
     .unwrap_err();
-    assert!(matches!(err, VerifyError::WrongSigner { .. }), "{err}");
+    let signature = ecld_crypto::ProofSignature::from_slice(&forged.signature).unwrap();
+    let signed_by = forged.proof.recover(&c.proof_domain(), &signature).unwrap();
+    match err {
+        VerifyError::WrongSigner { task, image, expected, recovered } => {
+            assert_eq!((task, image, expected), (r.task, stats.id, stats.enclave_signer));
+            assert_eq!(recovered, signed_by);
+            assert_ne!(recovered, stats.enclave_signer);
+        }
+        other => panic!("expected WrongSigner, got {other}"),
+    }
 
     // 4. A result altered in the store is detected by `ecld task verify`.
     let cid = &r.verified.record.result_cid;
