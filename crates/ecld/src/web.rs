@@ -76,6 +76,9 @@ pub(crate) struct WebConfig {
     pub(crate) store: String,
     /// The deployment file (`deployment.json`) the page reads as `/ecld-config.json`.
     pub(crate) deployment: PathBuf,
+    /// When `listen` is taken, serve on a port the system picks (with a warning) instead of
+    /// failing: for the default port, which a second stack or another program may hold.
+    pub(crate) fall_back_to_free_port: bool,
 }
 
 /// A running web server; [`WebHandle::shutdown`] stops it.
@@ -116,14 +119,25 @@ struct Forward {
 /// Binds `config.listen` and serves the page and its forwards in a background task.
 pub(crate) async fn spawn(config: WebConfig) -> anyhow::Result<WebHandle> {
     let app = router(&config)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} for the dApp page: is another `ecld up` running? Stop it, or pick another port with --web-port (or --ephemeral-ports)",
-                config.listen
-            )
-        })?;
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(e) if config.fall_back_to_free_port => {
+            let free = SocketAddr::new(config.listen.ip(), 0);
+            let listener = tokio::net::TcpListener::bind(free)
+                .await
+                .with_context(|| format!("cannot listen on {free} for the dApp page"))?;
+            tracing::warn!(target: "ecld::web", port = config.listen.port(), error = %e, "the dApp page's port is taken; serving it on a free port (see the printed web URL)");
+            listener
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot listen on {} for the dApp page: is another `ecld up` running? Stop it, or pick another port with --web-port (or --ephemeral-ports)",
+                    config.listen
+                )
+            });
+        }
+    };
     let addr = listener.local_addr()?;
     tracing::info!(target: "ecld::web", %addr, "web page listening");
     let (tx, rx) = oneshot::channel::<()>();

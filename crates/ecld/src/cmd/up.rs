@@ -41,8 +41,10 @@ pub(crate) struct Args {
     /// CAS port.
     #[arg(long, default_value_t = 8090)]
     pub(crate) cas_port: u16,
-    /// Port of the dApp page (and its forwards to the chain and the store).
-    #[arg(long, default_value_t = 5173)]
+    /// Port of the dApp page (and its forwards to the chain and the store). When the default
+    /// port is taken, the page is served on a free port instead (the printed `web` URL says
+    /// which); another port given here must be free.
+    #[arg(long, default_value_t = DEFAULT_WEB_PORT)]
     pub(crate) web_port: u16,
     /// Let the system pick free ports for every service (what tests use).
     #[arg(long)]
@@ -104,6 +106,9 @@ struct ImageInfo {
     id: ecld_types::ImageId,
     allows_sim: bool,
 }
+
+/// Default port of the dApp page (Vite's, which the page was first served on).
+const DEFAULT_WEB_PORT: u16 = 5173;
 
 /// Dev accounts (from the public test mnemonic) and their roles.
 const DEPLOYER: usize = 0;
@@ -288,6 +293,7 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
         rpc: rpc.clone(),
         store: store_url.clone(),
         deployment: deployment_file.clone(),
+        fall_back_to_free_port: args.web_port == DEFAULT_WEB_PORT,
     })
     .await?;
 

@@ -122,3 +122,32 @@ async fn up_serves_the_page_and_forwards_to_chain_and_store() {
 
     tokio::task::spawn_blocking(move || drop(stack.stop())).await.unwrap();
 }
+
+/// `ecld up` on fixed ports (no `--ephemeral-ports`) while the page's default port is taken,
+/// by this test or by anything else: the stack still starts, with the page on a free port.
+#[test]
+fn the_page_moves_to_a_free_port_when_the_default_one_is_taken() {
+    use std::io::BufRead;
+    let _held = std::net::TcpListener::bind("127.0.0.1:5173"); // Taken either way.
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::e2e_stack::ecld_bin())
+        .args(["up", "--json", "--stop-on-stdin-eof", "--no-node"])
+        .args(["--rpc-port", "0", "--store-port", "0", "--cas-port", "0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--programs")
+        .arg(crate::e2e_stack::programs_dir())
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    drop(child.stdin.take());
+    let status = child.wait().unwrap();
+    let info: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("`ecld up` printed {line:?} ({e}); exit {status}"));
+    let web = info["web"].as_str().unwrap();
+    assert!(web.starts_with("http://127.0.0.1:") && !web.ends_with(":5173"), "{web}");
+    assert!(status.success(), "{status}");
+}
