@@ -62,8 +62,8 @@ enum Program {
 #[derive(Debug)]
 struct Bench {
     name: &'static str,
-    /// The heading of the section it writes; `None` when not known in advance (web).
-    section: Option<&'static str>,
+    /// The heading of the section it writes.
+    section: &'static str,
     /// What it is compared with in the same run.
     peers: &'static str,
     program: Program,
@@ -77,7 +77,7 @@ struct Bench {
 const BENCHES: &[Bench] = &[
     Bench {
         name: "crypto",
-        section: Some("## Crypto"),
+        section: "## Crypto",
         peers: "–",
         program: Program::Sibling("ecld-crypto-bench"),
         full: &[],
@@ -85,7 +85,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "store",
-        section: Some("## Store"),
+        section: "## Store",
         peers: "js-ipfs daemon",
         program: Program::Sibling("ecld-store-bench"),
         full: &[],
@@ -93,7 +93,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "cas",
-        section: Some("## CAS"),
+        section: "## CAS",
         peers: "–",
         program: Program::Sibling("ecld-cas-bench"),
         full: &[],
@@ -101,7 +101,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "gas",
-        section: Some("## Chain gas"),
+        section: "## Chain gas",
         peers: "hardhat node",
         program: Program::Sibling("ecld-contracts-bench"),
         full: &[],
@@ -109,7 +109,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "devnet",
-        section: Some("## Devnet"),
+        section: "## Devnet",
         peers: "hardhat node",
         program: Program::Sibling("devnet-bench"),
         full: &[],
@@ -117,7 +117,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "enclave",
-        section: Some("## Enclave"),
+        section: "## Enclave",
         peers: "native",
         program: Program::Sibling("ecld-enclave-bench"),
         full: &[],
@@ -125,7 +125,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "runners",
-        section: Some("## Runners"),
+        section: "## Runners",
         peers: "CPython, Node.js",
         program: Program::Sibling("ecld-runner-bench"),
         full: &[],
@@ -134,7 +134,7 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "node",
-        section: Some("## Node"),
+        section: "## Node",
         peers: "–",
         program: Program::Ecld("node"),
         full: &[],
@@ -142,14 +142,19 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         name: "e2e",
-        section: Some("## End to end"),
+        section: "## End to end",
         peers: "–",
         program: Program::Ecld("e2e"),
         full: &[],
         quick: &["--tasks", "5", "--clients", "2", "--throughput-tasks", "10"],
     },
     Bench {
-        name: "web", section: None, peers: "–", program: Program::Web, full: &[], quick: &[]
+        name: "web",
+        section: "## Web",
+        peers: "–",
+        program: Program::Web,
+        full: &[],
+        quick: &[],
     },
 ];
 
@@ -175,7 +180,7 @@ pub(super) async fn run(a: AllArgs) -> anyhow::Result<()> {
     let selected = select(&a.only, &a.skip)?;
     if a.list {
         for b in &selected {
-            println!("{:<8} {:<14} compared with {}", b.name, b.section.unwrap_or("–"), b.peers);
+            println!("{:<8} {:<14} compared with {}", b.name, b.section, b.peers);
         }
         return Ok(());
     }
@@ -340,20 +345,18 @@ async fn run_one(b: &Bench, r: &Run) -> Outcome {
     match status {
         Err(e) => Outcome::Failed(format!("lost the process: {e}")),
         Ok(s) if !s.success() => Outcome::Failed(failure_reason(&s.to_string(), &tail)),
-        Ok(_) => match b.section {
-            None => Outcome::Ok,
-            Some(heading) => {
-                let doc = std::fs::read_to_string(&r.out).unwrap_or_default();
-                if ecld_benchkit::find_section(&doc, heading).is_some() {
-                    Outcome::Ok
-                } else {
-                    Outcome::Failed(format!(
-                        "exited successfully but {} has no `{heading}` section",
-                        r.out.display()
-                    ))
-                }
+        Ok(_) => {
+            let doc = std::fs::read_to_string(&r.out).unwrap_or_default();
+            if ecld_benchkit::find_section(&doc, b.section).is_some() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed(format!(
+                    "exited successfully but {} has no `{}` section",
+                    r.out.display(),
+                    b.section
+                ))
             }
-        },
+        }
     }
 }
 
@@ -427,7 +430,7 @@ fn summary(machine: &Machine, r: &Run, results: &[(&Bench, Outcome, Duration)]) 
             Outcome::Failed(why) => format!("**FAILED**: {}", why.replace('|', "\\|")),
             Outcome::Skipped(why) => format!("skipped: {why}"),
         };
-        let section = b.section.map_or("–", |h| h.trim_start_matches("## "));
+        let section = b.section.trim_start_matches("## ");
         let _ = writeln!(
             s,
             "| {} | {section} | {} | {result} | {:.1} |",
@@ -469,7 +472,7 @@ mod tests {
         unique.sort_unstable();
         unique.dedup();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        let sections: Vec<&str> = BENCHES.iter().filter_map(|b| b.section).collect();
+        let sections: Vec<&str> = BENCHES.iter().map(|b| b.section).collect();
         for heading in [
             "## Store",
             "## Chain gas",
@@ -480,6 +483,7 @@ mod tests {
             "## Node",
             "## CAS",
             "## End to end",
+            "## Web",
         ] {
             assert!(sections.contains(&heading), "no benchmark writes {heading}");
         }
@@ -613,7 +617,7 @@ mod tests {
             s.contains("| devnet | Devnet | hardhat node | **FAILED**: a \\| b | 30.0 |\n"),
             "{s}"
         );
-        assert!(s.contains("| web | – | – | skipped: no web/bench | 0.0 |\n"), "{s}");
+        assert!(s.contains("| web | Web | – | skipped: no web/bench | 0.0 |\n"), "{s}");
         assert!(
             s.contains("1 of 3 benchmarks wrote their section of /t/B.md (1 failed, 1 skipped)."),
             "{s}"
