@@ -320,14 +320,25 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
     assert!(ledger.conserved(), "escrowed ≠ paid + refunded + held: {ledger:?}");
 }
 
-/// An HTTP proxy in front of the store that, once told to lie, flips one byte in the body of
-/// every `/api/v0/block/get` answer: a store that returns wrong bytes for a CID. Honest, it
-/// passes everything through. Each connection carries one request (`Connection: close`) so
-/// that every request is judged on its own.
+/// What a [`LyingStore`] lies about.
+#[derive(Default)]
+struct Lies {
+    /// Flip one byte of every `/api/v0/block/get` answer.
+    blocks: AtomicBool,
+    /// Answer every `/api/v0/add` with this CID instead of the real one.
+    adds: std::sync::Mutex<Option<String>>,
+    /// Lies told so far.
+    told: AtomicUsize,
+}
+
+/// An HTTP proxy in front of the store that, when told to, lies: it flips one byte in the
+/// body of every `/api/v0/block/get` answer (wrong bytes for a CID), or names another CID in
+/// every `/api/v0/add` answer (a wrong CID for the bytes given). Honest, it passes everything
+/// through. Each connection carries one request (`Connection: close`) so that every request
+/// is judged on its own.
 struct LyingStore {
     port: u16,
-    lying: Arc<AtomicBool>,
-    lies: Arc<AtomicUsize>,
+    lies: Arc<Lies>,
 }
 
 impl LyingStore {
@@ -335,35 +346,37 @@ impl LyingStore {
         let target = target.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let lying = Arc::new(AtomicBool::new(false));
-        let lies = Arc::new(AtomicUsize::new(0));
-        let (l2, n2) = (Arc::clone(&lying), Arc::clone(&lies));
+        let lies = Arc::new(Lies::default());
+        let shared = Arc::clone(&lies);
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (target, lying, lies) = (target.clone(), Arc::clone(&l2), Arc::clone(&n2));
+                let (target, lies) = (target.clone(), Arc::clone(&shared));
                 std::thread::spawn(move || {
-                    let _ = proxy_one(conn, &target, &lying, &lies);
+                    let _ = proxy_one(conn, &target, &lies);
                 });
             }
         });
-        Self { port, lying, lies }
+        Self { port, lies }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn lie(&self, lie: bool) {
-        self.lying.store(lie, Ordering::SeqCst);
+    fn lie_about_blocks(&self, lie: bool) {
+        self.lies.blocks.store(lie, Ordering::SeqCst);
+    }
+
+    fn lie_about_adds(&self, cid: Option<&str>) {
+        *self.lies.adds.lock().unwrap() = cid.map(str::to_owned);
+    }
+
+    fn told(&self) -> usize {
+        self.lies.told.load(Ordering::SeqCst)
     }
 }
 
-fn proxy_one(
-    mut client: TcpStream,
-    target: &str,
-    lying: &AtomicBool,
-    lies: &AtomicUsize,
-) -> std::io::Result<()> {
+fn proxy_one(mut client: TcpStream, target: &str, lies: &Lies) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     let end = loop {
@@ -391,7 +404,9 @@ fn proxy_one(
     std::thread::spawn(move || {
         let _ = std::io::copy(&mut from_client, &mut to_server);
     });
-    if !(lying.load(Ordering::SeqCst) && path.starts_with("/api/v0/block/get")) {
+    let lie_block = lies.blocks.load(Ordering::SeqCst) && path.starts_with("/api/v0/block/get");
+    let fake_cid = lies.adds.lock().unwrap().clone().filter(|_| path.starts_with("/api/v0/add"));
+    if !lie_block && fake_cid.is_none() {
         std::io::copy(&mut server, &mut client)?;
         return client.shutdown(Shutdown::Both);
     }
@@ -405,9 +420,24 @@ fn proxy_one(
         answer[at..].to_vec()
     };
     if head.starts_with("HTTP/1.1 200") && !body.is_empty() {
-        let mid = body.len() / 2;
-        body[mid] ^= 0x01;
-        lies.fetch_add(1, Ordering::SeqCst);
+        if let Some(fake) = fake_cid {
+            let lines: Vec<String> = String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| {
+                    let mut v: Value = serde_json::from_str(l).unwrap();
+                    if v.get("Hash").is_some() {
+                        v["Hash"] = Value::String(fake.clone());
+                    }
+                    v.to_string()
+                })
+                .collect();
+            body = (lines.join("\n") + "\n").into_bytes();
+        } else {
+            let mid = body.len() / 2;
+            body[mid] ^= 0x01;
+        }
+        lies.told.fetch_add(1, Ordering::SeqCst);
     }
     let mut out: String = head
         .split("\r\n")
@@ -446,7 +476,9 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 /// CID check, the enclave signs status 16 INPUT_UNAVAILABLE for an empty input, and the
 /// requester is refunded at once. At the client: `fetch` refuses the altered result with
 /// `VerifyError::ResultTampered` naming the task and the result CID, and `ecld task fetch`
-/// exits 4 printing no plaintext.
+/// exits 4 printing no plaintext. A store that names a wrong CID for what it is given: the
+/// client's submission fails before anything is escrowed, and the node never puts that CID on
+/// chain — it retries the upload and settles once the store answers truthfully.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_client() {
     let stack = Stack::start();
@@ -464,7 +496,7 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
     assert!(plaintext.len() >= 8, "the result is too short to search for: {plaintext:?}");
 
     // The store lies: the input the node fetches does not match its CID.
-    liar.lie(true);
+    liar.lie_about_blocks(true);
     let before = c.balance(None).await.unwrap();
     let submitted = c.submit(&req).await.unwrap();
     let info = c.wait(submitted.task, Duration::from_secs(60)).await.unwrap();
@@ -474,8 +506,7 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
     let refusal = format!("the store served tampered content for {}", submitted.input_cid);
     assert!(text.contains(&refusal), "no `{refusal}` in the node's log:\n{text}");
     assert!(text.contains("input unavailable; the enclave will sign INPUT_UNAVAILABLE"), "{text}");
-    drop(node);
-    let lies_to_node = liar.lies.load(Ordering::SeqCst);
+    let lies_to_node = liar.told();
     assert!(lies_to_node >= 1, "the proxy never lied");
 
     // The client reading the first result through the lying store.
@@ -491,7 +522,7 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
         }
         other => panic!("expected ResultTampered, got {other:?}"),
     }
-    assert!(liar.lies.load(Ordering::SeqCst) > lies_to_node);
+    assert!(liar.told() > lies_to_node);
     let out = stack
         .cmd()
         .env("ECLD_STORE", liar.url())
@@ -513,6 +544,48 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
     // The same result through the honest store is intact.
     let fetched = c.fetch(first.task).await.unwrap();
     assert_eq!(fetched.output.unwrap().stdout, plaintext);
+
+    // The store now names another CID (that of the first task's input) for every upload.
+    liar.lie_about_blocks(false);
+    let fake = submitted.input_cid.clone();
+    liar.lie_about_adds(Some(&fake));
+    let lie =
+        format!("the store answered CID {fake} for the uploaded bytes; do not trust this store");
+    let before = c.balance(None).await.unwrap();
+    let known = c.tasks(true).await.unwrap().len();
+    match fooled.submit(&req).await.unwrap_err() {
+        Error::Store { url, reason } => {
+            assert_eq!(url, liar.url());
+            assert!(reason.starts_with("store returned tampered content for "), "{reason}");
+            assert!(reason.ends_with(&lie), "{reason}");
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+    assert_eq!(c.balance(None).await.unwrap(), before, "a refused upload escrowed tokens");
+    assert_eq!(c.tasks(true).await.unwrap().len(), known, "a task was submitted");
+    // The node's result upload goes through the lying store: it retries, settles nothing.
+    let third = c.submit(&req).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while node.text().matches(&lie).count() < 2 {
+        assert!(Instant::now() < deadline, "the node never uploaded: {}", node.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        matches!(c.task(third.task).await.unwrap().state, TaskState::Matched { .. }),
+        "settled while the store lied about the result's CID"
+    );
+    let text = node.text();
+    let refused = "result upload failed e=store unavailable for (upload): store returned \
+                   tampered content for ";
+    assert!(text.contains(refused), "no `{refused}` in the node's log:\n{text}");
+    liar.lie_about_adds(None);
+    let info = c.wait(third.task, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(info.state, TaskState::Done { status: StatusCode::Success });
+    let fetched = c.fetch(third.task).await.unwrap();
+    assert_eq!(fetched.output.unwrap().stdout, plaintext, "the same input, the same result");
+    let (_, record) = c.proof(third.task).await.unwrap();
+    assert_ne!(record.result_cid, fake, "the node put the store's CID on chain");
+    drop(node);
     assert!(c.ledger().await.unwrap().conserved());
 }
 
