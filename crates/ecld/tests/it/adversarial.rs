@@ -544,6 +544,22 @@ async fn malformed_store_and_cas_requests_get_specific_errors_and_change_nothing
             ),
         ),
     ];
+    let mut huge = br#"{"session":""#.to_vec();
+    huge.extend(vec![b'a'; 3 << 20]);
+    huge.extend(br#""}"#);
+    let cases = [
+        cases,
+        vec![(
+            c,
+            "/v1/nonce",
+            json,
+            "body over the CAS's limit",
+            huge,
+            413,
+            "Failed to buffer the request body: length limit exceeded".to_owned(),
+        )],
+    ]
+    .concat();
     for (addr, path, headers, what, body, code, expected) in cases {
         let (status, answer) = http(addr, "POST", path, headers, &body);
         assert_eq!((status, answer.trim()), (code, expected.as_str()), "{what}");
