@@ -16,7 +16,13 @@
 //!
 //! A module without the section runs its own program and refuses code (status 5).
 
-use std::{num::NonZeroUsize, sync::Mutex};
+use std::{
+    num::NonZeroUsize,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use alloy_primitives::B256;
 
@@ -183,12 +189,13 @@ fn custom_sections(module: &[u8]) -> Result<Vec<CustomSection<'_>>, RunnerError>
 pub struct ModuleCache<T> {
     capacity: NonZeroUsize,
     entries: Mutex<Vec<(B256, T)>>,
+    hits: AtomicU64,
 }
 
 impl<T: Clone> ModuleCache<T> {
     /// A cache of at most `capacity` modules.
     pub fn new(capacity: NonZeroUsize) -> Self {
-        Self { capacity, entries: Mutex::new(Vec::new()) }
+        Self { capacity, entries: Mutex::new(Vec::new()), hits: AtomicU64::new(0) }
     }
 
     /// The module for `hash`, marked most recently used.
@@ -198,7 +205,13 @@ impl<T: Clone> ModuleCache<T> {
         let entry = entries.remove(i);
         let value = entry.1.clone();
         entries.push(entry);
+        self.hits.fetch_add(1, Ordering::Relaxed);
         Some(value)
+    }
+
+    /// How many lookups found their module (each one a compilation saved).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// Stores `value` for `hash`, evicting the least recently used entry when full.
@@ -301,5 +314,6 @@ mod tests {
         assert_eq!(cache.get(&a), Some(1));
         assert_eq!(cache.get(&c), Some(3));
         assert_eq!(cache.len(), 2);
+        assert_eq!(cache.hits(), 3, "three lookups found their module, one did not");
     }
 }

@@ -266,6 +266,15 @@ impl Program {
         self.runner
     }
 
+    /// For a `wasm-v1` runner image: how many user modules it holds compiled and how many
+    /// tasks found their module already compiled (`None` for other images).
+    pub fn module_cache(&self) -> Option<(usize, u64)> {
+        match &self.body {
+            Body::WasmRunner(cache) => Some((cache.len(), cache.hits())),
+            Body::Command(_) => None,
+        }
+    }
+
     /// Runs the program once on `input` under `limits`. Never fails: every way a program
     /// can end is an [`Exit`]. On a `wasm-v1` runner image, which has no program of its
     /// own, the run traps at once; use [`Program::run_code`].

@@ -87,6 +87,28 @@ fn wasm_runner_runs_user_module_and_proves_its_hash() {
 }
 
 #[test]
+fn wasm_runner_compiles_each_code_once_by_its_hash() {
+    let f = fixture(&wasm_runner_image());
+    let cache = || f.enclave.program.module_cache().unwrap();
+    assert_eq!(cache(), (0, 0));
+    let echo = wat::parse_str(ECHO).unwrap();
+    assert_eq!(f.run(Some(&echo), b"one").0.status, StatusCode::Success);
+    assert_eq!(cache(), (1, 0), "the first task compiles the module");
+    let (proof, env) = f.run(Some(&echo), b"two");
+    assert_eq!(proof.status, StatusCode::Success);
+    assert_eq!(env.unwrap().stdout, b"two");
+    assert_eq!(cache(), (1, 1), "the second task of the same code reuses it");
+    // Other code is another entry; code that does not compile is not cached.
+    let exit3 = wat::parse_str(EXIT3).unwrap();
+    assert_eq!(f.run(Some(&exit3), b"").0.status, StatusCode::ProgramError);
+    assert_eq!(f.run(Some(b"not wasm"), b"").0.status, StatusCode::CodeInvalid);
+    assert_eq!(f.run(Some(b"not wasm"), b"").0.status, StatusCode::CodeInvalid);
+    assert_eq!(cache(), (2, 1));
+    // Images that are not `wasm-v1` runners have no module cache.
+    assert_eq!(fixture(&stdin_runner(ECHO)).enclave.program.module_cache(), None);
+}
+
+#[test]
 fn wasm_runner_refuses_invalid_or_missing_code() {
     let f = fixture(&wasm_runner_image());
     let garbage = b"this is not a wasm module".to_vec();
