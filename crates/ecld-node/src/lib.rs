@@ -8,6 +8,7 @@ pub mod fetch;
 pub mod journal;
 pub mod metrics;
 mod node;
+pub mod refused;
 pub mod retry;
 pub mod task;
 

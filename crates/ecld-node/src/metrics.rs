@@ -14,6 +14,8 @@
 //! | `ecld_node_chain_subscribed` | gauge | | 1 while a `newHeads` subscription is live, 0 while the node only polls |
 //! | `ecld_node_chain_heads_total` | counter | | new-head notifications received (each wakes the follower) |
 //! | `ecld_node_chain_reorgs_total` | counter | | reorganisations (or chain restarts to an older head) detected |
+//! | `ecld_node_images_refused` | gauge | | images this node refuses for good (module ≠ registered measurement, or an unparsable CID); see `refused-images.json` in the data directory |
+//! | `ecld_node_module_rejections_total` | counter | `reason` (measurement, cid, tampered, unavailable, cache) | image module fetches that failed, by why |
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -41,6 +43,11 @@ pub const SUBSCRIBED: &str = "ecld_node_chain_subscribed";
 pub const HEADS: &str = "ecld_node_chain_heads_total";
 /// Reorganisations detected.
 pub const REORGS: &str = "ecld_node_chain_reorgs_total";
+
+/// Images refused for good.
+pub const IMAGES_REFUSED: &str = "ecld_node_images_refused";
+/// Failed module fetches, by reason.
+pub const MODULE_REJECTIONS: &str = "ecld_node_module_rejections_total";
 
 /// Records how long a step took.
 pub fn step(step: &'static str, took: Duration) {

@@ -33,6 +33,7 @@ use crate::{
     fetch::Fetcher,
     journal::{Entry, Journal, JournalError},
     metrics,
+    refused::{Refusals, RefusedImage},
     retry::{Backoff, retry},
     task::{Phase, Step},
 };
@@ -130,6 +131,8 @@ struct Inner {
     images: Mutex<HashMap<ImageId, ImageRecord>>,
     /// Tasks this node released because it could not run them.
     released: Mutex<Setbacks>,
+    /// Images whose module can never pass its checks: their tasks are not claimed.
+    refused: Mutex<Refusals>,
     stopping: AtomicBool,
 }
 
@@ -151,6 +154,58 @@ impl Inner {
     fn released_here(&self, task: TaskId, deadline: u64) -> (u32, Option<Duration>) {
         let mut m = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         m.record(task, deadline, self.tuning.release_backoff, now_unix(), Instant::now())
+    }
+
+    /// Records that this node released `task` for good (its image is refused): it is not
+    /// claimed again.
+    fn abandoned_here(&self, task: TaskId, deadline: u64) {
+        let mut m = self.released.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.abandon(task, deadline, now_unix());
+    }
+
+    /// Whether this node refuses `image` (registered as `record`) for good.
+    fn refuses(&self, image: ImageId, record: &ImageRecord) -> bool {
+        self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).refuses(
+            image,
+            &record.code_cid,
+            record.measurement,
+        )
+    }
+
+    /// Refuses `image` for good because its module failed with `detail` (`reason`: see
+    /// [`crate::refused::ModuleVerdict`]); logs it once, with what to do.
+    fn refuse(&self, image: ImageId, record: &ImageRecord, reason: &'static str, detail: &str) {
+        let mut r = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let refusal = RefusedImage {
+            image,
+            code_cid: record.code_cid.clone(),
+            measurement: record.measurement,
+            reason: reason.to_owned(),
+            detail: detail.to_owned(),
+            at: now_unix(),
+        };
+        let file = r.path().display().to_string();
+        let added = match r.add(refusal) {
+            Ok(added) => added,
+            Err(e) => {
+                tracing::error!(target: "ecld_node", %e, "cannot keep the image refusal on disk; it holds until the node restarts");
+                true
+            }
+        };
+        ::metrics::gauge!(metrics::IMAGES_REFUSED).set(r.len() as f64);
+        if added {
+            tracing::error!(
+                target: "ecld_node",
+                image = %image,
+                name = %record.name,
+                version = %record.version,
+                code_cid = %record.code_cid,
+                measurement = %record.measurement,
+                %detail,
+                file,
+                "image {image} refused for good: its module can never match the registered measurement;                  this node releases its tasks and claims none of them again. The image's publisher must                  publish a new image whose measurement is the module's; to make this node try the image                  again, remove it from {file} and restart the node"
+            );
+        }
     }
 
     /// Whether this node must not claim `task` now (backing off, or given up).
@@ -211,6 +266,14 @@ impl Setbacks {
         let wait = (s.failures < policy.attempts).then(|| policy.delay(s.failures));
         s.retry_at = wait.map(|w| now + w);
         (s.failures, wait)
+    }
+
+    /// Records `task` as given up at once (no further attempt).
+    fn abandon(&mut self, task: TaskId, deadline: u64, unix: u64) {
+        self.0.retain(|_, s| s.deadline >= unix);
+        let s = self.0.entry(task).or_insert(Setback { failures: 0, retry_at: None, deadline });
+        s.failures = s.failures.saturating_add(1);
+        s.retry_at = None;
     }
 
     fn held_back(&self, task: TaskId, now: Instant) -> bool {
@@ -313,6 +376,13 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         },
         cfg.enclave_idle_timeout,
     );
+    let refused = match Refusals::open(&cfg.data_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(target: "ecld_node", %e, "ignoring the remembered image refusals");
+            Refusals::empty(&cfg.data_dir)
+        }
+    };
     let metrics_addr = match cfg.metrics_addr {
         Some(addr) => Some(metrics::serve(addr).await?),
         None => {
@@ -320,6 +390,10 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
             None
         }
     };
+    ::metrics::gauge!(metrics::IMAGES_REFUSED).set(refused.len() as f64);
+    for r in refused.iter() {
+        tracing::warn!(target: "ecld_node", image = %r.image, code_cid = %r.code_cid, reason = %r.reason, file = %refused.path().display(), "image refused (remembered): its tasks are not claimed; remove it from the file and restart to try it again");
+    }
     let mut inner = Inner {
         cfg,
         tuning,
@@ -331,6 +405,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         deploy_block,
         images: Mutex::new(HashMap::new()),
         released: Mutex::new(Setbacks::default()),
+        refused: Mutex::new(refused),
         stopping: AtomicBool::new(false),
     };
     inner.offers = register_offers(&inner).await?;
@@ -620,6 +695,10 @@ async fn claim_free_slots(
             continue;
         }
         let Ok(image) = inner.image(info.image).await else { continue };
+        if inner.refuses(info.image, &image) {
+            tracing::debug!(target: "ecld_node", task = %info.id, image = %info.image, "not claiming: the image is refused");
+            continue;
+        }
         let Some(slot) = free.iter_mut().find(|(_, s, f)| *f > 0 && info.fits(s, image.platforms))
         else {
             continue;
@@ -674,5 +753,21 @@ mod tests {
         s.record(other, 9_000, policy(), 2_001, t0);
         assert!(!s.held_back(task, t0));
         assert!(s.held_back(other, t0));
+    }
+
+    #[test]
+    fn a_task_of_a_refused_image_is_given_up_at_the_first_release() {
+        let mut s = Setbacks::default();
+        let task = TaskId::new(9).unwrap();
+        let t0 = Instant::now();
+        s.abandon(task, 2_000, 1_000);
+        assert!(s.held_back(task, t0 + Duration::from_secs(3_600)));
+        assert_eq!(s.next_retry(t0), None, "no retry is scheduled");
+        // A task given up after backoffs stays given up when abandoned as well.
+        let other = TaskId::new(10).unwrap();
+        assert!(s.record(other, 2_000, policy(), 1_000, t0).1.is_some());
+        s.abandon(other, 2_000, 1_000);
+        assert!(s.held_back(other, t0 + Duration::from_secs(3_600)));
+        assert_eq!(s.next_retry(t0), None);
     }
 }

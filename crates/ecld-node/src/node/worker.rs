@@ -17,6 +17,7 @@ use crate::{
     enclave::{ImageEnclave, session_name},
     fetch::FetchError,
     metrics,
+    refused::{self, ModuleVerdict},
     retry::retry,
     task::{End, Outcome, Phase, Step},
 };
@@ -225,6 +226,17 @@ fn release(inner: &Inner, info: &TaskInfo, reason: &str) -> Result<Next, Failure
     Ok(Next::Continue)
 }
 
+/// Hands the task back for good: its image is refused on this node, so the task is not
+/// claimed again (other nodes may still take it).
+fn release_for_good(inner: &Inner, info: &TaskInfo, reason: &str) -> Result<Next, Failure> {
+    tracing::warn!(target: "ecld_node", reason, "releasing the task; this node will not claim it again");
+    inner
+        .step(info.id, Step::Releasing { reason: reason.to_owned() })
+        .map_err(|e| journal_failed(&e))?;
+    inner.abandoned_here(info.id, info.deadline);
+    Ok(Next::Continue)
+}
+
 async fn send_release(inner: &Inner, task: TaskId) -> Result<Next, Failure> {
     let start = Instant::now();
     let r = retry(inner.tuning.chain_backoff, "releaseTask", || inner.chain.release(task)).await;
@@ -249,12 +261,27 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         }
         Err(_) => return Ok(Next::Later("chain unreachable")),
     };
+    if inner.refuses(info.image, &image) {
+        return release_for_good(inner, info, "image refused on this node");
+    }
     let t = Instant::now();
     let module = match inner.fetcher.module(&image.code_cid, image.measurement).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(target: "ecld_node", %e, "image module unavailable");
-            return release(inner, info, "image module unavailable");
+            return match refused::classify(&e) {
+                ModuleVerdict::Unusable { reason } => {
+                    ::metrics::counter!(metrics::MODULE_REJECTIONS, "reason" => reason)
+                        .increment(1);
+                    inner.refuse(info.image, &image, reason, &e.to_string());
+                    release_for_good(inner, info, "image module does not match its registration")
+                }
+                ModuleVerdict::Transient { reason } => {
+                    ::metrics::counter!(metrics::MODULE_REJECTIONS, "reason" => reason)
+                        .increment(1);
+                    tracing::warn!(target: "ecld_node", %e, "image module unavailable");
+                    release(inner, info, "image module unavailable")
+                }
+            };
         }
     };
     metrics::step("fetch_image", t.elapsed());

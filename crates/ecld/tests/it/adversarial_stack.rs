@@ -28,7 +28,8 @@ use serde_json::Value;
 use crate::{
     adversarial::http,
     e2e_stack::{Stack, contains, files_under, programs_dir},
-    node::{MAX_PRICE, node_config, offer_ids, stack_node_dir, start_node_with},
+    node::{MAX_PRICE, kill9, node_config, offer_ids, stack_node_dir, start_node_with},
+    node_faults::{free_port, sample, scrape},
 };
 
 async fn client(stack: &Stack) -> Client {
@@ -239,29 +240,42 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
 
     // A node serving both images; each gets an open task.
     let store = stack.info["store"].as_str().unwrap();
-    let (node, _) = Node::start(&stack, &[altered.id, mismatched.id], store);
+    let (mut node, _) = Node::start(&stack, &[altered.id, mismatched.id], store);
     let before = c.balance(None).await.unwrap();
-    let mut tasks = Vec::new();
-    for image in [altered.id, mismatched.id] {
+    let submit = |image: ImageId| {
         let mut req = TaskRequest::new(image, b"input for a tampered image\n".to_vec());
         req.offer = OfferChoice::Open;
         req.price = Some(MAX_PRICE.parse::<U256>().unwrap());
-        tasks.push(c.submit(&req).await.unwrap().task);
+        req
+    };
+    let mut tasks = Vec::new();
+    for image in [altered.id, mismatched.id] {
+        tasks.push(c.submit(&submit(image)).await.unwrap().task);
     }
     assert!(c.balance(None).await.unwrap() < before, "the prices are escrowed");
 
-    // The node tries each task a bounded number of times (a failure may be transient), then
-    // leaves it: claims and releases pair up, nothing settles, no enclave runs.
+    // The module registered with another measurement can never match: the node refuses its
+    // image at the first attempt, releases that task once and claims no task of the image
+    // again. The altered module may be a store's lie that a later fetch does not repeat: the
+    // node tries that task a bounded number of times, then leaves it. Nothing settles, no
+    // enclave runs.
     let gave_up = "failed the task 3 times; leaving it to other nodes";
+    let refused = format!("image {} refused for good", mismatched.id);
     let deadline = Instant::now() + Duration::from_secs(90);
-    while node.text().matches(gave_up).count() < tasks.len() {
+    while !node.text().contains(&refused) {
+        assert!(Instant::now() < deadline, "the node did not refuse the image: {}", node.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A task submitted after the refusal, while the node still retries the altered one.
+    let later = c.submit(&submit(mismatched.id)).await.unwrap().task;
+    while node.text().matches(gave_up).count() < 1 {
         assert!(Instant::now() < deadline, "the node did not give up: {}", node.text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let evs = events(&chain).await;
     let text = node.text();
-    let count = |t: TaskId, released: bool| {
+    let count = |evs: &[ChainEvent], t: TaskId, released: bool| {
         evs.iter()
             .filter(|e| match e {
                 ChainEvent::Released { task, .. } => released && *task == t,
@@ -270,8 +284,14 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
             })
             .count()
     };
-    for &t in &tasks {
-        assert_eq!((count(t, false), count(t, true)), (3, 3), "task {t}: {evs:?}");
+    let expected =
+        [(3, "image module unavailable"), (1, "image module does not match its registration")];
+    for (&t, (rounds, reason)) in tasks.iter().zip(expected) {
+        assert_eq!(
+            (count(&evs, t, false), count(&evs, t, true)),
+            (rounds, rounds),
+            "task {t}: {evs:?}"
+        );
         assert!(
             !evs.iter().any(|e| matches!(e, ChainEvent::Settled { task, .. } if *task == t)),
             "task {t} settled although its image is not the published one"
@@ -279,33 +299,76 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
         assert_eq!(c.task(t).await.unwrap().state, TaskState::Open);
         let steps = node.steps(t);
         let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
-        assert_eq!(names, ["claiming", "claimed", "releasing", "done"].repeat(3), "task {t}");
+        assert_eq!(names, ["claiming", "claimed", "releasing", "done"].repeat(rounds), "task {t}");
         for (step, line) in &steps {
             if step == "releasing" {
-                assert_eq!(line["reason"], "image module unavailable", "task {t}: {line}");
+                assert_eq!(line["reason"], reason, "task {t}: {line}");
             }
         }
     }
-    // The exact refusals: a block of the first module does not hash to its CID; the second
-    // module hashes to another measurement than the registered one. Each attempt fetches
-    // again and is refused again.
+    assert_eq!((count(&evs, later, false), count(&evs, later, true)), (0, 0), "{evs:?}");
+    assert!(node.steps(later).is_empty(), "the node journaled a task of a refused image");
+    assert_eq!(c.task(later).await.unwrap().state, TaskState::Open);
+    assert_eq!(
+        text.matches(gave_up).count(),
+        1,
+        "only the altered module's task is retried:\n{text}"
+    );
+    assert_eq!(text.matches(&refused).count(), 1, "the refusal is logged once:\n{text}");
+    // The exact refusals: a block of the first module does not hash to its CID (each attempt
+    // fetches again and is refused again); the second module hashes to another measurement
+    // than the registered one, found once.
     let tampered = format!("the store served tampered content for {}", altered.code_cid);
     assert_eq!(text.matches(&tampered).count(), 3, "`{tampered}` in the node's log:\n{text}");
     let mismatch = format!(
         "module {served_cid} does not match: expected {}, got {served_measurement}",
         mismatched.measurement
     );
-    assert_eq!(text.matches(&mismatch).count(), 3, "`{mismatch}` in the node's log:\n{text}");
+    // In the refusal's `detail` field, logged once.
+    assert_eq!(text.matches(&mismatch).count(), 1, "`{mismatch}` in the node's log:\n{text}");
     assert!(!text.contains("enclave finished"), "an enclave ran a tampered image:\n{text}");
     // Neither module reached the node's module cache.
-    let dir = node.journal.parent().unwrap().join("modules");
-    for file in files_under(&dir) {
+    let data_dir = node.journal.parent().unwrap().to_owned();
+    for file in files_under(&data_dir.join("modules")) {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         for cid in [&altered.code_cid, &served_cid] {
             assert!(!name.starts_with(cid.as_str()), "{name} was cached");
         }
     }
+    // The refusal is kept in the data directory: a restarted node still claims no task of
+    // the image, while it tries the altered module's task again (its count is in memory).
+    let kept: Value =
+        serde_json::from_slice(&std::fs::read(data_dir.join("refused-images.json")).unwrap())
+            .unwrap();
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    assert_eq!(kept[0]["image"], mismatched.id.to_string(), "{kept}");
+    assert_eq!(kept[0]["reason"], "measurement", "{kept}");
+    kill9(&mut node.child);
+    let port = free_port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    node.child = start_node_with(
+        &node._dir.path().join("node.toml"),
+        &node.log,
+        &[("ECLD_NODE_STORE_URL", store), ("ECLD_NODE_METRICS_ADDR", &metrics_addr)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while node.text().matches(gave_up).count() < 2 {
+        assert!(Instant::now() < deadline, "the restarted node did not give up: {}", node.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = node.text();
+    assert!(text.contains("image refused (remembered)"), "{text}");
+    let evs = events(&chain).await;
+    assert_eq!((count(&evs, tasks[0], false), count(&evs, tasks[0], true)), (6, 6), "{evs:?}");
+    assert_eq!((count(&evs, tasks[1], false), count(&evs, tasks[1], true)), (1, 1), "{evs:?}");
+    assert_eq!((count(&evs, later, false), count(&evs, later, true)), (0, 0), "{evs:?}");
+    let metrics = scrape(port);
+    assert_eq!(sample(&metrics, "ecld_node_images_refused "), Some(1.0), "{metrics}");
+    let tampered_fetches = "ecld_node_module_rejections_total{reason=\"tampered\"} ";
+    assert_eq!(sample(&metrics, tampered_fetches), Some(3.0), "{metrics}");
+    assert!(!metrics.contains("reason=\"measurement\""), "nothing fetched again: {metrics}");
     drop(node);
+    tasks.push(later);
 
     // Nothing waits for a human: after the deadline the requester takes back every token.
     let err = c.reclaim(tasks[0]).await.unwrap_err();
