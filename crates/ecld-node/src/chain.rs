@@ -345,6 +345,16 @@ impl Chain {
         Ok(block.map(|b| b.header.hash))
     }
 
+    /// Hash and timestamp (unix seconds) of block `n`; `None` if the chain has no such block.
+    pub async fn block_stamp(&self, n: u64) -> Result<Option<(B256, u64)>, ChainError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Number(n))
+            .await
+            .map_err(|e| rpc_err("eth_getBlockByNumber", e))?;
+        Ok(block.map(|b| (b.header.hash, b.header.timestamp)))
+    }
+
     /// Marketplace events in blocks `from..=to`, in chain order, with their block numbers.
     pub async fn events(&self, from: u64, to: u64) -> Result<Vec<(u64, ChainEvent)>, ChainError> {
         let filter = Filter::new().address(self.marketplace()).from_block(from).to_block(to);

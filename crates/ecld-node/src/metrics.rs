@@ -16,6 +16,8 @@
 //! | `ecld_node_chain_reorgs_total` | counter | | reorganisations (or chain restarts to an older head) detected |
 //! | `ecld_node_images_refused` | gauge | | images this node refuses for good (module ≠ registered measurement, or an unparsable CID); see `refused-images.json` in the data directory |
 //! | `ecld_node_module_rejections_total` | counter | `reason` (measurement, cid, tampered, unavailable, cache) | image module fetches that failed, by why |
+//! | `ecld_node_tasks_late_total` | counter | `phase` (claimed, proven, uploaded, submitted) | tasks given up because chain time passed their deadline before the proof was sent (no transaction sent; also counted in `ecld_node_tasks_total{end="expired"}`) |
+//! | `ecld_node_chain_time_ahead_seconds` | gauge | | chain time (newest block's timestamp) minus the wall clock when the block was read |
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -48,6 +50,11 @@ pub const REORGS: &str = "ecld_node_chain_reorgs_total";
 pub const IMAGES_REFUSED: &str = "ecld_node_images_refused";
 /// Failed module fetches, by reason.
 pub const MODULE_REJECTIONS: &str = "ecld_node_module_rejections_total";
+
+/// Tasks given up because chain time passed their deadline before the proof was sent.
+pub const LATE: &str = "ecld_node_tasks_late_total";
+/// The newest block's timestamp minus the wall clock when it was read, seconds.
+pub const CHAIN_AHEAD: &str = "ecld_node_chain_time_ahead_seconds";
 
 /// Records how long a step took.
 pub fn step(step: &'static str, took: Duration) {

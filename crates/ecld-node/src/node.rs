@@ -1,5 +1,6 @@
 //! The running node: start-up (offers, resume), the scheduling loop, shutdown.
 
+mod clock;
 mod follow;
 mod heads;
 mod worker;
@@ -12,7 +13,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use alloy::primitives::{Address, keccak256};
@@ -82,8 +83,15 @@ pub struct Tuning {
     pub shutdown_grace: Duration,
     /// Blocks scanned back from the journal's cursor at start-up to find open tasks.
     pub scan_lookback: u64,
-    /// Open tasks whose deadline is nearer than this are not claimed.
+    /// Open tasks whose deadline is nearer than this plus the run allowance, in chain time,
+    /// are not claimed (see [`Tuning::run_allowance_floor`]). It also covers the second a new
+    /// block adds to its parent's timestamp.
     pub deadline_margin: Duration,
+    /// The least run allowance: a task is claimed only if chain now + `deadline_margin` + the
+    /// allowance is before its deadline. The allowance is twice the median claim-to-settlement
+    /// time of this node's recent tasks, at least this floor (also before any task finished),
+    /// and at most the task's `max_runtime_s` plus this floor.
+    pub run_allowance_floor: Duration,
     /// When this node released a task because it could not run it (image or module
     /// unavailable, enclave died at start-up or did not attest, enclave failed twice), it
     /// claims that task again after `release_backoff.delay(n)` following its n-th such
@@ -108,6 +116,7 @@ impl Default for Tuning {
             shutdown_grace: Duration::from_secs(60),
             scan_lookback: 100_000,
             deadline_margin: Duration::from_secs(5),
+            run_allowance_floor: Duration::from_secs(3),
             release_backoff: Backoff {
                 initial: Duration::from_secs(2),
                 max: Duration::from_secs(60),
@@ -133,6 +142,8 @@ struct Inner {
     released: Mutex<Setbacks>,
     /// Images whose module can never pass its checks: their tasks are not claimed.
     refused: Mutex<Refusals>,
+    /// Chain time, from the newest block header, and recent task durations.
+    clock: clock::ChainClock,
     stopping: AtomicBool,
 }
 
@@ -328,7 +339,7 @@ impl NodeHandle {
 }
 
 fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    clock::wall_unix()
 }
 
 /// Starts a node: opens the journal, registers (or re-uses) the offers, resumes the tasks the
@@ -406,6 +417,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         images: Mutex::new(HashMap::new()),
         released: Mutex::new(Setbacks::default()),
         refused: Mutex::new(refused),
+        clock: clock::ChainClock::default(),
         stopping: AtomicBool::new(false),
     };
     inner.offers = register_offers(&inner).await?;
@@ -684,14 +696,23 @@ async fn claim_free_slots(
     if free.is_empty() {
         return;
     }
-    let horizon = now_unix() + inner.tuning.deadline_margin.as_secs();
+    // Deadlines are checked against chain time (the contract compares them with
+    // `block.timestamp`), with room for the run: see `clock`.
+    let chain_now = inner.clock.now();
+    let median = inner.clock.median();
+    let floor = inner.tuning.run_allowance_floor;
     let mut taken: HashSet<TaskId> = HashSet::new();
     let candidates: Vec<TaskInfo> = follower.open().cloned().collect();
     for info in candidates {
         if free.iter().all(|(_, _, f)| *f == 0) {
             break;
         }
-        if info.deadline < horizon || workers.contains(&info.id) || inner.held_back(info.id) {
+        if workers.contains(&info.id) || inner.held_back(info.id) {
+            continue;
+        }
+        let allowance = clock::run_allowance(info.max_runtime_s, median, floor);
+        if !clock::claimable(info.deadline, chain_now, inner.tuning.deadline_margin, allowance) {
+            tracing::debug!(target: "ecld_node", task = %info.id, deadline = info.deadline, chain_now, allowance, "not claiming: too near its deadline in chain time");
             continue;
         }
         let Ok(image) = inner.image(info.image).await else { continue };

@@ -98,7 +98,7 @@ impl Follower {
         }
         let to = head.min(from + MAX_RANGE - 1);
         let events = chain.events(from, to).await?;
-        let Some(to_hash) = chain.block_hash(to).await? else {
+        let Some((to_hash, to_time)) = chain.block_stamp(to).await? else {
             return Err(ChainError::Unexpected {
                 what: "eth_getBlockByNumber",
                 message: format!("block {to} vanished"),
@@ -131,6 +131,10 @@ impl Follower {
             }
         }
         self.cursor = Some((to, to_hash));
+        // Chain time for the deadline checks (after a reorganisation the head may be older).
+        inner.clock.saw_head(to, to_time, reorg);
+        ::metrics::gauge!(metrics::CHAIN_AHEAD)
+            .set(to_time as f64 - super::clock::wall_unix() as f64);
         let depth = usize::try_from(inner.cfg.reorg_depth).unwrap_or(usize::MAX);
         if depth > 0 {
             if self.history.len() >= depth {

@@ -10,7 +10,7 @@ use ecld_enclave::{
 };
 use ecld_types::{OfferId, StatusCode, TaskId, content_hash};
 
-use super::Inner;
+use super::{Inner, clock};
 use crate::{
     chain::{ChainError, OnChain, Revert, TaskInfo},
     crash_point,
@@ -33,6 +33,9 @@ enum Next {
 /// Drives `task` until it is done here or the node stops.
 pub(super) async fn drive(inner: &Inner, task: TaskId, mut fresh: bool) {
     let mut failures = 0u32;
+    // A task claimed now (not resumed or adopted): its claim-to-settlement time feeds the run
+    // allowance of later claims.
+    let claimed_at = fresh.then(Instant::now);
     loop {
         let (phase, info) = inner.journal(|j| {
             (j.state().tasks.get(&task).cloned(), j.state().infos.get(&task).cloned())
@@ -42,6 +45,9 @@ pub(super) async fn drive(inner: &Inner, task: TaskId, mut fresh: bool) {
             return;
         };
         if !phase.is_active() {
+            if let (Some(t), Phase::Done { end: End::Settled }) = (claimed_at, &phase) {
+                inner.clock.task_took(t.elapsed());
+            }
             return;
         }
         let r = if fresh { Ok(Next::Continue) } else { reconcile(inner, &info, &phase).await };
@@ -157,6 +163,14 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
         }
         Phase::Claiming { offer } => claim(inner, info, *offer).await,
         Phase::Claimed { .. } if stopping => release(inner, info, "the node is stopping"),
+        Phase::Claimed { .. }
+        | Phase::Proven { .. }
+        | Phase::Uploaded { .. }
+        | Phase::Submitted { .. }
+            if clock::past(info.deadline, inner.clock.now()) =>
+        {
+            late(inner, info, phase).await
+        }
         Phase::Claimed { offer } => execute(inner, info, *offer).await,
         Phase::Proven { outcome, .. } => upload(inner, info.id, outcome).await,
         Phase::Uploaded { outcome, cid, offer } | Phase::Submitted { outcome, cid, offer, .. } => {
@@ -165,6 +179,34 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
         Phase::Releasing { .. } => send_release(inner, info.id).await,
         Phase::Done { .. } => Ok(Next::Continue),
     }
+}
+
+/// Chain time is already past the task's deadline: the contract would refuse the proof, so no
+/// transaction is sent (neither the proof, nor a release that frees nothing: the requester
+/// reclaims the escrow). A proof sent before a restart may have made it in time: the chain
+/// is asked first.
+async fn late(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Failure> {
+    if let Phase::Uploaded { outcome, .. } | Phase::Submitted { outcome, .. } = phase {
+        let found = retry(inner.tuning.chain_backoff, "getLogs", || {
+            inner.chain.settlement_of(info.id, inner.deploy_block)
+        })
+        .await;
+        match found {
+            Ok(Some(_)) => return done(inner, info.id, End::Settled, Some(outcome.status)),
+            Ok(None) => {}
+            Err(_) => return Ok(Next::Later("chain unreachable")),
+        }
+    }
+    let chain_now = inner.clock.now();
+    tracing::warn!(
+        target: "ecld_node",
+        deadline = info.deadline,
+        chain_now,
+        phase = phase.name(),
+        "chain time is past the task's deadline: the contract would refuse the proof; giving the task up without sending a transaction (the requester reclaims the escrow)"
+    );
+    ::metrics::counter!(metrics::LATE, "phase" => phase.name()).increment(1);
+    done(inner, info.id, End::Expired, None)
 }
 
 async fn claim(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, Failure> {
