@@ -40,3 +40,13 @@ fn cas_request_corpus() {
 fn devnet_rpc_corpus() {
     replay("devnet_rpc", ecld_fuzz::devnet_rpc);
 }
+
+#[test]
+fn store_http_corpus() {
+    replay("store_http", ecld_fuzz::store_http);
+}
+
+#[test]
+fn cas_http_corpus() {
+    replay("cas_http", ecld_fuzz::cas_http);
+}

@@ -1,0 +1,4 @@
+//! `ecld_fuzz::cas_http` under libFuzzer; see `src/lib.rs` for what it checks.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ecld_fuzz::cas_http(data));
