@@ -3,7 +3,10 @@
 //! without one it polls; the chain process is killed with SIGKILL and restarted on the same
 //! port with the same state while the node runs and holds a task; a reorganisation (`evm_revert`) drops a claim
 //! the node holds (the node drops the task; submitted again, it settles once) or drops the
-//! node's settlement (the node runs the task again; it settles once).
+//! node's settlement (the node runs the task again; it settles once); with chain time moved
+//! ahead of the wall clock (`evm_increaseTime`), deadlines are judged in chain time: a task
+//! whose deadline is near in chain time (far by the wall clock) is not claimed, and a proof
+//! that chain time made too late is not sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
@@ -14,6 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ecld_node::chain::OnChain;
 use serde_json::{Value, json};
 
 use crate::{
@@ -350,4 +354,103 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
         let v = stack.json(&["task", "verify", &id.get().to_string()], 0);
         assert_eq!(v["status"], 0, "{v}");
     }
+}
+
+/// Submits an open task for `image` paying at most [`MID_PRICE`], due `deadline_s` seconds
+/// after chain now.
+fn submit_due(stack: &Stack, image: &str, n: usize, deadline_s: u64) -> ecld_types::TaskId {
+    let text = format!("task {n} words for the deadline test");
+    let deadline = deadline_s.to_string();
+    let v = stack.json(
+        &[
+            "task",
+            "submit",
+            image,
+            "--input-text",
+            &text,
+            "--offer",
+            "0",
+            "--price",
+            MID_PRICE,
+            "--deadline-s",
+            &deadline,
+        ],
+        0,
+    );
+    let raw = v["task"].as_u64().or_else(|| v["task"].as_str().and_then(|s| s.parse().ok()));
+    ecld_types::TaskId::new(raw.unwrap()).unwrap()
+}
+
+#[test]
+fn deadlines_are_judged_in_chain_time_a_near_one_is_not_claimed_and_a_late_proof_is_not_sent() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    // The only node that can take the tasks (see the reorg test); its enclaves start once the
+    // gate file exists.
+    let offers = offers_priced(&image_id(&stack, "stats"), 1, LOW_PRICE)
+        + "\n"
+        + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
+    let config = node_config(&stack, dir.path(), Some(&offers));
+    let gate = dir.path().join("gate");
+    std::fs::write(&gate, b"").unwrap();
+    let wrapper = enclave_wrapper(
+        dir.path(),
+        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+    );
+    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let offers = wait_for_offers(&journal, 2);
+    let hash_offer = offers[1];
+    let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
+
+    // Chain time runs ten minutes ahead of the wall clock.
+    chain.rpc("evm_increaseTime", json!([600]));
+    chain.rpc("evm_mine", json!([]));
+    // Due 6 s after chain now: ten minutes away by the wall clock, too near in chain time for
+    // the 5 s margin and the 3 s run allowance. The next task, due in two minutes, is claimed
+    // and settles; the first (older, so considered first) was never claimed.
+    let near = submit_due(&stack, "stats", 0, 6);
+    let later = submit_due(&stack, "stats", 1, 120);
+    chain.wait_settled(&[later], Duration::from_secs(60));
+    assert_eq!(steps_of(near, "claiming"), 0, "the node tried to claim a task due in 6 s");
+    assert_eq!(chain.state(near), OnChain::Open);
+
+    // A task claimed in time whose deadline passes in chain time while it runs: the node does
+    // not upload or submit (the contract would refuse the proof), and says so in /metrics.
+    std::fs::remove_file(&gate).unwrap();
+    let late = submit_due(&stack, "hash", 2, 60);
+    wait_until(Duration::from_secs(30), "the node did not claim the task", || {
+        steps_of(late, "claimed") == 1
+    });
+    chain.rpc("evm_increaseTime", json!([120]));
+    chain.rpc("evm_mine", json!([]));
+    // The node has read the block stamped past the deadline before the enclave starts.
+    let head = chain.rt.block_on(chain.chain.head()).unwrap() as f64;
+    wait_until(Duration::from_secs(30), "the node did not read the new block", || {
+        sample(&scrape(port), "ecld_node_chain_block").is_some_and(|b| b >= head)
+    });
+    std::fs::write(&gate, b"").unwrap();
+    wait_until(Duration::from_secs(60), "the node did not give the late task up", || {
+        journal_steps(&journal)
+            .iter()
+            .any(|(t, v)| *t == late && v["step"] == "done" && v["end"] == "expired")
+    });
+    assert_eq!(steps_of(late, "proven"), 1, "the task did not run");
+    assert_eq!(steps_of(late, "uploaded"), 0, "the result of a late task was uploaded");
+    // Neither a proof nor a release was sent: the task is still held, for the requester to
+    // reclaim.
+    assert_eq!(chain.state(late), OnChain::HeldBy(hash_offer));
+    let m = scrape(port);
+    assert_eq!(sample(&m, "ecld_node_tasks_late_total{phase=\"proven\"}"), Some(1.0), "{m}");
+    assert!(sample(&m, "ecld_node_chain_time_ahead_seconds").is_some_and(|s| s >= 700.0), "{m}");
+
+    assert!(node.try_wait().unwrap().is_none(), "the node exited");
+    kill9(&mut node);
+    let text = log_text(&log);
+    assert!(text.contains("chain time is past the task's deadline"), "{text}");
 }
