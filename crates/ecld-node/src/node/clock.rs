@@ -19,13 +19,19 @@
 //!   header yet still gets real time; the next block is stamped no earlier than the wall clock
 //!   on the devnet, and close to it on a real chain.
 //!
-//! The estimate errs early, never late by more than the one second a new block adds; the
-//! claim margin ([`super::Tuning::deadline_margin`]) covers that second.
+//! It can be off both ways. Behind: on a busy chain each block adds at least a second, so the
+//! blocks mined since the follower last read the head (it reads it at every new block while
+//! subscribed) are missing; the claim margin ([`super::Tuning::deadline_margin`]) covers that.
+//! Ahead: when a chain that ran ahead goes quiet, its next block is stamped `head + 1` until
+//! the wall clock catches up, not `head + elapsed`; that only makes the node more careful
+//! about claiming.
 //!
-//! The node uses it twice: it claims a task only if `chain_now + margin + run allowance` is
-//! still before the deadline ([`claimable`], [`run_allowance`]), and it does not send a proof
-//! once `chain_now` is past the deadline ([`past`]), since the contract would refuse it and the
-//! gas would be lost.
+//! The node uses it to claim a task only if `chain_now + margin + run allowance` is still
+//! before the deadline ([`claimable`], [`run_allowance`]). Giving up a proof is decided on a
+//! bound that cannot be ahead, [`ChainClock::floor`] = `max(head.timestamp + 1, wall clock)`
+//! (every later block is stamped after the head, and a devnet never stamps a block before the
+//! wall clock): once it is past the deadline ([`past`]) no block can accept the proof, so the
+//! node does not send it and pays no gas for a sure refusal.
 
 use std::{
     collections::VecDeque,
@@ -45,6 +51,12 @@ pub(super) fn wall_unix() -> u64 {
 /// wall clock before any header was seen. See the module documentation.
 pub(super) fn chain_now(head: Option<(u64, Duration)>, wall: u64) -> u64 {
     head.map_or(wall, |(ts, since)| ts.saturating_add(since.as_secs()).max(wall))
+}
+
+/// The earliest timestamp of the next block: after the head's (`head`, if one was seen), and
+/// not before the wall clock.
+pub(super) fn next_block_floor(head: Option<u64>, wall: u64) -> u64 {
+    head.map_or(wall, |ts| ts.saturating_add(1).max(wall))
 }
 
 /// Seconds a claimed task is expected to need until its proof is on chain: twice the median of
@@ -104,6 +116,12 @@ impl ChainClock {
     pub(super) fn now(&self) -> u64 {
         let head = self.state().head.map(|(_, ts, seen)| (ts, seen.elapsed()));
         chain_now(head, wall_unix())
+    }
+
+    /// The earliest timestamp the next block can have: `max(head + 1, wall clock)`.
+    pub(super) fn floor(&self) -> u64 {
+        let head = self.state().head.map(|(_, ts, _)| ts);
+        next_block_floor(head, wall_unix())
     }
 
     /// Records how long a task took from claim to settlement.
@@ -171,6 +189,13 @@ mod tests {
         assert!(!past(1_000, 999));
         assert!(!past(1_000, 1_000), "a block stamped at the deadline still accepts the proof");
         assert!(past(1_000, 1_001));
+        // The bound used for proofs: a head stamped at the deadline dooms them (the next block
+        // is stamped after it), a head stamped before it does not, however long ago it was
+        // seen (a quiet chain that ran ahead stamps its next block head + 1).
+        assert!(past(1_000, next_block_floor(Some(1_000), 900)));
+        assert!(!past(1_000, next_block_floor(Some(999), 900)));
+        assert!(past(1_000, next_block_floor(None, 1_001)));
+        assert!(past(1_000, next_block_floor(Some(500), 1_001)), "the wall clock is a floor");
     }
 
     #[test]

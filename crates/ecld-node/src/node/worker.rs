@@ -167,7 +167,7 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
         | Phase::Proven { .. }
         | Phase::Uploaded { .. }
         | Phase::Submitted { .. }
-            if clock::past(info.deadline, inner.clock.now()) =>
+            if clock::past(info.deadline, inner.clock.floor()) =>
         {
             late(inner, info, phase).await
         }
@@ -181,7 +181,8 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
     }
 }
 
-/// Chain time is already past the task's deadline: the contract would refuse the proof, so no
+/// Chain time is already past the task's deadline (the next block is stamped after it, see
+/// [`clock::ChainClock::floor`]): the contract would refuse the proof, so no
 /// transaction is sent (neither the proof, nor a release that frees nothing: the requester
 /// reclaims the escrow). A proof sent before a restart may have made it in time: the chain
 /// is asked first.
@@ -197,11 +198,10 @@ async fn late(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
             Err(_) => return Ok(Next::Later("chain unreachable")),
         }
     }
-    let chain_now = inner.clock.now();
     tracing::warn!(
         target: "ecld_node",
         deadline = info.deadline,
-        chain_now,
+        next_block_at_least = inner.clock.floor(),
         phase = phase.name(),
         "chain time is past the task's deadline: the contract would refuse the proof; giving the task up without sending a transaction (the requester reclaims the escrow)"
     );
