@@ -114,7 +114,7 @@ async function main(): Promise<void> {
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     cfg = (await res.json()) as PageConfig;
   } catch (e) {
-    replace(app, el("p", { class: "err", role: "alert" }, `Cannot load the deployment (/ecld-config.json): ${String(e)}. Start the page with \`ecld up\` (or serve.mjs), then reload.`));
+    replace(app, el("p", { class: "err", role: "alert" }, `Cannot load the deployment (/ecld-config.json): ${String(e)}. Open the page at the web address \`ecld up\` prints, then reload.`));
     return;
   }
   const chainId = cfg.deployment.chainId;
