@@ -34,6 +34,25 @@ pub(crate) fn programs_dir() -> PathBuf {
     dir
 }
 
+/// Waits for the JSON ready line of a spawned `ecld up --json` (stdout piped), then keeps
+/// draining its stdout so the stack never blocks on a full pipe.
+pub(crate) fn ready_line(child: &mut Child) -> Value {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(180)) else {
+        let _ = child.kill();
+        panic!("`ecld up` did not print its ready line within 180 s");
+    };
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("`ecld up --json` printed {line:?}: {e}"))
+}
+
 /// A running `ecld up`.
 pub(crate) struct Stack {
     /// Its data directory (a temporary directory removed on drop).
@@ -77,22 +96,7 @@ impl Stack {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the stack never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(180)) else {
-            let _ = child.kill();
-            panic!("`ecld up` did not print its ready line within 180 s");
-        };
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("`ecld up --json` printed {line:?}: {e}"));
+        let info = ready_line(&mut child);
         Self { dir, info, child, stdin }
     }
 

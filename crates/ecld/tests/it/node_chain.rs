@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
     time::{Duration, Instant},
@@ -21,7 +20,7 @@ use ecld_node::chain::OnChain;
 use serde_json::{Value, json};
 
 use crate::{
-    e2e_stack::{Stack, ecld_bin, programs_dir},
+    e2e_stack::{Stack, ecld_bin, programs_dir, ready_line},
     node::{SECOND_NODE_KEY, kill9, node_config, start_node_with},
     node_faults::{
         ChainView, LOW_PRICE, MID_PRICE, count_steps, enclave_wrapper, free_port, image_id,
@@ -133,20 +132,7 @@ impl Up {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            for _ in lines {}
-        });
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(180)) else {
-            let _ = child.kill();
-            panic!("`ecld up` did not print its ready line within 180 s");
-        };
-        let info: Value = serde_json::from_str(&line).unwrap();
+        let info = ready_line(&mut child);
         Self { child, _stdin: stdin, info }
     }
 
