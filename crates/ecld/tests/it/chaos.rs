@@ -503,9 +503,15 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     }
     let mut reclaimed_after_advance = 0usize;
     if !live.is_empty() {
-        let now = patiently("head", &k, || head_time(&c)).await;
+        // `evm_increaseTime` adds to the wall clock (the next block is stamped wall clock +
+        // offset, at least its parent + 1), and the chain may run ahead of the wall clock: step
+        // from the earlier of the two so the next block is past every deadline either way.
+        let head = patiently("head", &k, || head_time(&c)).await;
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let latest = live.iter().map(|(_, _, d)| *d).max().unwrap();
-        let step = latest.saturating_sub(now) + 2;
+        let step = latest.saturating_sub(head.min(wall)) + 2;
         c.provider()
             .raw_request::<_, serde_json::Value>("evm_increaseTime".into(), (step,))
             .await
@@ -516,10 +522,14 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
             .unwrap();
         for (id, requester, _) in &live {
             let r = &requesters[by_account[requester]];
-            if r.client.reclaim(*id).await.is_ok() {
+            let reclaim = r.client.reclaim(*id).await;
+            if reclaim.is_ok() {
                 reclaimed_after_advance += 1;
             } else if patiently("getTask", &k, || is_live(&c, *id)).await {
-                failures.push(format!("task {id} cannot be reclaimed after its deadline"));
+                failures.push(format!(
+                    "task {id} cannot be reclaimed after its deadline: {:?}",
+                    reclaim.err()
+                ));
             }
         }
     }
