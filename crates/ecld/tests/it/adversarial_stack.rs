@@ -29,7 +29,7 @@ use crate::{
     adversarial::http,
     e2e_stack::{Stack, contains, files_under, programs_dir},
     node::{MAX_PRICE, kill9, node_config, offer_ids, stack_node_dir, start_node_with},
-    node_faults::{free_port, sample, scrape},
+    node_faults::{free_port, sample, scrape, strip_ansi},
 };
 
 async fn client(stack: &Stack) -> Client {
@@ -102,23 +102,6 @@ impl Drop for Node {
 
 fn same_task(v: &Value, task: TaskId) -> bool {
     v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) == Some(task.get())
-}
-
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Reads the stack's Marketplace events (as a throwaway account that never sends).
