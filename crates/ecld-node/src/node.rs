@@ -549,6 +549,13 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) -> Result<(), N
             _ = stop.changed() => break,
             Some(Note::Finished(task, generation)) = note_rx.recv() => {
                 workers.finished(task, generation);
+                // A worker returns once its task is done in the journal; a task active again
+                // (journaled while that worker was ending) needs a worker of its own.
+                let active = inner.journal(|j| j.state().tasks.get(&task).is_some_and(Phase::is_active));
+                if active && !workers.contains(&task) {
+                    tracing::info!(target: "ecld_node", task = %task, "task journaled again as its worker ended; resuming it");
+                    spawn_worker(&inner, &note_tx, &mut workers, task, false);
+                }
             }
             () = tokio::time::sleep_until(next_poll) => due = true,
             // A new head (or a change of subscription): poll now, unless backing off.

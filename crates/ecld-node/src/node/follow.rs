@@ -15,7 +15,7 @@ use ecld_types::TaskId;
 
 use super::Inner;
 use crate::{
-    chain::{ChainError, ChainEvent, TaskInfo},
+    chain::{ChainError, ChainEvent, OnChain, TaskInfo},
     journal::Entry,
     metrics,
     task::{Phase, Step},
@@ -109,9 +109,23 @@ impl Follower {
         for info in adopt {
             let task = info.id;
             let offer = info.offer;
+            let journaled = inner.journal(|j| j.state().tasks.get(&task).cloned());
+            match journaled {
+                None => {}
+                Some(phase) if phase.is_active() => continue,
+                // Finished here after the event was sent (say, claimed then released before
+                // this read): the event is old news, unless a reorganisation dropped the end
+                // (a settlement or release) and the chain shows the task held by this node
+                // again.
+                Some(_) => match chain.task_state(task).await? {
+                    OnChain::HeldBy(o) if inner.owns(o) => {
+                        tracing::warn!(target: "ecld_node", task = %task, offer = %o, "a task this node had finished is held by it again on chain (a reorganisation dropped its end); resuming it");
+                    }
+                    _ => continue,
+                },
+            }
             let r = inner.journal(|j| {
-                let active = j.state().tasks.get(&task).is_some_and(Phase::is_active);
-                if active {
+                if j.state().tasks.get(&task).is_some_and(Phase::is_active) {
                     return Ok(false);
                 }
                 j.append(&Entry::Info { info: info.clone() })?;
