@@ -29,7 +29,7 @@ use crate::{
     adversarial::http,
     e2e_stack::{Stack, contains, files_under, programs_dir},
     node::{MAX_PRICE, kill9, node_config, offer_ids, stack_node_dir, start_node_with},
-    node_faults::{free_port, sample, scrape, strip_ansi},
+    node_faults::{SETTLE, sample, scrape, start_node_with_metrics, strip_ansi},
 };
 
 async fn client(stack: &Stack) -> Client {
@@ -117,6 +117,56 @@ async fn chain_of(stack: &Stack) -> (Chain, u64) {
 async fn events(chain: &(Chain, u64)) -> Vec<ChainEvent> {
     let head = chain.0.head().await.unwrap();
     chain.0.events(chain.1, head).await.unwrap().into_iter().map(|(_, e)| e).collect()
+}
+
+/// (Claimed, Released) events of `task` in `evs`.
+fn claims_releases(evs: &[ChainEvent], task: TaskId) -> (usize, usize) {
+    let count = |released: bool| {
+        evs.iter()
+            .filter(|e| match e {
+                ChainEvent::Released { task: t, .. } => released && *t == task,
+                ChainEvent::Claimed { task: t, .. } => !released && *t == task,
+                _ => false,
+            })
+            .count()
+    };
+    (count(false), count(true))
+}
+
+/// Polls, every 200 ms for at most 30 s, the (Claimed, Released) events on chain and the
+/// journaled `done` steps of each of `tasks` until each task has at least the
+/// (claims, releases, dones) given. A node logs that it gives a task up when it journals the
+/// release; the releaseTask transaction and the journaled end come after.
+async fn wait_for_rounds(
+    chain: &(Chain, u64),
+    node: &Node,
+    tasks: &[(TaskId, (usize, usize, usize))],
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let evs = events(chain).await;
+        let seen: Vec<(TaskId, (usize, usize, usize))> = tasks
+            .iter()
+            .map(|&(t, _)| {
+                let (claims, releases) = claims_releases(&evs, t);
+                let dones = node.steps(t).iter().filter(|(s, _)| s == "done").count();
+                (t, (claims, releases, dones))
+            })
+            .collect();
+        let reached = tasks
+            .iter()
+            .zip(&seen)
+            .all(|((_, want), (_, got))| got.0 >= want.0 && got.1 >= want.1 && got.2 >= want.2);
+        if reached {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "(claims, releases, done steps) per task not reached within 30 s: expected \
+             {tasks:?}, seen {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Moves the chain's clock `secs` ahead and mines a block.
@@ -255,26 +305,16 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
         assert!(Instant::now() < deadline, "the node did not give up: {}", node.text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let evs = events(&chain).await;
-    let text = node.text();
-    let count = |evs: &[ChainEvent], t: TaskId, released: bool| {
-        evs.iter()
-            .filter(|e| match e {
-                ChainEvent::Released { task, .. } => released && *task == t,
-                ChainEvent::Claimed { task, .. } => !released && *task == t,
-                _ => false,
-            })
-            .count()
-    };
     let expected =
         [(3, "image module unavailable"), (1, "image module does not match its registration")];
+    let rounds: Vec<_> = tasks.iter().zip(expected).map(|(&t, (n, _))| (t, (n, n, n))).collect();
+    wait_for_rounds(&chain, &node, &rounds).await;
+    // Then nothing more happens.
+    tokio::time::sleep(SETTLE).await;
+    let evs = events(&chain).await;
+    let text = node.text();
     for (&t, (rounds, reason)) in tasks.iter().zip(expected) {
-        assert_eq!(
-            (count(&evs, t, false), count(&evs, t, true)),
-            (rounds, rounds),
-            "task {t}: {evs:?}"
-        );
+        assert_eq!(claims_releases(&evs, t), (rounds, rounds), "task {t}: {evs:?}");
         assert!(
             !evs.iter().any(|e| matches!(e, ChainEvent::Settled { task, .. } if *task == t)),
             "task {t} settled although its image is not the published one"
@@ -289,7 +329,7 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
             }
         }
     }
-    assert_eq!((count(&evs, later, false), count(&evs, later, true)), (0, 0), "{evs:?}");
+    assert_eq!(claims_releases(&evs, later), (0, 0), "{evs:?}");
     assert!(node.steps(later).is_empty(), "the node journaled a task of a refused image");
     assert_eq!(c.task(later).await.unwrap().state, TaskState::Open);
     assert_eq!(
@@ -327,13 +367,12 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
     assert_eq!(kept[0]["image"], mismatched.id.to_string(), "{kept}");
     assert_eq!(kept[0]["reason"], "measurement", "{kept}");
     kill9(&mut node.child);
-    let port = free_port();
-    let metrics_addr = format!("127.0.0.1:{port}");
-    node.child = start_node_with(
+    let (child, port) = start_node_with_metrics(
         &node._dir.path().join("node.toml"),
         &node.log,
-        &[("ECLD_NODE_STORE_URL", store), ("ECLD_NODE_METRICS_ADDR", &metrics_addr)],
+        &[("ECLD_NODE_STORE_URL", store)],
     );
+    node.child = child;
     let deadline = Instant::now() + Duration::from_secs(90);
     while node.text().matches(gave_up).count() < 2 {
         assert!(Instant::now() < deadline, "the restarted node did not give up: {}", node.text());
@@ -341,10 +380,14 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
     }
     let text = node.text();
     assert!(text.contains("image refused (remembered)"), "{text}");
+    // Three rounds more on chain; the journal, compacted at the start, holds the new ones.
+    wait_for_rounds(&chain, &node, &[(tasks[0], (6, 6, 3))]).await;
+    // Then nothing more happens.
+    tokio::time::sleep(SETTLE).await;
     let evs = events(&chain).await;
-    assert_eq!((count(&evs, tasks[0], false), count(&evs, tasks[0], true)), (6, 6), "{evs:?}");
-    assert_eq!((count(&evs, tasks[1], false), count(&evs, tasks[1], true)), (1, 1), "{evs:?}");
-    assert_eq!((count(&evs, later, false), count(&evs, later, true)), (0, 0), "{evs:?}");
+    assert_eq!(claims_releases(&evs, tasks[0]), (6, 6), "{evs:?}");
+    assert_eq!(claims_releases(&evs, tasks[1]), (1, 1), "{evs:?}");
+    assert_eq!(claims_releases(&evs, later), (0, 0), "{evs:?}");
     let metrics = scrape(port);
     assert_eq!(sample(&metrics, "ecld_node_images_refused "), Some(1.0), "{metrics}");
     let tampered_fetches = "ecld_node_module_rejections_total{reason=\"tampered\"} ";
@@ -982,10 +1025,14 @@ async fn enclaves_the_cas_does_not_admit_get_no_keys_and_their_tasks_are_refunde
         assert!(Instant::now() < deadline, "the node did not give up: {}", node.text());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rounds: Vec<_> = tasks.iter().map(|&t| (t, (3, 3, 3))).collect();
+    wait_for_rounds(&chain, &node, &rounds).await;
+    // Then nothing more happens.
+    tokio::time::sleep(SETTLE).await;
     let evs = events(&chain).await;
     let text = node.text();
     for &t in &tasks {
+        assert_eq!(claims_releases(&evs, t), (3, 3), "task {t}: {evs:?}");
         assert!(
             !evs.iter().any(|e| matches!(e, ChainEvent::Settled { task, .. } if *task == t)),
             "task {t} settled without an admitted enclave"

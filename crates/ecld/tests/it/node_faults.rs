@@ -210,6 +210,77 @@ pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// [`start_node_with`] serving `/metrics` on a port the node binds itself
+/// (`ECLD_NODE_METRICS_ADDR=127.0.0.1:0`, so no other process can take it in between): waits
+/// for the node's `--json` ready line and returns the port it names.
+pub(crate) fn start_node_with_metrics(
+    config: &Path,
+    log: &Path,
+    env: &[(&str, &str)],
+) -> (Child, u16) {
+    use std::io::BufRead;
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let mut child = std::process::Command::new(crate::e2e_stack::ecld_bin())
+        .args(["--json", "node", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "ecld_node=info")
+        .env_remove("ECLD_NODE_CRASH_AT")
+        .envs(env.iter().copied())
+        .env("ECLD_NODE_METRICS_ADDR", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let Ok(line) = rx.recv_timeout(Duration::from_secs(120)) else {
+        kill9(&mut child);
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("`ecld node` printed no ready line within 120 s:\n{text}");
+    };
+    let v: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("`ecld --json node` printed {line:?}: {e}"));
+    let addr: std::net::SocketAddr = v["metrics"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no metrics address in {v}"))
+        .parse()
+        .unwrap();
+    (child, addr.port())
+}
+
+/// Calls `probe` every 100 ms until `reached` holds of what it returns, and returns that;
+/// fails after `within`, naming `what` and the last value seen.
+pub(crate) fn poll_until<T: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut probe: impl FnMut() -> T,
+    reached: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = probe();
+        if reached(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {within:?}; last seen {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How long a test watches, once the expected events are there, that nothing more happens.
+pub(crate) const SETTLE: Duration = Duration::from_secs(3);
+
 /// `GET /metrics` of a node.
 pub(crate) fn scrape(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -239,25 +310,46 @@ fn two_nodes_share_50_open_tasks_each_runs_exactly_once_and_metrics_show_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = second_node_config(&stack, dir.path());
     let log = dir.path().join("node.log");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let (node, port) = start_node_with_metrics(&config, &log, &[]);
     let journal = dir.path().join("data/journal.jsonl");
     let second_offers: BTreeSet<OfferId> = wait_for_offers(&journal, 1).into_iter().collect();
 
     let ids: Vec<TaskId> = (0..50).map(|n| submit(&stack, "hash", n, None)).collect();
-    let settled = chain.wait_settled(&ids, Duration::from_secs(120));
-
-    let stack_journal = journal_steps(&stack_node_dir(&stack).join("journal.jsonl"));
+    let settled = chain.wait_settled(&ids, Duration::from_secs(180));
+    // Which node settled each task (by the offer on its ResultSubmitted event).
+    let by_second_node =
+        |id: &TaskId| settled[id].first().is_some_and(|(o, _)| second_offers.contains(o));
+    // A node journals a task's end (then counts it in /metrics) after the receipt of its
+    // submitResult: the event can be on chain before that.
+    let stack_journal_path = stack_node_dir(&stack).join("journal.jsonl");
+    poll_until(
+        "each node journals the end of every task it settled (tasks without one)",
+        Duration::from_secs(30),
+        || {
+            let (stack_steps, second_steps) =
+                (journal_steps(&stack_journal_path), journal_steps(&journal));
+            let unfinished: Vec<TaskId> = ids
+                .iter()
+                .copied()
+                .filter(|id| {
+                    let mine = if by_second_node(id) { &second_steps } else { &stack_steps };
+                    count_steps(mine, *id, "done") == 0
+                })
+                .collect();
+            unfinished
+        },
+        Vec::is_empty,
+    );
+    let stack_journal = journal_steps(&stack_journal_path);
     let second_journal = journal_steps(&journal);
     let mut by_second = 0usize;
     for id in &ids {
         let s = &settled[id];
         assert_eq!(s.len(), 1, "task {id} has {} ResultSubmitted events: {s:?}", s.len());
-        let (offer, status) = s[0];
+        let (_, status) = s[0];
         assert_eq!(status, 0, "task {id} settled with status {status}");
         // The node that settled it ran its enclave on it once; the other never did.
-        let (mine, other) = if second_offers.contains(&offer) {
+        let (mine, other) = if by_second_node(id) {
             by_second += 1;
             (&second_journal, &stack_journal)
         } else {
@@ -269,9 +361,20 @@ fn two_nodes_share_50_open_tasks_each_runs_exactly_once_and_metrics_show_it() {
     assert!(by_second >= 1, "the second node settled none of the 50 tasks");
     assert!(by_second < ids.len(), "the stack's node settled none of the 50 tasks");
 
-    // /metrics: Prometheus text with what the second node did.
+    // /metrics: Prometheus text with what the second node did. The node counts a task right
+    // after journaling its end, and its slot gauge when its main loop sees the worker end.
+    let settled_sample = "ecld_node_tasks_total{end=\"settled\",status=\"0\"}";
+    poll_until(
+        "the second node's /metrics count its settled tasks, none active",
+        Duration::from_secs(30),
+        || scrape(port),
+        |m: &String| {
+            sample(m, settled_sample).is_some_and(|n| n >= by_second as f64)
+                && sample(m, "ecld_node_tasks_active") == Some(0.0)
+        },
+    );
     let m = scrape(port);
-    let settled_metric = sample(&m, "ecld_node_tasks_total{end=\"settled\",status=\"0\"}");
+    let settled_metric = sample(&m, settled_sample);
     assert_eq!(settled_metric, Some(by_second as f64), "{m}");
     assert!(m.contains("# TYPE ecld_node_tasks_total counter"), "{m}");
     for step in ["claim", "fetch_input", "enclave_run", "upload", "submit"] {
@@ -436,11 +539,17 @@ fn sigkill_at_each_journal_step_then_restart_settles_every_task_once_with_one_re
     let node = start_node_with(&config, &log, &[]);
     let settled = chain.wait_settled(&ids, Duration::from_secs(60));
     // Let the node journal the ends, then read what it did.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while ids.iter().any(|id| count_steps(&journal_steps(&journal), *id, "done") == 0) {
-        assert!(Instant::now() < deadline, "the node did not finish its journal");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        "the node journals the end of every task (tasks without one)",
+        Duration::from_secs(30),
+        || {
+            let steps = journal_steps(&journal);
+            let unfinished: Vec<TaskId> =
+                ids.iter().copied().filter(|id| count_steps(&steps, *id, "done") == 0).collect();
+            unfinished
+        },
+        Vec::is_empty,
+    );
     let steps = journal_steps(&journal);
     collect(&mut results, &steps, "proven", "/outcome/result_hash");
     collect(&mut cids, &steps, "uploaded", "/cid");
@@ -567,12 +676,12 @@ fn the_store_goes_down_for_a_while_and_the_task_still_settles() {
     // The store goes away; the task's input cannot be fetched; the node retries with backoff.
     store.set_up(false);
     let second = submit(&stack, "stats", 1, Some(offer));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(&log).unwrap().contains("store_cat failed, retrying") {
         assert!(Instant::now() < deadline, "the node did not retry the store");
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(SETTLE);
     assert!(!chain.settlements().contains_key(&second), "settled while the store was down");
     store.set_up(true);
     let settled = chain.wait_settled(&[second], Duration::from_secs(60));
@@ -626,19 +735,30 @@ fn a_task_released_for_an_image_that_cannot_attest_is_retried_with_backoff_then_
         std::thread::sleep(Duration::from_millis(100));
     }
     // Open again for any other node, and this node leaves it alone instead of claiming and
-    // releasing it in a loop (each round costs gas and attests in vain).
-    std::thread::sleep(Duration::from_secs(3));
+    // releasing it in a loop (each round costs gas and attests in vain). The log line comes
+    // with the journaled release; the releaseTask transaction and the journaled end follow.
+    let released_events = || {
+        chain
+            .events()
+            .iter()
+            .filter(|e| matches!(e, ChainEvent::Released { task: t, .. } if *t == task))
+            .count()
+    };
+    poll_until(
+        "the last release is on chain and journaled as done (Released events, done steps)",
+        Duration::from_secs(30),
+        || (released_events(), count_steps(&journal_steps(&journal), task, "done")),
+        |&(released, done)| released >= attempts && done >= attempts,
+    );
+    std::thread::sleep(SETTLE);
     let steps = journal_steps(&journal);
-    let released = chain
-        .events()
-        .iter()
-        .filter(|e| matches!(e, ChainEvent::Released { task: t, .. } if *t == task))
-        .count();
+    let released = released_events();
     let state = chain.state(task);
     stop(node);
     assert_eq!(state, OnChain::Open);
     assert_eq!(released, attempts, "Released events");
     assert_eq!(count_steps(&steps, task, "releasing"), attempts, "{steps:?}");
+    assert_eq!(count_steps(&steps, task, "done"), attempts, "{steps:?}");
     assert_eq!(count_steps(&steps, task, "claiming"), attempts, "claimed again: {steps:?}");
     assert!(!chain.settlements().contains_key(&task), "settled without an attested enclave");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -674,11 +794,12 @@ fn an_enclave_that_dies_once_at_start_up_costs_a_short_backoff_not_the_deadline(
     // With one node, the old fixed 5-minute cooldown left the task waiting; the backoff after
     // a first failure is 1-2 s.
     let settled = chain.wait_settled(&[task], Duration::from_secs(60));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count_steps(&journal_steps(&journal), task, "done") < 2 {
-        assert!(Instant::now() < deadline, "the node did not journal the task's end");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        "the node journals the task's two ends (its release, its settlement)",
+        Duration::from_secs(30),
+        || count_steps(&journal_steps(&journal), task, "done"),
+        |&done| done >= 2,
+    );
     let steps = journal_steps(&journal);
     stop(node);
     assert!(mark.exists(), "the wrapper never failed an enclave start");
