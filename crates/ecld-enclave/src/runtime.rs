@@ -7,16 +7,21 @@
 //! Time is bounded by epoch interruption, memory by a resource limiter, and optionally
 //! instructions by fuel. Whatever the program does, the outcome is an [`Exit`] value and
 //! the runtime is ready for the next task.
+//!
+//! On a `wasm-v1` runner image the compile of a user module that is not cached yet counts
+//! against the task's time limit: it runs on its own thread while the task waits at most
+//! the time limit, and the run gets only the time left.
 
 mod pipe;
 
 use std::{
     num::NonZeroUsize,
-    sync::Arc,
+    sync::{Arc, Condvar, Mutex, PoisonError},
     thread,
     time::{Duration, Instant},
 };
 
+use alloy_primitives::B256;
 use ecld_types::StatusCode;
 use wasmtime::{
     Config, Engine, InstancePre, Linker, Module, OptLevel, ResourceLimiter, Store, Trap,
@@ -109,7 +114,10 @@ impl Runtime {
                 Module::validate(&self.engine, module)
                     .map_err(|e| RuntimeError::Compile(format!("{e:#}")))?;
                 let capacity = NonZeroUsize::new(MODULE_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
-                Body::WasmRunner(Arc::new(ModuleCache::new(capacity)))
+                Body::WasmRunner(Arc::new(UserModules {
+                    cache: ModuleCache::new(capacity),
+                    compiling: Mutex::new(Vec::new()),
+                }))
             }
             _ => Body::Command(link(&self.engine, module)?),
         };
@@ -183,7 +191,9 @@ pub struct Execution {
     /// What the program wrote to stderr (at most 64 KiB), followed by the enclave's note
     /// on how the run ended when it did not exit 0.
     pub stderr: Vec<u8>,
-    /// Wall time from instantiation to the end of the run.
+    /// Wall time from instantiation to the end of the run; for a user module of a `wasm-v1`
+    /// runner that was not compiled yet, from the start of its compile (which counts against
+    /// the time limit).
     pub elapsed: Duration,
 }
 
@@ -212,7 +222,92 @@ enum Body {
     /// A linked WASI command: the image's program or interpreter.
     Command(InstancePre<State>),
     /// A `wasm-v1` runner: user modules compiled on demand, by code hash.
-    WasmRunner(Arc<ModuleCache<InstancePre<State>>>),
+    WasmRunner(Arc<UserModules>),
+}
+
+/// The user modules of a `wasm-v1` runner: those compiled, by code hash, and those being
+/// compiled (a compile that outlived its task's time limit goes on and lands in the cache,
+/// and a task of the same code waits for it instead of starting another).
+struct UserModules {
+    cache: ModuleCache<InstancePre<State>>,
+    /// Locked before `cache` whenever both are used, so that a module is always in one of
+    /// the two while its compile finishes.
+    compiling: Mutex<Vec<(B256, Arc<Compile>)>>,
+}
+
+/// One compile in progress, shared by every task that waits for it.
+#[derive(Default)]
+struct Compile {
+    outcome: Mutex<Option<Result<InstancePre<State>, String>>>,
+    finished: Condvar,
+}
+
+impl Compile {
+    /// The compile's result, or `None` if it did not finish within `timeout`.
+    fn wait(&self, timeout: Duration) -> Option<Result<InstancePre<State>, String>> {
+        let outcome = self.outcome.lock().unwrap_or_else(PoisonError::into_inner);
+        let (outcome, _) = self
+            .finished
+            .wait_timeout_while(outcome, timeout, |o| o.is_none())
+            .unwrap_or_else(PoisonError::into_inner);
+        outcome.clone()
+    }
+}
+
+/// Where a user module comes from.
+enum Lookup {
+    /// Compiled before.
+    Cached(InstancePre<State>),
+    /// Being compiled, by this task or an earlier one.
+    Compiling(Arc<Compile>),
+}
+
+impl UserModules {
+    /// The compiled module for `hash`, or the compile in progress, started now on its own
+    /// thread if none is.
+    fn lookup(self: &Arc<Self>, engine: &Engine, hash: B256, code: &[u8]) -> Lookup {
+        let mut compiling = self.compiling.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pre) = self.cache.get(&hash) {
+            return Lookup::Cached(pre);
+        }
+        if let Some((_, compile)) = compiling.iter().find(|(h, _)| *h == hash) {
+            return Lookup::Compiling(Arc::clone(compile));
+        }
+        let compile = Arc::new(Compile::default());
+        compiling.push((hash, Arc::clone(&compile)));
+        drop(compiling);
+        let code: Arc<[u8]> = Arc::from(code);
+        let job = {
+            let (modules, engine) = (Arc::clone(self), engine.clone());
+            let (code, compile) = (Arc::clone(&code), Arc::clone(&compile));
+            move || modules.compile(&engine, hash, &code, &compile)
+        };
+        if thread::Builder::new().name("ecld-compile".into()).spawn(job).is_err() {
+            // No thread to spare: compile here; the time it takes is still charged.
+            self.compile(engine, hash, &code, &compile);
+        }
+        Lookup::Compiling(compile)
+    }
+
+    /// Compiles and links `code`, caches it when it links, and hands the outcome to every
+    /// task waiting for it.
+    fn compile(&self, engine: &Engine, hash: B256, code: &[u8], compile: &Compile) {
+        let outcome = link(engine, code).map_err(|e| e.to_string());
+        let mut compiling = self.compiling.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Ok(pre) = &outcome {
+            self.cache.insert(hash, pre.clone());
+        }
+        compiling.retain(|(h, _)| *h != hash);
+        drop(compiling);
+        *compile.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+        compile.finished.notify_all();
+    }
+}
+
+/// The time a run gets when `spent` of the task's `limit` went to compiling its module: what
+/// is left, but at least one epoch tick.
+fn time_left(limit: Duration, spent: Duration) -> Duration {
+    limit.saturating_sub(spent).max(EPOCH_TICK)
 }
 
 struct State {
@@ -270,7 +365,7 @@ impl Program {
     /// tasks found their module already compiled (`None` for other images).
     pub fn module_cache(&self) -> Option<(usize, u64)> {
         match &self.body {
-            Body::WasmRunner(cache) => Some((cache.len(), cache.hits())),
+            Body::WasmRunner(modules) => Some((modules.cache.len(), modules.cache.hits())),
             Body::Command(_) => None,
         }
     }
@@ -283,7 +378,7 @@ impl Program {
     /// async task (wasmtime-wasi's synchronous calls enter the current Tokio runtime).
     pub fn run(&self, input: &[u8], limits: &Limits) -> Execution {
         match &self.body {
-            Body::Command(pre) => self.run_pre(pre, input, limits),
+            Body::Command(pre) => self.run_pre(pre, input, limits, Duration::ZERO),
             Body::WasmRunner(_) => Execution {
                 exit: Exit::Trapped("this runner image has no program of its own".into()),
                 stdout: Vec::new(),
@@ -296,6 +391,10 @@ impl Program {
     /// Runs one task of a runner image with the user's `code` (`None`: the payload had
     /// none). Returns `Err(diagnostic)` when the code is missing or does not compile or
     /// link (status 5, CODE_INVALID), or when this image is not a runner.
+    ///
+    /// On a `wasm-v1` runner, compiling a module that is not cached counts against the time
+    /// limit: a compile that takes longer ends the task as [`Exit::TimedOut`] (the compile
+    /// goes on and caches the module for a later task), and the run gets the time left.
     ///
     /// Blocking, like [`Program::run`].
     pub fn run_code(
@@ -314,27 +413,42 @@ impl Program {
             ));
         };
         match &self.body {
-            Body::Command(pre) => Ok(self.run_pre(pre, &stdin_frame(code, input), limits)),
-            Body::WasmRunner(cache) => {
+            Body::Command(pre) => {
+                Ok(self.run_pre(pre, &stdin_frame(code, input), limits, Duration::ZERO))
+            }
+            Body::WasmRunner(modules) => {
+                // The user's module must not be another runner declaration either.
+                if RunnerKind::declared_by(code).ok().flatten().is_some() {
+                    return Err("the code declares itself a runner image".into());
+                }
                 let hash = alloy_primitives::keccak256(code);
-                let pre = match cache.get(&hash) {
-                    Some(pre) => pre,
-                    None => {
-                        // The user's module must not be another runner declaration either.
-                        if RunnerKind::declared_by(code).ok().flatten().is_some() {
-                            return Err("the code declares itself a runner image".into());
-                        }
-                        let pre = link(&self.engine, code).map_err(|e| e.to_string())?;
-                        cache.insert(hash, pre.clone());
-                        pre
+                let started = Instant::now();
+                let compile = match modules.lookup(&self.engine, hash, code) {
+                    Lookup::Cached(pre) => {
+                        return Ok(self.run_pre(&pre, input, limits, Duration::ZERO));
                     }
+                    Lookup::Compiling(compile) => compile,
                 };
-                Ok(self.run_pre(&pre, input, limits))
+                let limit = Duration::from_millis(limits.time_ms);
+                let outcome = compile.wait(limit.saturating_sub(started.elapsed()));
+                let spent = started.elapsed();
+                match outcome {
+                    Some(Ok(pre)) if spent <= limit => Ok(self.run_pre(&pre, input, limits, spent)),
+                    Some(Err(reason)) => Err(reason),
+                    Some(Ok(_)) | None => Ok(compile_timed_out(limits, spent)),
+                }
             }
         }
     }
 
-    fn run_pre(&self, pre: &InstancePre<State>, input: &[u8], limits: &Limits) -> Execution {
+    /// Runs `pre` once; `spent` of the time limit already went to compiling it.
+    fn run_pre(
+        &self,
+        pre: &InstancePre<State>,
+        input: &[u8],
+        limits: &Limits,
+        spent: Duration,
+    ) -> Execution {
         let stdout = BoundedPipe::new(
             usize::try_from(limits.output_bytes).unwrap_or(usize::MAX),
             Overflow::Trap,
@@ -352,9 +466,11 @@ impl Program {
             State { wasi, limiter: MemoryCap { memory_bytes, hit: false } },
         );
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.time_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1);
+        let budget = time_left(Duration::from_millis(limits.time_ms), spent);
+        let ticks = budget.as_nanos().div_ceil(EPOCH_TICK.as_nanos());
+        let ticks = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
         // One extra tick: the ticker may advance right after the deadline is set.
-        store.set_epoch_deadline(ticks + 1);
+        store.set_epoch_deadline(ticks.saturating_add(1));
         store.epoch_deadline_trap();
         if self.meter_fuel {
             // Cannot fail: fuel metering is on in this engine.
@@ -366,7 +482,7 @@ impl Program {
             .instantiate(&mut store)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
-        let elapsed = started.elapsed();
+        let elapsed = spent + started.elapsed();
 
         let memory_hit = store.data().limiter.hit;
         let exit = classify(result, stdout.overflowed(), memory_hit);
@@ -376,6 +492,20 @@ impl Program {
             append_note(&mut stderr, &exit, limits);
         }
         Execution { exit, stdout: stdout.take(), stderr, elapsed }
+    }
+}
+
+/// The outcome of a task whose module took longer to compile than its time limit.
+fn compile_timed_out(limits: &Limits, spent: Duration) -> Execution {
+    let note = format!(
+        "[ecld enclave] compiling the module took longer than the task's time limit ({} ms)\n",
+        limits.time_ms
+    );
+    Execution {
+        exit: Exit::TimedOut,
+        stdout: Vec::new(),
+        stderr: note.into_bytes(),
+        elapsed: spent,
     }
 }
 

@@ -192,3 +192,123 @@ fn committed_wasm_twins_match_their_wat_sources() {
         }
     }
 }
+
+/// A valid WASI command whose `_start` returns at once and which carries `functions` more
+/// functions of `statements` arithmetic statements each over 32 locals: cranelift's time
+/// grows with the total size, and no function can be compiled in parallel with itself.
+fn heavy_module(functions: usize, statements: usize) -> Vec<u8> {
+    wat::parse_str(heavy_wat(functions, statements, true)).unwrap()
+}
+
+fn heavy_wat(functions: usize, statements: usize, start: bool) -> String {
+    let mut wat = String::from("(module\n(memory (export \"memory\") 1)\n");
+    if start {
+        wat.push_str("(func (export \"_start\"))\n");
+    }
+    for f in 0..functions {
+        wat.push_str(&format!("(func (export \"f{f}\") (param $p i32) (result i32)"));
+        wat.push_str(&" (local i32)".repeat(32));
+        for s in 0..statements {
+            let (a, b, c) = (1 + s % 32, 1 + (s * 7 + 3) % 32, 1 + (s * 13 + 5) % 32);
+            wat.push_str(&format!(
+                "\n(local.set {a} (i32.add (i32.mul (local.get {b}) (local.get $p)) \
+                 (i32.xor (local.get {c}) (i32.const {s}))))"
+            ));
+        }
+        wat.push_str("\n(i32.add (local.get 1) (local.get 2)))\n");
+    }
+    wat.push(')');
+    wat
+}
+
+fn user_modules(runner: &Program) -> &UserModules {
+    match &runner.body {
+        Body::WasmRunner(modules) => modules,
+        Body::Command(_) => panic!("not a wasm-v1 runner"),
+    }
+}
+
+#[test]
+fn compiling_past_the_time_limit_is_timeout_and_the_late_module_is_cached() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let runner = program(&rt, &crate::runner::wasm_runner_image());
+    // One function of 40,000 statements: about 1 s of cranelift on a 2-core machine, and
+    // cranelift cannot split a function, so well over 100 ms on any machine.
+    let heavy = heavy_module(1, 40_000);
+    let limits = Limits { time_ms: 1, ..small_limits() };
+    let run = runner.run_code(Some(&heavy), b"", &limits).unwrap();
+    assert_eq!(run.exit, Exit::TimedOut);
+    assert_eq!(run.exit.status(), StatusCode::Timeout);
+    assert_eq!(
+        String::from_utf8(run.stderr).unwrap(),
+        "[ecld enclave] compiling the module took longer than the task's time limit (1 ms)\n"
+    );
+    assert!(run.stdout.is_empty());
+    assert!(run.elapsed >= Duration::from_millis(1), "{:?}", run.elapsed);
+    // The compile goes on; a task of the same code waits for it instead of starting another.
+    assert_eq!(user_modules(&runner).compiling.lock().unwrap().len(), 1);
+    assert_eq!(runner.module_cache(), Some((0, 0)));
+    let roomy = Limits { time_ms: 600_000, ..small_limits() };
+    let run = runner.run_code(Some(&heavy), b"", &roomy).unwrap();
+    assert_eq!(run.exit, Exit::Exited(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(user_modules(&runner).compiling.lock().unwrap().is_empty());
+    assert_eq!(runner.module_cache(), Some((1, 0)), "one compile, cached when it finished");
+    // Now cached, the same code runs at once.
+    let run = runner.run_code(Some(&heavy), b"", &small_limits()).unwrap();
+    assert_eq!(run.exit, Exit::Exited(0));
+    assert_eq!(runner.module_cache(), Some((1, 1)));
+    assert_healthy(&rt);
+}
+
+#[test]
+fn a_late_compile_that_fails_is_not_cached_and_is_code_invalid_for_the_next_task() {
+    // A module that validates but does not link (no `_start`), behind a slow compile.
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let runner = program(&rt, &crate::runner::wasm_runner_image());
+    let library = wat::parse_str(heavy_wat(1, 40_000, false)).unwrap();
+    let run = runner.run_code(Some(&library), b"", &Limits { time_ms: 1, ..small_limits() });
+    assert_eq!(run.unwrap().exit, Exit::TimedOut);
+    let roomy = Limits { time_ms: 600_000, ..small_limits() };
+    let refused = runner.run_code(Some(&library), b"", &roomy).unwrap_err();
+    assert!(refused.contains("no `_start` export"), "{refused}");
+    assert_eq!(runner.module_cache(), Some((0, 0)));
+    assert!(user_modules(&runner).compiling.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_reported_run_time_covers_the_compile() {
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let runner = program(&rt, &crate::runner::wasm_runner_image());
+    // About 0.2 s of cranelift here; running it takes microseconds.
+    let heavy = heavy_module(1, 10_000);
+    let roomy = Limits { time_ms: 600_000, ..small_limits() };
+    let call = Instant::now();
+    let run = runner.run_code(Some(&heavy), b"", &roomy).unwrap();
+    let call = call.elapsed();
+    assert_eq!(run.exit, Exit::Exited(0));
+    // Outside `elapsed` are only hashing and scanning the module's sections.
+    assert!(run.elapsed >= call / 2, "reported {:?} of a {call:?} call", run.elapsed);
+    assert_eq!(runner.module_cache(), Some((1, 0)));
+}
+
+#[test]
+fn the_run_gets_only_the_time_the_compile_left() {
+    let ms = Duration::from_millis;
+    assert_eq!(time_left(ms(1_000), ms(300)), ms(700));
+    assert_eq!(time_left(ms(1_000), ms(999)), EPOCH_TICK, "at least one tick");
+    assert_eq!(time_left(ms(1_000), ms(2_000)), EPOCH_TICK);
+    assert_eq!(time_left(ms(1_000), Duration::ZERO), ms(1_000));
+    // A program that spins, charged 9.9 s of compile against a 10 s limit, is stopped after
+    // about 0.1 s (not 10 s), and the run time it reports counts the compile.
+    let rt = Runtime::new(RuntimeOptions::default()).unwrap();
+    let spin = program(&rt, &wat!("spin"));
+    let Body::Command(pre) = &spin.body else { panic!("spin is a command") };
+    let limits = Limits { time_ms: 10_000, ..small_limits() };
+    let call = Instant::now();
+    let run = spin.run_pre(pre, b"", &limits, ms(9_900));
+    assert!(call.elapsed() < Duration::from_secs(5), "{:?}", call.elapsed());
+    assert_eq!(run.exit, Exit::TimedOut);
+    assert!(run.elapsed >= ms(10_000), "{:?}", run.elapsed);
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert!(stderr.ends_with("ran past the time limit of 10000 ms\n"), "{stderr}");
+}
