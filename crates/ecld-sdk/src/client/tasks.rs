@@ -179,6 +179,32 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Creation code that returns `block.timestamp` as one word (TIMESTAMP, PUSH1 0, MSTORE,
+/// PUSH1 32, PUSH1 0, RETURN): run by `eth_call`, it tells the time of the block the call is
+/// executed in, without any deployed contract.
+const BLOCK_TIMESTAMP_CODE: [u8; 9] = [0x42, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3];
+
+/// The earliest timestamp the next block can carry: after the newest block's `head`, not
+/// before the block time a call saw (`probed`), and not before the wall clock.
+fn next_block_time(head: Option<u64>, probed: Option<u64>, wall: u64) -> u64 {
+    head.map_or(0, |h| h.saturating_add(1)).max(probed.unwrap_or(0)).max(wall)
+}
+
+/// Chain now as read at one moment, plus the wall-clock seconds since (as the node counts
+/// chain time): a deadline computed a little after the read still counts from the moment the
+/// transaction is sent.
+#[derive(Debug, Clone, Copy)]
+struct ChainTime {
+    at_read: u64,
+    read: Instant,
+}
+
+impl ChainTime {
+    fn now(&self) -> u64 {
+        self.at_read.saturating_add(self.read.elapsed().as_secs())
+    }
+}
+
 fn fits(o: &Offer, image: ImageId, platforms: u8, memory_mb: u32, runtime_s: u32) -> bool {
     !o.withdrawn
         && o.used_slots < o.slots
@@ -254,14 +280,6 @@ impl Client {
         let runtime_s =
             u32::try_from(req.max_runtime.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
         let (offer, escrow) = self.choose_offer(req, image.platforms, runtime_s).await?;
-        let now = self.chain_now().await?;
-        let spec = TaskSpec {
-            imageId: req.image.0,
-            inputHash: input_hash,
-            memoryMb: req.memory_mb,
-            maxRuntimeS: runtime_s.max(1),
-            deadline: now + req.deadline.as_secs().max(1),
-        };
         let max_price = u128::try_from(escrow)
             .ok()
             .and_then(|p| alloy::primitives::aliases::U96::try_from(p).ok())
@@ -274,8 +292,18 @@ impl Client {
                 price: escrow.to_string(),
             });
         }
-        let permit_deadline = U256::from(now + 3600);
+        // Chain time is read last before the transaction is built, and the deadline counts
+        // from it: the task gets the time asked for, in the time the contract checks.
+        let chain_time = self.chain_time().await?;
+        let permit_deadline = U256::from(chain_time.now() + 3600);
         let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
+        let spec = TaskSpec {
+            imageId: req.image.0,
+            inputHash: input_hash,
+            memoryMb: req.memory_mb,
+            maxRuntimeS: runtime_s.max(1),
+            deadline: chain_time.now() + req.deadline.as_secs().max(1),
+        };
         let market = self.marketplace();
         let call = market.submitTaskWithPermit(
             spec,
@@ -748,7 +776,7 @@ impl Client {
                 reason: format!("it is already {}", info.state),
             });
         }
-        if self.chain_now().await? <= info.deadline {
+        if self.chain_time().await?.now() <= info.deadline {
             return Err(Error::CannotReclaim {
                 task: id,
                 reason: format!(
@@ -776,18 +804,31 @@ impl Client {
         Ok(receipt.transaction_hash)
     }
 
-    /// The earliest time the next block can carry: development chains may run ahead of the
-    /// wall clock (at least one second per block), and deadlines are checked against block
-    /// time.
-    async fn chain_now(&self) -> Result<u64, Error> {
+    /// Chain now: the earliest time the next block can carry. Deadlines are checked against
+    /// block time, which may run ahead of the wall clock: at least one second per block on a
+    /// busy chain, and by any offset on a development chain whose clock was moved
+    /// (`evm_increaseTime`) while its newest block may be old. Read from the newest block and
+    /// from the block time a call sees now (a call runs in the block that would be mined next
+    /// on development chains; on others it sees the newest block's time, or the pending one's).
+    async fn chain_time(&self) -> Result<ChainTime, Error> {
         use alloy::providers::Provider;
-        let block = self
-            .inner
-            .provider
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-            .await
-            .map_err(|e| self.chain_err(e))?;
-        Ok(block.map_or(0, |b| b.header.timestamp + 1).max(unix_now()))
+        let provider = &self.inner.provider;
+        let head = provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest);
+        let call = alloy::rpc::types::TransactionRequest::default()
+            .input(alloy::primitives::Bytes::from_static(&BLOCK_TIMESTAMP_CODE).into());
+        let probe = provider.call(call);
+        let (head, probe) = tokio::join!(head, probe);
+        let head = head.map_err(|e| self.chain_err(e))?;
+        // A node that refuses calls without a target only loses this refinement.
+        let probed = match probe {
+            Ok(out) => U256::try_from_be_slice(&out).and_then(|t| u64::try_from(t).ok()),
+            Err(e) => {
+                tracing::debug!(target: "ecld_sdk", %e, "block time by call unavailable");
+                None
+            }
+        };
+        let at_read = next_block_time(head.map(|b| b.header.timestamp), probed, unix_now());
+        Ok(ChainTime { at_read, read: Instant::now() })
     }
 
     pub(crate) async fn cached_image(&self, id: ImageId) -> Result<super::Image, Error> {
@@ -837,5 +878,27 @@ mod code_hash_tests {
         // An enclave that could not read the payload signs zero.
         let unread = proof(StatusCode::InputInvalid, B256::ZERO);
         assert!(check_code_hash(task, Some(code), &unread).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod chain_time_tests {
+    use super::*;
+
+    #[test]
+    fn the_next_block_is_after_the_head_at_the_probed_time_and_not_before_the_wall_clock() {
+        // A chain ahead of the wall clock, with a recent head: one second after it.
+        assert_eq!(next_block_time(Some(1_000), Some(1_000), 900), 1_001);
+        // A moved clock (the call ran at 1_600) while the newest block is old.
+        assert_eq!(next_block_time(Some(1_000), Some(1_600), 990), 1_600);
+        // A quiet chain, or a node that refuses the call: the wall clock.
+        assert_eq!(next_block_time(Some(900), None, 1_000), 1_000);
+        assert_eq!(next_block_time(None, None, 1_000), 1_000);
+    }
+
+    #[test]
+    fn chain_time_counts_on_from_its_read() {
+        let read = Instant::now().checked_sub(Duration::from_secs(3)).unwrap();
+        assert_eq!(ChainTime { at_read: 1_000, read }.now(), 1_003);
     }
 }

@@ -106,6 +106,14 @@ async fn a_proof_signed_by_another_key_never_settles_and_is_rejected_by_verify()
     env.stop().await;
 }
 
+/// Moves the chain's clock `secs` ahead of where it was (no block is mined: the newest block
+/// keeps its old timestamp).
+async fn increase_time(env: &Env, secs: u64) {
+    use alloy::providers::Provider;
+    let _: serde_json::Value =
+        env.node.raw_request("evm_increaseTime".into(), (secs,)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_task_past_its_deadline_is_reclaimed() {
     let env = Env::start().await;
@@ -114,13 +122,16 @@ async fn an_open_task_past_its_deadline_is_reclaimed() {
     let mut req = TaskRequest::new(env.image, b"x".to_vec());
     req.offer = OfferChoice::Open;
     req.price = Some(U256::from(5_000u64));
-    req.deadline = Duration::from_secs(1);
+    // Far enough that the checks below run before it, however slow the machine.
+    req.deadline = Duration::from_secs(60);
     let s = client.submit(&req).await.unwrap();
     assert_eq!(client.task(s.task).await.unwrap().state, TaskState::Open);
     assert!(matches!(client.reclaim(s.task).await, Err(Error::CannotReclaim { .. })));
     let err = client.wait(s.task, Duration::from_millis(100)).await.unwrap_err();
     assert!(err.to_string().contains("ecld task reclaim"), "{err}");
-    // Block time runs ahead of the wall clock on a busy devnet: retry until it has passed.
+    // Chain time moves past the deadline; the newest block still carries the time before.
+    increase_time(&env, 120).await;
+    // Block time may run ahead of the wall clock on a busy devnet: retry until it has passed.
     let start = std::time::Instant::now();
     loop {
         match client.reclaim(s.task).await {
@@ -135,6 +146,28 @@ async fn an_open_task_past_its_deadline_is_reclaimed() {
     assert_eq!(client.balance(None).await.unwrap(), before);
     assert!(matches!(client.task(TaskId::new(99).unwrap()).await, Err(Error::TaskNotFound(_))));
     assert!(client.ledger().await.unwrap().conserved());
+    env.stop().await;
+}
+
+/// Regression: with the chain's clock moved ahead and no block mined since, the deadline was
+/// counted from the newest block's old timestamp (or the wall clock), already past in chain
+/// time, and the submission reverted with DeadlinePassed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_counts_from_chain_time_when_the_newest_block_is_older() {
+    use alloy::providers::Provider;
+    let env = Env::start().await;
+    let client = env.client().await;
+    increase_time(&env, 600).await;
+    let mut req = TaskRequest::new(env.image, b"x".to_vec());
+    req.deadline = Duration::from_secs(30);
+    let s = client.submit(&req).await.unwrap();
+    let info = client.task(s.task).await.unwrap();
+    let block = env.node.get_block_by_number(s.block.into()).await.unwrap().unwrap();
+    let stamped = block.header.timestamp;
+    // The task gets the 30 s asked for, counted from chain time (a few seconds may pass
+    // between reading it and the block).
+    assert!(info.deadline >= stamped + 20, "deadline {} for a block at {stamped}", info.deadline);
+    assert!(info.deadline <= stamped + 30, "deadline {} for a block at {stamped}", info.deadline);
     env.stop().await;
 }
 
