@@ -1,6 +1,6 @@
 //! Development controls: time, mining, snapshots, interval mining.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Bytes, TxKind, U256};
 use ecld_devnet::DevnetConfig;
@@ -55,29 +55,29 @@ async fn revert_restores_balances_blocks_and_receipts() {
 #[tokio::test]
 async fn interval_mining_collects_transactions_into_blocks() {
     let config =
-        DevnetConfig { block_time: Some(Duration::from_millis(300)), ..DevnetConfig::ephemeral() };
+        DevnetConfig { block_time: Some(Duration::from_secs(1)), ..DevnetConfig::ephemeral() };
     let d = ecld_devnet::spawn(config).await.unwrap();
     let rpc = Rpc::new(d.url());
     let signer = d.accounts()[0].signer();
     let to = TxKind::Call(d.accounts()[1].address());
-    let h0 = rpc
-        .call(
-            "eth_sendRawTransaction",
-            json!([sign_1559(signer, 0, to, U256::from(1), Bytes::new(), 21_000)]),
-        )
-        .await;
-    let h1 = rpc
-        .call(
-            "eth_sendRawTransaction",
-            json!([sign_1559(signer, 1, to, U256::from(1), Bytes::new(), 21_000)]),
-        )
-        .await;
+    let tx0 = sign_1559(signer, 0, to, U256::from(1), Bytes::new(), 21_000);
+    let tx1 = sign_1559(signer, 1, to, U256::from(1), Bytes::new(), 21_000);
+    // The miner mines a block every tick, empty or not: send both right after a tick, so that
+    // the next tick (a second later) finds both in the pool rather than one on each side.
+    let mined = rpc.block_number().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rpc.block_number().await == mined {
+        assert!(Instant::now() < deadline, "the interval miner mined no block in 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let h0 = rpc.call("eth_sendRawTransaction", json!([tx0])).await;
+    let h1 = rpc.call("eth_sendRawTransaction", json!([tx1])).await;
     assert_eq!(
         quantity(&rpc.call("eth_getTransactionCount", json!([signer.address(), "pending"])).await),
         2
     );
     let mut receipt = json!(null);
-    for _ in 0..50 {
+    for _ in 0..200 {
         receipt = rpc.receipt(&h1).await;
         if !receipt.is_null() {
             break;

@@ -2,6 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // Test helpers unwrap like the tests they serve.
 
+use std::{
+    hash::{BuildHasher, RandomState},
+    net::{SocketAddr, TcpListener},
+};
+
 use ecld_cas::{AdminToken, CasClient, CasConfig};
 use ecld_enclave::attest::{AttestError, CasProvisioner, Provisioner};
 use ecld_tee::{HexBytes, Policy, SimPlatform, SimPlatformKey, SimPolicy};
@@ -13,12 +18,17 @@ async fn cas_with_session(
     platform_key: &SimPlatformKey,
     module: &[u8],
 ) -> (ecld_cas::CasHandle, tempfile::TempDir, ecld_cas::api::SessionInfo) {
+    cas_with_session_on("127.0.0.1:0".parse().unwrap(), platform_key, module).await
+}
+
+async fn cas_with_session_on(
+    bind: SocketAddr,
+    platform_key: &SimPlatformKey,
+    module: &[u8],
+) -> (ecld_cas::CasHandle, tempfile::TempDir, ecld_cas::api::SessionInfo) {
     let dir = tempfile::tempdir().unwrap();
     let token = AdminToken::generate();
-    let cas =
-        ecld_cas::spawn(CasConfig::new("127.0.0.1:0".parse().unwrap(), dir.path(), token.clone()))
-            .await
-            .unwrap();
+    let cas = ecld_cas::spawn(CasConfig::new(bind, dir.path(), token.clone())).await.unwrap();
     let policy = Policy {
         danger_allow_sim: true,
         sim: Some(SimPolicy {
@@ -79,13 +89,33 @@ async fn a_different_module_gets_no_secrets() {
     assert!(matches!(err, AttestError::Cas(_)), "{err}");
 }
 
+/// A free port on 127.0.0.1 below the system's ephemeral range, so that no outgoing
+/// connection and no other test's port-0 listener takes it while the CAS is down between a
+/// shutdown and a restart on it.
+fn port_below_the_ephemeral_range() -> SocketAddr {
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u64>().ok()))
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u64, first_ephemeral.max(10_100) - 1);
+    let random = RandomState::new();
+    (0..1000u64)
+        .map(|attempt| {
+            let port = u16::try_from(lo + random.hash_one(attempt) % (hi - lo)).unwrap();
+            SocketAddr::from(([127, 0, 0, 1], port))
+        })
+        .find(|addr| TcpListener::bind(addr).is_ok())
+        .unwrap_or_else(|| panic!("no free port in {lo}..{hi}"))
+}
+
 /// A CAS restarting (killed and started again on its state directory) while an enclave
 /// starts: the enclave waits for it instead of failing, which cost the node its enclave and
 /// released the task to a 5-minute cooldown (found by the chaos test).
 #[tokio::test]
 async fn attestation_waits_for_a_cas_that_is_restarting() {
     let key = SimPlatformKey::generate();
-    let (cas, dir, session) = cas_with_session(&key, MODULE).await;
+    let (cas, dir, session) =
+        cas_with_session_on(port_below_the_ephemeral_range(), &key, MODULE).await;
     let addr = cas.addr();
     cas.shutdown().await;
     let provisioner = CasProvisioner::new(
