@@ -151,34 +151,54 @@ pub(crate) fn into_output(result: ExecutionResult) -> Result<alloy::primitives::
 
 /// `eth_estimateGas`: the least gas limit with which `req` succeeds (binary search, like
 /// hardhat and geth).
+///
+/// Every try runs the whole transaction under the chain's lock, so the search starts where the
+/// answer usually is: the gas spent before refunds (a limit below it runs out of gas), then
+/// windows above it that widen fourfold (a call keeps 1/64 of the gas back, a value transfer
+/// needs its stipend), and bisects only the window that holds the answer.
 pub(crate) fn estimate_gas(chain: &Chain, req: &TransactionRequest) -> Result<u64, ChainError> {
     let block = super::mine::next_block_env(chain);
     let try_gas = |gas: u64| -> Result<ExecutionResult, ChainError> {
         let (env, cfg) = call_env(chain, req, gas)?;
         run(chain, env, cfg, block.clone())
     };
+    let succeeds = |gas: u64| -> Result<bool, ChainError> {
+        match try_gas(gas) {
+            Ok(r) => Ok(r.is_success()),
+            Err(ChainError::Invalid(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
     let mut hi = req.gas.unwrap_or_else(|| call_gas_cap(chain));
     let first = try_gas(hi)?;
-    let used = first.tx_gas_used();
+    // The gas the execution consumed before refunds, or the calldata floor (EIP-7623) where it
+    // is higher: no smaller limit can work. Most transactions succeed with exactly that.
+    let least = first.gas().total_gas_spent().max(first.tx_gas_used());
     into_output(first)?;
-    // Most transactions succeed with exactly what they used (no refund, no 63/64 reserve).
-    match try_gas(used) {
-        Ok(r) if r.is_success() => return Ok(used),
-        Ok(_) | Err(ChainError::Invalid(_)) => {}
-        Err(e) => return Err(e),
+    if least >= hi || succeeds(least)? {
+        return Ok(least.min(hi));
     }
-    let mut lo = used;
-    // Search the least limit that succeeds; `lo` always fails, `hi` always succeeds.
-    let optimistic = used.saturating_mul(64) / 63 + 2_300;
-    if optimistic < hi && matches!(try_gas(optimistic), Ok(ref r) if r.is_success()) {
-        hi = optimistic;
+    // `lo` always fails, `hi` always succeeds.
+    let mut lo = least;
+    let mut step = 64u64;
+    loop {
+        let probe = least.saturating_add(step);
+        if probe >= hi {
+            break;
+        }
+        if succeeds(probe)? {
+            hi = probe;
+            break;
+        }
+        lo = probe;
+        step = step.saturating_mul(4);
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
-        match try_gas(mid) {
-            Ok(r) if r.is_success() => hi = mid,
-            Ok(_) | Err(ChainError::Invalid(_)) => lo = mid,
-            Err(e) => return Err(e),
+        if succeeds(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
         }
     }
     Ok(hi)
