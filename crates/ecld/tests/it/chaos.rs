@@ -19,7 +19,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
-mod services;
+pub(crate) mod services;
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -20,12 +20,13 @@ use ecld_node::chain::OnChain;
 use serde_json::{Value, json};
 
 use crate::{
+    chaos::services::{Ports, Rng},
     e2e_stack::{Stack, ecld_bin, programs_dir, ready_line},
-    node::{SECOND_NODE_KEY, kill9, node_config, start_node_with},
+    node::{SECOND_NODE_KEY, kill9, node_config},
     node_faults::{
-        ChainView, LOW_PRICE, MID_PRICE, count_steps, enclave_wrapper, free_port, image_id,
-        journal_steps, offers_for, offers_priced, sample, scrape, set_config, stop, strip_ansi,
-        submit, submit_open_at, submit_with, wait_for_offers,
+        ChainView, LOW_PRICE, MID_PRICE, count_steps, enclave_wrapper, image_id, journal_steps,
+        offers_for, offers_priced, sample, scrape, set_config, start_node_with_metrics, stop,
+        strip_ansi, submit, submit_open_at, submit_with, wait_for_offers,
     },
 };
 
@@ -42,6 +43,14 @@ fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the node serving `/metrics` on `port` has handled the chain's newest block.
+fn wait_handled_head(chain: &ChainView, port: u16, what: &str) {
+    let head = chain.rt.block_on(chain.chain.head()).unwrap() as f64;
+    wait_until(Duration::from_secs(30), what, || {
+        sample(&scrape(port), "ecld_node_chain_block").is_some_and(|b| b >= head)
+    });
+}
+
 fn log_text(log: &Path) -> String {
     strip_ansi(&std::fs::read_to_string(log).unwrap_or_default())
 }
@@ -56,9 +65,7 @@ fn new_heads_by_subscription_wake_the_node_and_without_one_it_polls() {
     set_config(&config, "[chain]", "poll_interval_ms", NEVER_MS);
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let (node, port) = start_node_with_metrics(&config, &log, &[]);
     let offer = wait_for_offers(&journal, 1)[0];
     wait_until(Duration::from_secs(30), "the node did not subscribe to new heads", || {
         sample(&scrape(port), "ecld_node_chain_subscribed") == Some(1.0)
@@ -66,10 +73,7 @@ fn new_heads_by_subscription_wake_the_node_and_without_one_it_polls() {
     // A block mined now is read at once: the follower is woken by the notification (its next
     // poll is an hour away), and the wake-up of the subscription itself is behind us.
     chain.rpc("evm_mine", json!([]));
-    let head = chain.rt.block_on(chain.chain.head()).unwrap() as f64;
-    wait_until(Duration::from_secs(30), "a mined block did not wake the node", || {
-        sample(&scrape(port), "ecld_node_chain_block").is_some_and(|b| b >= head)
-    });
+    wait_handled_head(&chain, port, "a mined block did not wake the node");
     // A task matched to this node's offer is adopted and settled, within seconds.
     let task = submit(&stack, "stats", 0, Some(offer));
     let settled = chain.wait_settled(&[task], Duration::from_secs(60));
@@ -90,9 +94,7 @@ fn new_heads_by_subscription_wake_the_node_and_without_one_it_polls() {
     set_config(&config, "[chain]", "ws_url", &format!("{store_ws:?}"));
     set_config(&config, "[chain]", "poll_interval_ms", "100");
     let log2 = dir.path().join("node2.log");
-    let port2 = free_port();
-    let addr2 = format!("127.0.0.1:{port2}");
-    let node = start_node_with(&config, &log2, &[("ECLD_NODE_METRICS_ADDR", &addr2)]);
+    let (node, port2) = start_node_with_metrics(&config, &log2, &[]);
     wait_until(Duration::from_secs(30), "the node did not report polling", || {
         log_text(&log2).contains("no new-head subscription; polling the chain")
     });
@@ -115,16 +117,16 @@ struct Up {
 }
 
 impl Up {
-    fn start(data: &Path, ports: [u16; 3], log: &Path) -> Self {
+    fn start(data: &Path, ports: Ports, log: &Path) -> Self {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut child = Command::new(ecld_bin())
             .args(["up", "--json", "--no-node", "--stop-on-stdin-eof", "--data-dir"])
             .arg(data)
             .arg("--programs")
             .arg(programs_dir())
-            .args(["--rpc-port", &ports[0].to_string()])
-            .args(["--store-port", &ports[1].to_string()])
-            .args(["--cas-port", &ports[2].to_string()])
+            .args(["--rpc-port", &ports.rpc.to_string()])
+            .args(["--store-port", &ports.store.to_string()])
+            .args(["--cas-port", &ports.cas.to_string()])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -189,34 +191,48 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
     let data = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let up_log = dir.path().join("up.log");
-    let ports = [free_port(), free_port(), free_port()];
+    // Below the ephemeral range: no other test's port-0 listener takes one while `up` is down.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()) ^ d.as_secs());
+    let ports = Ports::pick(&mut Rng::new(seed ^ u64::from(std::process::id())));
     let mut up = Up::start(data.path(), ports, &up_log);
     let offers = offers_for(&up.image("stats"), 2) + "\n" + &offers_for(&up.image("hash"), 1);
     let config = config_for(&up.info, dir.path(), &offers);
     // Enclaves start once the gate file exists: a task of the second image is held, claimed
-    // and not yet run, across the chain's death and restart.
+    // and not yet run, across the chain's death and restart. An enclave launch marks the
+    // `started` file first (the node launches it once it has fetched the module and input).
     let gate = dir.path().join("gate");
+    let started = dir.path().join("started");
     std::fs::write(&gate, b"").unwrap();
     let wrapper = enclave_wrapper(
         dir.path(),
-        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+        &format!(
+            ": > {s:?}\nwhile [ ! -e {g:?} ]; do sleep 0.05; done",
+            s = started.display().to_string(),
+            g = gate.display().to_string()
+        ),
     );
     set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
     let offers = wait_for_offers(&journal, 2);
     let (offer, hash_offer) = (offers[0], offers[1]);
     let subscribed = || sample(&scrape(port), "ecld_node_chain_subscribed") == Some(1.0);
     wait_until(Duration::from_secs(30), "the node did not subscribe", subscribed);
     let first = submit_with(&|| up.cmd(), &up.info, "stats", 0, Some(offer), MID_PRICE);
     ChainView::at(&up.info).wait_settled(&[first], Duration::from_secs(60));
+    std::fs::remove_file(&started).unwrap();
     std::fs::remove_file(&gate).unwrap();
     let held = submit_with(&|| up.cmd(), &up.info, "hash", 9, Some(hash_offer), MID_PRICE);
     wait_until(Duration::from_secs(30), "the node did not take the held task", || {
         count_steps(&journal_steps(&journal), held, "claimed") == 1
+    });
+    // Its input is fetched and its enclave waits at the gate: the outage below finds the node
+    // waiting for the enclave, not in the middle of a fetch from the store.
+    wait_until(Duration::from_secs(60), "the held task's enclave did not start", || {
+        started.exists()
     });
 
     // SIGKILL the chain (with the store and CAS of the same process) while the node runs.
@@ -273,7 +289,7 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
     set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
-    let mut node = start_node_with(&config, &log, &[]);
+    let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
     wait_for_offers(&journal, 2);
     let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
 
@@ -283,6 +299,9 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
     wait_until(Duration::from_secs(30), "the node did not claim the task", || {
         steps_of(task, "claimed") == 1
     });
+    // The blocks the reorganisation drops are ones the node has handled (its follower may
+    // read a block after its own transaction's receipt).
+    wait_handled_head(&chain, port, "the node did not handle the block with its claim");
     // The reorganisation: the blocks with the submission and the claim are gone, and a new
     // block is mined on the old head.
     assert_eq!(chain.rpc("evm_revert", json!([snapshot])), json!(true));
@@ -320,6 +339,7 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
     wait_until(Duration::from_secs(20), "the node did not journal the end", || {
         steps_of(second, "done") == 1
     });
+    wait_handled_head(&chain, port, "the node did not handle the block with its settlement");
     assert_eq!(chain.rpc("evm_revert", json!([snapshot])), json!(true));
     // (Checked before a new block wakes the node: until then it polls every 15 s at most.)
     assert!(!chain.settlements().contains_key(&second), "the settlement survived the revert");
@@ -387,9 +407,7 @@ fn deadlines_are_judged_in_chain_time_a_near_one_is_not_claimed_and_a_late_proof
     set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut node = start_node_with(&config, &log, &[("ECLD_NODE_METRICS_ADDR", &addr)]);
+    let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
     let offers = wait_for_offers(&journal, 2);
     let hash_offer = offers[1];
     let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
@@ -416,10 +434,7 @@ fn deadlines_are_judged_in_chain_time_a_near_one_is_not_claimed_and_a_late_proof
     chain.rpc("evm_increaseTime", json!([120]));
     chain.rpc("evm_mine", json!([]));
     // The node has read the block stamped past the deadline before the enclave starts.
-    let head = chain.rt.block_on(chain.chain.head()).unwrap() as f64;
-    wait_until(Duration::from_secs(30), "the node did not read the new block", || {
-        sample(&scrape(port), "ecld_node_chain_block").is_some_and(|b| b >= head)
-    });
+    wait_handled_head(&chain, port, "the node did not read the new block");
     std::fs::write(&gate, b"").unwrap();
     wait_until(Duration::from_secs(60), "the node did not give the late task up", || {
         journal_steps(&journal)

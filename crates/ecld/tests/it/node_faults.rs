@@ -206,10 +206,6 @@ pub(crate) fn wait_for_offers(journal: &Path, n: usize) -> Vec<OfferId> {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// [`start_node_with`] serving `/metrics` on a port the node binds itself
 /// (`ECLD_NODE_METRICS_ADDR=127.0.0.1:0`, so no other process can take it in between): waits
 /// for the node's `--json` ready line and returns the port it names.
