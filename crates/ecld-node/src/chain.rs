@@ -1,5 +1,6 @@
 //! The node's view of the chain: Marketplace and ImageRegistry calls through alloy, events
-//! decoded into [`ChainEvent`], transactions sent one at a time per account.
+//! decoded into [`ChainEvent`], transactions handed to the chain one at a time per account
+//! (estimates and receipts overlap).
 
 use std::{sync::Arc, time::Duration};
 
@@ -508,13 +509,26 @@ impl Chain {
         self.send("submitResult", call).await
     }
 
-    /// Sends a transaction (one at a time per node, with the nonce the chain reports as
-    /// pending) and waits for its receipt. A reverting estimate fails here with the reason.
+    /// Sends a transaction and waits for its receipt. A reverting estimate fails here with the
+    /// reason. The gas estimate and the fees are asked for first, concurrently with other
+    /// transactions of this node; only taking the nonce (the one the chain reports as pending)
+    /// and handing the signed transaction over happen one at a time per node, so that
+    /// concurrent sends get distinct nonces. Receipts are awaited concurrently.
     async fn send<D: CallDecoder>(
         &self,
         what: &'static str,
         call: CallBuilder<&DynProvider, D>,
     ) -> Result<Mined, ChainError> {
+        let estimate = call.estimate_gas().await.map_err(|e| call_err(what, &e))?;
+        let fees = self
+            .provider
+            .estimate_eip1559_fees()
+            .await
+            .map_err(|e| rpc_err("eth_feeHistory", e))?;
+        let call = call
+            .gas(ecld_contracts::gas_with_headroom(estimate))
+            .max_fee_per_gas(fees.max_fee_per_gas)
+            .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
         let tx = {
             let _guard = self.send_lock.lock().await;
             let nonce = self
@@ -523,13 +537,7 @@ impl Chain {
                 .pending()
                 .await
                 .map_err(|e| rpc_err("eth_getTransactionCount", e))?;
-            let estimate = call.estimate_gas().await.map_err(|e| call_err(what, &e))?;
-            let pending = call
-                .nonce(nonce)
-                .gas(ecld_contracts::gas_with_headroom(estimate))
-                .send()
-                .await
-                .map_err(|e| call_err(what, &e))?;
+            let pending = call.nonce(nonce).send().await.map_err(|e| call_err(what, &e))?;
             *pending.tx_hash()
         };
         let receipt = self.wait_receipt(what, tx).await?;

@@ -222,8 +222,9 @@ fn render(a: &NodeArgs, elapsed: Duration, before: &str, after: &str, all: &[f64
     s.push_str(&format!(
         "\nBy part: chain {:.0}%, store {:.0}%, enclave {:.0}% of the step time. Gas per task paid \
          by the node: claimTask {:.0}, submitResult {:.0}. Step times overlap ({} tasks run at \
-         once, and the node sends one transaction at a time per account), so the throughput is \
-         not 1 / the sum of the medians.\n",
+         once; the node estimates gas and awaits receipts concurrently but hands the chain one \
+         transaction at a time per account, to give each its nonce), so the throughput is not \
+         1 / the sum of the medians.\n",
         pct(by_part("chain")),
         pct(by_part("store")),
         pct(by_part("enclave")),
