@@ -142,6 +142,12 @@ struct Inner {
     released: Mutex<Setbacks>,
     /// Images whose module can never pass its checks: their tasks are not claimed.
     refused: Mutex<Refusals>,
+    /// Tasks this node ended on chain (settled or released) by a transaction in a block the
+    /// follower has not read yet: that block number. The follower checks that the end's event
+    /// is there when it reads the block; a block replaced before it was read (a reorganisation
+    /// the cursor never saw) would otherwise leave the task held by this node with its journal
+    /// saying done.
+    unread_ends: Mutex<HashMap<TaskId, u64>>,
     /// Chain time, from the newest block header, and recent task durations.
     clock: clock::ChainClock,
     stopping: AtomicBool,
@@ -216,6 +222,32 @@ impl Inner {
                 file,
                 "image {image} refused for good: its module can never match the registered measurement;                  this node releases its tasks and claims none of them again. The image's publisher must                  publish a new image whose measurement is the module's; to make this node try the image                  again, remove it from {file} and restart the node"
             );
+        }
+    }
+
+    /// Records that this node's transaction ending `task` was mined in block `block`.
+    fn ended_in(&self, task: TaskId, block: Option<u64>) {
+        if let Some(block) = block {
+            self.unread_ends
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(task, block);
+        }
+    }
+
+    /// The recorded ends in blocks up to `to`, with their blocks.
+    fn unread_ends_through(&self, to: u64) -> Vec<(TaskId, u64)> {
+        let m = self.unread_ends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.iter().filter(|(_, b)| **b <= to).map(|(t, b)| (*t, *b)).collect()
+    }
+
+    /// Forgets recorded ends once their blocks were read (unless recorded again since).
+    fn forget_ends(&self, ends: &[(TaskId, u64)]) {
+        let mut m = self.unread_ends.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (task, block) in ends {
+            if m.get(task) == Some(block) {
+                m.remove(task);
+            }
         }
     }
 
@@ -417,6 +449,7 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         images: Mutex::new(HashMap::new()),
         released: Mutex::new(Setbacks::default()),
         refused: Mutex::new(refused),
+        unread_ends: Mutex::new(HashMap::new()),
         clock: clock::ChainClock::default(),
         stopping: AtomicBool::new(false),
     };

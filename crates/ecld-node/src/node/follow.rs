@@ -104,11 +104,32 @@ impl Follower {
                 message: format!("block {to} vanished"),
             });
         };
-        let adopt = self.apply(inner, events);
+        // This node's own settlements and releases mined in blocks of this read: each must
+        // show as its event, else its block was replaced before the follower read it.
+        let ends = inner.unread_ends_through(to);
+        let ended: HashSet<TaskId> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                ChainEvent::Settled { task, .. } | ChainEvent::Released { task, .. } => Some(*task),
+                _ => None,
+            })
+            .collect();
+        let vanished: Vec<TaskInfo> = ends
+            .iter()
+            .filter(|(task, block)| *block >= from && !ended.contains(task))
+            .filter_map(|(task, _)| inner.journal(|j| j.state().infos.get(task).cloned()))
+            .collect();
+        let mut adopt = self.apply(inner, events);
+        for info in vanished {
+            tracing::warn!(target: "ecld_node", task = %info.id, "this node's settlement or release of the task is not in the block it was mined in (a reorganisation replaced it); checking the task on chain");
+            if !adopt.iter().any(|a| a.id == info.id) {
+                adopt.push(info);
+            }
+        }
         let mut adopted = Vec::new();
         for info in adopt {
             let task = info.id;
-            let offer = info.offer;
+            let mut offer = info.offer;
             let journaled = inner.journal(|j| j.state().tasks.get(&task).cloned());
             match journaled {
                 None => {}
@@ -120,6 +141,7 @@ impl Follower {
                 Some(_) => match chain.task_state(task).await? {
                     OnChain::HeldBy(o) if inner.owns(o) => {
                         tracing::warn!(target: "ecld_node", task = %task, offer = %o, "a task this node had finished is held by it again on chain (a reorganisation dropped its end); resuming it");
+                        offer = Some(o);
                     }
                     _ => continue,
                 },
@@ -144,6 +166,7 @@ impl Follower {
                 }
             }
         }
+        inner.forget_ends(&ends);
         self.cursor = Some((to, to_hash));
         // Chain time for the deadline checks (after a reorganisation the head may be older).
         inner.clock.saw_head(to, to_time, reorg);

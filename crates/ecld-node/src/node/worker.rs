@@ -284,7 +284,10 @@ async fn send_release(inner: &Inner, task: TaskId) -> Result<Next, Failure> {
     let r = retry(inner.tuning.chain_backoff, "releaseTask", || inner.chain.release(task)).await;
     metrics::step("release", start.elapsed());
     match r {
-        Ok(_) => done(inner, task, End::Released, None),
+        Ok(mined) => {
+            inner.ended_in(task, mined.receipt.block_number);
+            done(inner, task, End::Released, None)
+        }
         Err(ChainError::Reverted { reason, .. }) => {
             tracing::info!(target: "ecld_node", %reason, "release refused: the task is no longer held by this node");
             done(inner, task, End::Released, None)
@@ -476,7 +479,8 @@ async fn submit(
     .await;
     metrics::step("submit", t.elapsed());
     match r {
-        Ok(_) => {
+        Ok(mined) => {
+            inner.ended_in(info.id, mined.receipt.block_number);
             crash_point::reached(crash_point::AFTER_SUBMIT);
             if outcome.status.code() < StatusCode::FIRST_SYSTEM_CODE {
                 let price = inner

@@ -3,7 +3,8 @@
 //! without one it polls; the chain process is killed with SIGKILL and restarted on the same
 //! port with the same state while the node runs and holds a task; a reorganisation (`evm_revert`) drops a claim
 //! the node holds (the node drops the task; submitted again, it settles once) or drops the
-//! node's settlement (the node runs the task again; it settles once); with chain time moved
+//! node's settlement (the node runs the task again; it settles once), also when the block with
+//! the settlement is replaced before the node read it; with chain time moved
 //! ahead of the wall clock (`evm_increaseTime`), deadlines are judged in chain time: a task
 //! whose deadline is near in chain time (far by the wall clock) is not claimed, and a proof
 //! that chain time made too late is not sent.
@@ -16,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ecld_node::chain::OnChain;
+use ecld_node::chain::{ChainEvent, OnChain};
 use serde_json::{Value, json};
 
 use crate::{
@@ -360,6 +361,110 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
         let v = stack.json(&["task", "verify", &id.get().to_string()], 0);
         assert_eq!(v["status"], 0, "{v}");
     }
+}
+
+/// A reorganisation that replaces the block with the node's settlement before the node's
+/// follower read that block (the follower polls every few seconds; the node is stopped with
+/// SIGSTOP while the chain changes): the follower's cursor block is untouched, so only the
+/// missing `ResultSubmitted` event in the re-read block tells. The node checks the task on
+/// chain, finds it held by its offer again, runs it again, and it settles once.
+#[test]
+fn a_settlement_replaced_before_the_node_read_its_block_is_noticed_and_the_task_runs_again() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let offers = offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
+    let config = node_config(&stack, dir.path(), Some(&offers));
+    // Polling only, and seldom: the follower reads blocks after the node's own transactions.
+    set_config(&config, "[chain]", "ws_url", "\"none\"");
+    set_config(&config, "[chain]", "poll_interval_ms", "5000");
+    let gate = dir.path().join("gate");
+    let wrapper = enclave_wrapper(
+        dir.path(),
+        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+    );
+    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let (mut node, _port) = start_node_with_metrics(&config, &log, &[]);
+    wait_for_offers(&journal, 1);
+    let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
+
+    let task = submit_open_at(&stack, "hash", 0, MID_PRICE);
+    wait_until(Duration::from_secs(60), "the node did not claim the task", || {
+        steps_of(task, "claimed") == 1
+    });
+    let snapshot = chain.rpc("evm_snapshot", json!([]));
+    // The follower reads the block with the claim (so the re-read after the reorganisation
+    // starts after it, and no Claimed event there tells), then the task runs and settles.
+    let claimed_by = chain.rt.block_on(chain.chain.head()).unwrap();
+    wait_until(Duration::from_secs(30), "the node's follower did not read its claim", || {
+        journal_cursor(&journal) >= claimed_by
+    });
+    std::fs::write(&gate, b"").unwrap();
+    wait_until(Duration::from_secs(60), "the node did not journal its settlement", || {
+        steps_of(task, "done") == 1
+    });
+    // Nothing of the node runs while the chain is changed.
+    signal(&node, "STOP");
+    let (head, settled_in) = chain.rt.block_on(async {
+        let head = chain.chain.head().await.unwrap();
+        let evs = chain.chain.events(0, head).await.unwrap();
+        let at = evs.iter().find_map(|(b, e)| match e {
+            ChainEvent::Settled { task: t, .. } if *t == task => Some(*b),
+            _ => None,
+        });
+        (head, at.expect("no ResultSubmitted event for the task"))
+    });
+    let cursor = journal_cursor(&journal);
+    assert_eq!(chain.rpc("evm_revert", json!([snapshot])), json!(true));
+    assert!(!chain.settlements().contains_key(&task), "the settlement survived the revert");
+    // The chain grows past the block the settlement was in, with other blocks.
+    let reverted = chain.rt.block_on(chain.chain.head()).unwrap();
+    for _ in reverted..=head {
+        chain.rpc("evm_mine", json!([]));
+    }
+    signal(&node, "CONT");
+    let settled = chain.wait_settled(&[task], Duration::from_secs(60));
+    assert_eq!(settled[&task].len(), 1, "{settled:?}");
+    assert_eq!(settled[&task][0].1, 0, "{settled:?}");
+    assert_eq!(steps_of(task, "proven"), 2, "the task did not run again");
+    assert!(node.try_wait().unwrap().is_none(), "the node exited");
+    kill9(&mut node);
+    let text = log_text(&log);
+    if cursor < settled_in {
+        // The usual case: the follower had not read the settlement's block.
+        assert!(text.contains("is not in the block it was mined in"), "cursor {cursor}:\n{text}");
+    } else {
+        // A poll landed between the settlement and SIGSTOP: the cursor block itself changed.
+        assert!(text.contains("no longer on the chain (reorganisation"), "{text}");
+    }
+    assert!(text.contains("held by it again on chain"), "{text}");
+    assert_eq!(text.matches("node started").count(), 1, "the node restarted:\n{text}");
+    let v = stack.json(&["task", "verify", &task.get().to_string()], 0);
+    assert_eq!(v["status"], 0, "{v}");
+}
+
+/// Sends `SIGSTOP` or `SIGCONT` (`sig`) to `child`.
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} failed");
+}
+
+/// The last block the node's journal says its follower handled.
+fn journal_cursor(journal: &Path) -> u64 {
+    std::fs::read_to_string(journal)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "cursor")
+        .filter_map(|v| v["block"].as_u64())
+        .last()
+        .expect("no cursor in the journal")
 }
 
 /// Submits an open task for `image` paying at most [`MID_PRICE`], due `deadline_s` seconds
