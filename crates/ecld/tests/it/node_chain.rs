@@ -460,10 +460,10 @@ fn journal_cursor(journal: &Path) -> u64 {
     std::fs::read_to_string(journal)
         .unwrap()
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["kind"] == "cursor")
-        .filter_map(|v| v["block"].as_u64())
-        .last()
+        .find_map(|v| v["block"].as_u64())
         .expect("no cursor in the journal")
 }
 
