@@ -52,6 +52,18 @@ fn wait_handled_head(chain: &ChainView, port: u16, what: &str) {
     });
 }
 
+/// Makes the enclaves of the node configured in `config` wait, before starting, until the
+/// returned gate file exists (in `dir`).
+fn gate_enclaves(config: &Path, dir: &Path) -> PathBuf {
+    let gate = dir.join("gate");
+    let wrapper = enclave_wrapper(
+        dir,
+        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
+    );
+    set_config(config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    gate
+}
+
 fn log_text(log: &Path) -> String {
     strip_ansi(&std::fs::read_to_string(log).unwrap_or_default())
 }
@@ -282,12 +294,7 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
         + "\n"
         + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
     let config = node_config(&stack, dir.path(), Some(&offers));
-    let gate = dir.path().join("gate");
-    let wrapper = enclave_wrapper(
-        dir.path(),
-        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
-    );
-    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let gate = gate_enclaves(&config, dir.path());
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
     let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
@@ -378,12 +385,7 @@ fn a_settlement_replaced_before_the_node_read_its_block_is_noticed_and_the_task_
     // Polling only, and seldom: the follower reads blocks after the node's own transactions.
     set_config(&config, "[chain]", "ws_url", "\"none\"");
     set_config(&config, "[chain]", "poll_interval_ms", "5000");
-    let gate = dir.path().join("gate");
-    let wrapper = enclave_wrapper(
-        dir.path(),
-        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
-    );
-    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
+    let gate = gate_enclaves(&config, dir.path());
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
     let (mut node, _port) = start_node_with_metrics(&config, &log, &[]);
@@ -503,13 +505,8 @@ fn deadlines_are_judged_in_chain_time_a_near_one_is_not_claimed_and_a_late_proof
         + "\n"
         + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
     let config = node_config(&stack, dir.path(), Some(&offers));
-    let gate = dir.path().join("gate");
+    let gate = gate_enclaves(&config, dir.path());
     std::fs::write(&gate, b"").unwrap();
-    let wrapper = enclave_wrapper(
-        dir.path(),
-        &format!("while [ ! -e {g:?} ]; do sleep 0.05; done", g = gate.display().to_string()),
-    );
-    set_config(&config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     let log = dir.path().join("node.log");
     let journal = dir.path().join("data/journal.jsonl");
     let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
