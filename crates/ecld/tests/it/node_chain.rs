@@ -18,6 +18,7 @@ use std::{
 };
 
 use ecld_node::chain::{ChainEvent, OnChain};
+use ecld_types::OfferId;
 use serde_json::{Value, json};
 
 use crate::{
@@ -62,6 +63,39 @@ fn gate_enclaves(config: &Path, dir: &Path) -> PathBuf {
     );
     set_config(config, "[enclave]", "command", &format!("[{:?}]", wrapper.display().to_string()));
     gate
+}
+
+/// A node of these tests whose enclaves wait at a gate (see [`gate_enclaves`]).
+struct GatedNode {
+    _dir: tempfile::TempDir,
+    gate: PathBuf,
+    log: PathBuf,
+    journal: PathBuf,
+    child: Child,
+    port: u16,
+    offers: Vec<OfferId>,
+}
+
+/// Starts a node with `offers` (TOML `[[offers]]`), its config edited by `configure`, its
+/// enclaves gated, and waits until its `n` offers are on chain.
+fn start_gated(stack: &Stack, offers: &str, n: usize, configure: impl FnOnce(&Path)) -> GatedNode {
+    let dir = tempfile::tempdir().unwrap();
+    let config = node_config(stack, dir.path(), Some(offers));
+    configure(&config);
+    let gate = gate_enclaves(&config, dir.path());
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let (child, port) = start_node_with_metrics(&config, &log, &[]);
+    let offers = wait_for_offers(&journal, n);
+    GatedNode { _dir: dir, gate, log, journal, child, port, offers }
+}
+
+/// Offers that take the `stats` and `hash` tasks of [`submit_open_at`] (cheaper than their
+/// maximum price; the stack's own node asks more, so it takes none of them).
+fn cheap_offers(stack: &Stack) -> String {
+    offers_priced(&image_id(stack, "stats"), 1, LOW_PRICE)
+        + "\n"
+        + &offers_priced(&image_id(stack, "hash"), 1, LOW_PRICE)
 }
 
 fn log_text(log: &Path) -> String {
@@ -286,19 +320,10 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
 fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settles_once() {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
-    let dir = tempfile::tempdir().unwrap();
-    // The only node that can take the tasks (cheaper than their maximum price; the stack's
-    // node asks more). Its enclaves wait for a gate file before starting, so that a claim is
-    // held, not yet run, when the chain reorganises.
-    let offers = offers_priced(&image_id(&stack, "stats"), 1, LOW_PRICE)
-        + "\n"
-        + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
-    let config = node_config(&stack, dir.path(), Some(&offers));
-    let gate = gate_enclaves(&config, dir.path());
-    let log = dir.path().join("node.log");
-    let journal = dir.path().join("data/journal.jsonl");
-    let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
-    wait_for_offers(&journal, 2);
+    // The only node that can take the tasks. Its enclaves wait for a gate file before
+    // starting, so that a claim is held, not yet run, when the chain reorganises.
+    let GatedNode { _dir, gate, log, journal, child: mut node, port, .. } =
+        start_gated(&stack, &cheap_offers(&stack), 2, |_| {});
     let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
 
     // 1. The claim is dropped. Snapshot, submit an open task, and let the node claim it.
@@ -379,17 +404,13 @@ fn a_reorg_dropping_the_nodes_claim_or_settlement_is_noticed_and_the_task_settle
 fn a_settlement_replaced_before_the_node_read_its_block_is_noticed_and_the_task_runs_again() {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
-    let dir = tempfile::tempdir().unwrap();
     let offers = offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
-    let config = node_config(&stack, dir.path(), Some(&offers));
     // Polling only, and seldom: the follower reads blocks after the node's own transactions.
-    set_config(&config, "[chain]", "ws_url", "\"none\"");
-    set_config(&config, "[chain]", "poll_interval_ms", "5000");
-    let gate = gate_enclaves(&config, dir.path());
-    let log = dir.path().join("node.log");
-    let journal = dir.path().join("data/journal.jsonl");
-    let (mut node, _port) = start_node_with_metrics(&config, &log, &[]);
-    wait_for_offers(&journal, 1);
+    let GatedNode { _dir, gate, log, journal, child: mut node, .. } =
+        start_gated(&stack, &offers, 1, |config| {
+            set_config(config, "[chain]", "ws_url", "\"none\"");
+            set_config(config, "[chain]", "poll_interval_ms", "5000");
+        });
     let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
 
     let task = submit_open_at(&stack, "hash", 0, MID_PRICE);
@@ -498,19 +519,11 @@ fn submit_due(stack: &Stack, image: &str, n: usize, deadline_s: u64) -> ecld_typ
 fn deadlines_are_judged_in_chain_time_a_near_one_is_not_claimed_and_a_late_proof_is_not_sent() {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
-    let dir = tempfile::tempdir().unwrap();
     // The only node that can take the tasks (see the reorg test); its enclaves start once the
-    // gate file exists.
-    let offers = offers_priced(&image_id(&stack, "stats"), 1, LOW_PRICE)
-        + "\n"
-        + &offers_priced(&image_id(&stack, "hash"), 1, LOW_PRICE);
-    let config = node_config(&stack, dir.path(), Some(&offers));
-    let gate = gate_enclaves(&config, dir.path());
+    // gate file exists, which it does from the start here.
+    let GatedNode { _dir, gate, log, journal, child: mut node, port, offers } =
+        start_gated(&stack, &cheap_offers(&stack), 2, |_| {});
     std::fs::write(&gate, b"").unwrap();
-    let log = dir.path().join("node.log");
-    let journal = dir.path().join("data/journal.jsonl");
-    let (mut node, port) = start_node_with_metrics(&config, &log, &[]);
-    let offers = wait_for_offers(&journal, 2);
     let hash_offer = offers[1];
     let steps_of = |task, step: &str| count_steps(&journal_steps(&journal), task, step);
 
