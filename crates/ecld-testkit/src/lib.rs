@@ -8,6 +8,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+pub mod peers;
+
 /// The environment variable naming the skip log (`scripts/test` sets it for its whole run).
 pub const SKIP_LOG_ENV: &str = "ECLD_SKIP_LOG";
 

@@ -2,6 +2,7 @@
 
 use std::{path::PathBuf, process::Command};
 
+use ecld_testkit::{peers, runs};
 use sha2::{Digest, Sha256};
 
 fn root() -> PathBuf {
@@ -40,17 +41,13 @@ fn manifest_hashes_match_sources() {
 /// Re-runs the pinned compiler and compares byte for byte.
 #[test]
 fn artifacts_match_sources() {
-    let solc = root().join("tools/node_modules/solc");
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!(
-            "SKIPPED: `node` is not installed; artifacts were not recompiled (hashes are still checked)"
-        );
+    let test = "ecld-contracts::it artifacts::artifacts_match_sources";
+    let solc = root().join("tools/node_modules/solc/package.json");
+    if !peers::NODE.available_for(test, runs("node", &["--version"]))
+        || !peers::SOLC.available_for(test, solc.is_file())
+    {
         return;
     }
-    assert!(
-        solc.exists(),
-        "node is installed but tools/node_modules/solc is missing: run scripts/setup"
-    );
     let out = tempfile::tempdir().unwrap();
     let status = Command::new("node")
         .arg(root().join("tools/compile-contracts.js"))

@@ -5,6 +5,7 @@ use std::process::Command;
 
 use alloy_sol_types::SolStruct;
 use ecld_crypto::{ProofDomain, ProofSignature, ResultProof, SignerKey, proof};
+use ecld_testkit::{peers, runs};
 use ecld_types::{Address, B256, StatusCode, keccak256};
 use serde_json::Value;
 
@@ -79,16 +80,15 @@ fn digests_signatures_and_signers_match_eth_account() {
     }
 }
 
-/// The committed file is what eth-account produces today (skipped, loudly, without it).
+/// The committed file is what eth-account produces today (without eth-account: a failure
+/// under CI, a recorded skip elsewhere).
 #[test]
 fn committed_vectors_are_reproducible_with_eth_account() {
     let root = super::repo_root();
-    let probe = Command::new("python3").args(["-c", "import eth_account"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "SKIPPED committed_vectors_are_reproducible_with_eth_account: python3 with \
-             eth_account not found (pip install -r tools/requirements.txt)"
-        );
+    if !peers::ETH_ACCOUNT.available_for(
+        "ecld-crypto::it eip712_vectors::committed_vectors_are_reproducible_with_eth_account",
+        runs("python3", &["-c", "import eth_account"]),
+    ) {
         return;
     }
     let out =

@@ -9,6 +9,7 @@ use alloy::{
     primitives::{Address, Bytes, U256},
     sol_types::SolCall as _,
 };
+use ecld_testkit::{peers, runs};
 use serde_json::{Value, json};
 
 use crate::common::{Counter, Rpc, big, devnet};
@@ -17,29 +18,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Runs a peer; `None` (with a loud message) only when its interpreter or module is absent.
-async fn run_peer(program: &str, probe: &[&str], args: &[String]) -> Option<Value> {
-    let probe_ok = tokio::process::Command::new(program)
-        .args(probe)
-        .current_dir(root().join("tools"))
-        .output()
-        .await
-        .map(|o| o.status.success());
-    match probe_ok {
-        Err(_) => {
-            eprintln!(
-                "SKIPPED: `{program}` is not installed; run scripts/setup to test against it"
-            );
-            return None;
-        }
-        Ok(false) => {
-            eprintln!(
-                "SKIPPED: `{program}` lacks the peer module ({probe:?} failed); run scripts/setup"
-            );
-            return None;
-        }
-        Ok(true) => {}
-    }
+/// Whether `python3` can import `module` (web3.py and eth-account are pip packages).
+fn python_imports(module: &str) -> bool {
+    runs("python3", &["-c", &format!("import {module}")])
+}
+
+/// Runs a peer and returns the JSON of its last line of output.
+async fn run_peer(program: &str, args: &[String]) -> Value {
     let out = tokio::process::Command::new(program)
         .args(args)
         .current_dir(root())
@@ -53,11 +38,17 @@ async fn run_peer(program: &str, probe: &[&str], args: &[String]) -> Option<Valu
         String::from_utf8_lossy(&out.stderr)
     );
     let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
-    Some(serde_json::from_str(&line).unwrap())
+    serde_json::from_str(&line).unwrap()
 }
 
 #[tokio::test]
 async fn python_web3_deploys_calls_and_reads_logs() {
+    let test = "ecld-devnet::it interop::python_web3_deploys_calls_and_reads_logs";
+    if !peers::WEB3.available_for(test, python_imports("web3"))
+        || !peers::ETH_ACCOUNT.available_for(test, python_imports("eth_account"))
+    {
+        return;
+    }
     let d = devnet().await;
     let args = vec![
         "tools/web3_smoke.py".into(),
@@ -65,9 +56,7 @@ async fn python_web3_deploys_calls_and_reads_logs() {
         d.private_keys()[0].clone(),
         "testdata/devnet".into(),
     ];
-    let Some(report) = run_peer("python3", &["-c", "import web3, eth_account"], &args).await else {
-        return;
-    };
+    let report = run_peer("python3", &args).await;
     assert!(report["client"].as_str().unwrap().starts_with("web3.py"));
     let rpc = Rpc::new(d.url());
     let counter: Address = report["counter"].as_str().unwrap().parse().unwrap();
@@ -85,11 +74,14 @@ async fn python_web3_deploys_calls_and_reads_logs() {
 
 #[tokio::test]
 async fn npm_ethers_deploys_transfers_and_subscribes() {
-    let d = devnet().await;
-    if std::process::Command::new("node").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `node` is not installed; run scripts/setup to test against ethers");
+    let test = "ecld-devnet::it interop::npm_ethers_deploys_transfers_and_subscribes";
+    let ethers = root().join("tools/node_modules/ethers/package.json");
+    if !peers::NODE.available_for(test, runs("node", &["--version"]))
+        || !peers::ETHERS.available_for(test, ethers.is_file())
+    {
         return;
     }
+    let d = devnet().await;
     let args = vec![
         "tools/ethers_smoke.mjs".into(),
         d.url(),
@@ -97,10 +89,7 @@ async fn npm_ethers_deploys_transfers_and_subscribes() {
         d.private_keys()[1].clone(),
         "testdata/devnet".into(),
     ];
-    // Node is present, so the peer module must be too (scripts/setup installs it).
-    let report = run_peer("node", &["-e", "require('ethers')"], &args)
-        .await
-        .expect("ethers is installed in tools/");
+    let report = run_peer("node", &args).await;
     assert!(report["client"].as_str().unwrap().starts_with("ethers 6"));
     let rpc = Rpc::new(d.url());
     let token: Address = report["token"].as_str().unwrap().parse().unwrap();

@@ -219,3 +219,23 @@ fn tools_and_images_are_checked_separately() {
     assert_eq!(images.status.code(), Some(1), "{}", stderr(&images));
     assert!(stderr(&images).contains("programs/out/python.wasm"), "{}", stderr(&images));
 }
+
+#[test]
+fn the_shared_peers_are_named_and_installed_as_the_preflight_says() {
+    use ecld_testkit::peers;
+    let script = include_str!("../../../../scripts/peers");
+    for peer in [
+        peers::NODE,
+        peers::HARDHAT,
+        peers::SOLC,
+        peers::ETHERS,
+        peers::JS_IPFS,
+        peers::ETH_ACCOUNT,
+        peers::WEB3,
+        peers::PYTHON_RUNNER,
+        peers::JS_RUNNER,
+    ] {
+        assert!(script.contains(&format!("need \"{}\"", peer.what)), "{peer:?}");
+        assert!(script.contains(&format!("=\"{}\"", peer.install)), "{peer:?}");
+    }
+}
