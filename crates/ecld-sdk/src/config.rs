@@ -3,8 +3,9 @@
 //!
 //! Lookup order for each setting: explicit value, environment variable (`ECLD_RPC`,
 //! `ECLD_STORE`, `ECLD_CAS`, `ECLD_DEPLOYMENT`, `ECLD_KEY`, `ECLD_IDENTITY`), the
-//! configuration file (`--config`, `$ECLD_CONFIG`, `./.ecld/client.toml`, then
-//! `$XDG_DATA_HOME/ecld/client.toml` or `~/.local/share/ecld/client.toml`).
+//! configuration file (`--config`, `$ECLD_CONFIG`, `$ECLD_DATA_DIR/client.toml`,
+//! `./.ecld/client.toml`, then `$XDG_DATA_HOME/ecld/client.toml` or
+//! `~/.local/share/ecld/client.toml`).
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,11 @@ pub struct ClientConfig {
     /// The user's age identity file (decrypts results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<PathBuf>,
+    /// Sim platform public keys (hex) of the local stack's nodes: `ecld image publish
+    /// --allow-sim` lets these nodes run the image when no key is given. Written by `ecld up`
+    /// only; the simulated TEE protects nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sim_platform_keys: Vec<String>,
 }
 
 impl ClientConfig {
@@ -120,6 +126,7 @@ impl ClientConfig {
                 deployment: PathBuf::from(deployment),
                 key: None,
                 identity: None,
+                sim_platform_keys: Vec::new(),
             }
             .with_env()),
             _ => Err(Error::NoStack { searched: candidates }),
@@ -137,9 +144,14 @@ pub fn default_data_dir() -> PathBuf {
     user_data_dir().unwrap_or(local)
 }
 
-/// Where [`ClientConfig::discover`] looks, in order.
+/// Where [`ClientConfig::discover`] looks, in order: the data directory `ecld up` was given
+/// through `$ECLD_DATA_DIR`, `./.ecld`, then the user's data directory.
 pub fn default_locations() -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from(".ecld").join(CLIENT_CONFIG_FILE)];
+    let mut out = Vec::new();
+    if let Some(dir) = env("ECLD_DATA_DIR") {
+        out.push(PathBuf::from(dir).join(CLIENT_CONFIG_FILE));
+    }
+    out.push(PathBuf::from(".ecld").join(CLIENT_CONFIG_FILE));
     if let Some(dir) = user_data_dir() {
         out.push(dir.join(CLIENT_CONFIG_FILE));
     }
@@ -177,12 +189,14 @@ mod tests {
             deployment: "deployment.json".into(),
             key: Some("keys/eth.key".into()),
             identity: None,
+            sim_platform_keys: vec!["02ab".into()],
         };
         config.save(&path).unwrap();
         let back = ClientConfig::load(&path).unwrap();
         assert_eq!(back.deployment, dir.path().join("sub/deployment.json"));
         assert_eq!(back.key, Some(dir.path().join("sub/keys/eth.key")));
         assert_eq!(back.rpc, config.rpc);
+        assert_eq!(back.sim_platform_keys, config.sim_platform_keys);
     }
 
     #[test]

@@ -84,6 +84,13 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The process exit code for a command that failed with `err`, and its class's name (what
+/// `--json` errors carry): 4 `rejected` for a proof or result that failed verification,
+/// 1 `error` for anything else.
+pub(crate) fn exit_code(err: &anyhow::Error) -> (u8, &'static str) {
+    if task::rejected(err) { (task::EXIT_REJECTED, "rejected") } else { (1, "error") }
+}
+
 /// Ends the process with `code` without printing an error: the command has already told the
 /// user what happened (for example a task that finished with a non-success status).
 #[derive(Debug)]

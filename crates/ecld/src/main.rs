@@ -21,12 +21,19 @@ use tracing_subscriber::EnvFilter;
     long_about = None,
     after_help = "\
 Examples:
+  ecld up                              start the local stack (chain, store, CAS, a node)
+  ecld task run stats --input notes.txt    in another shell: the whole data flow, verified
+  ecld image list                      what can run; ecld offers list: at which price
+  ecld image publish --name mine --module my.wasm --allow-sim   your own program on `ecld up`
   ecld keys new --out ~/.ecld          create your age identity and Ethereum key
   ecld encrypt --to age1... input.bin -o input.age
   ecld decrypt -i ~/.ecld/identity.age-key result.age
   ecld <command> --help               every command explains itself with examples
 
-Logs go to stderr (-v, -vv, or RUST_LOG=ecld=debug); results go to stdout."
+Logs go to stderr (-v, -vv, or RUST_LOG=ecld=debug); results go to stdout. With --json,
+results are JSON on stdout, and so is an error: {\"error\":{\"message\",\"exit_code\",\"exit_class\"}}.
+Exit codes: 0 success, 1 an error (or the program failed), 2 bad usage or input,
+3 the system failed (price refunded), 4 a proof or result failed verification."
 )]
 struct Cli {
     /// Print machine-readable JSON on stdout instead of text, where the output is data.
@@ -43,7 +50,17 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = std::env::args_os().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if json && err.use_stderr() => {
+            let message = err.render().to_string();
+            print_json_error(message.trim_start_matches("error: ").trim_end(), 2, "usage");
+            let _ = err.print();
+            return ExitCode::from(2);
+        }
+        Err(err) => err.exit(),
+    };
     init_tracing(cli.verbose);
     output::set_json(cli.json);
     match cmd::run(cli.command).await {
@@ -52,10 +69,22 @@ async fn main() -> ExitCode {
             if let Some(exit) = err.downcast_ref::<cmd::Exit>() {
                 return ExitCode::from(exit.code);
             }
+            let (code, class) = cmd::exit_code(&err);
+            if cli.json {
+                print_json_error(&format!("{err:#}"), code, class);
+            }
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(code)
         }
     }
+}
+
+/// The JSON shape of an error on stdout, for scripts that read `--json` output.
+fn print_json_error(message: &str, code: u8, class: &str) {
+    let value = serde_json::json!({
+        "error": { "message": message, "exit_code": code, "exit_class": class }
+    });
+    println!("{value}");
 }
 
 fn init_tracing(verbose: u8) {

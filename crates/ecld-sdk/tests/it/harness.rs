@@ -100,6 +100,7 @@ impl Env {
             deployment: deployment_file,
             key: Some(key),
             identity: Some(identity),
+            sim_platform_keys: Vec::new(),
         };
         Self {
             dir,

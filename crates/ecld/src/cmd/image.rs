@@ -14,10 +14,14 @@ use crate::output;
 Examples:
   ecld image list
   ecld image show stats
+  ecld image publish --name mine --module my.wasm --allow-sim    on `ecld up`; then:
+  ecld task run mine --input-text hello
   ecld image publish --name wc --module wc.wasm --allow-sim --sim-platform-key 02ab…
 
 An image whose platforms include `sim` can run on the simulated TEE, which protects nothing:
-use such images only for development.")]
+use such images only for development. On the stack `ecld up` started, --allow-sim names its
+node's sim platform key by itself (from the client configuration), and the node runs the
+image at once through its offer for any image.")]
 pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -55,11 +59,13 @@ struct PublishArgs {
     #[arg(long, value_name = "FILE", required_unless_present = "allow_sim")]
     policy: Option<PathBuf>,
     /// Allow the simulated TEE (INSECURE: for development only) on the nodes whose sim
-    /// platform keys (hex) are given with --sim-platform-key.
-    #[arg(long, requires = "sim_platform_key")]
+    /// platform keys (hex) are given with --sim-platform-key; without that flag, the keys of
+    /// the local stack's nodes (`sim_platform_keys` in the client configuration `ecld up`
+    /// wrote).
+    #[arg(long)]
     allow_sim: bool,
     /// A node's sim platform public key (33 bytes hex); repeat for several nodes.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", requires = "allow_sim")]
     sim_platform_key: Vec<String>,
     /// CAS URL (default: from the client configuration).
     #[arg(long, env = "ECLD_CAS")]
@@ -68,7 +74,8 @@ struct PublishArgs {
 
 /// Runs `ecld image`.
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let client = args.connect.connect().await?;
+    let config = args.connect.config()?;
+    let client = ecld_sdk::Client::connect(&config).await?;
     match args.command {
         Command::List => {
             let images = client.images().await?;
@@ -103,7 +110,21 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                     serde_json::from_str(&text)
                         .with_context(|| format!("{} is not a CAS policy", path.display()))?
                 }
-                None => PublishRequest::sim_policy(&module, &a.sim_platform_key)?,
+                None => {
+                    let keys = if a.sim_platform_key.is_empty() {
+                        config.sim_platform_keys.clone()
+                    } else {
+                        a.sim_platform_key.clone()
+                    };
+                    anyhow::ensure!(
+                        !keys.is_empty(),
+                        "--allow-sim needs the sim platform keys of the nodes that may run the image: \
+                         this client configuration names none (it was not written by `ecld up`); \
+                         give --sim-platform-key HEX for each node (its operator reads it from the \
+                         node's sim key file), or --policy FILE"
+                    );
+                    PublishRequest::sim_policy(&module, &keys)?
+                }
             };
             let image = client
                 .publish_image(&PublishRequest {

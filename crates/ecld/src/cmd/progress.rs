@@ -3,7 +3,7 @@
 
 use std::{
     io::IsTerminal,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -69,5 +69,125 @@ fn describe(step: Step) -> &'static str {
         Step::Download => "downloading the encrypted result",
         Step::Verify => "verifying the proof of execution",
         Step::Decrypt => "decrypting the result with your identity",
+    }
+}
+
+/// Bytes moved to or from the store: a bar with bytes, rate and time left on a terminal,
+/// otherwise one line each time another tenth (at least 1 MiB) has gone and one at the end.
+pub(crate) struct Transfer {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    state: Mutex<TransferState>,
+}
+
+struct TransferState {
+    started: Instant,
+    done: u64,
+    total: Option<u64>,
+    next_line: u64,
+}
+
+/// Transfers smaller than this print nothing: they take no time worth showing.
+const QUIET_BELOW: u64 = 1 << 20;
+
+impl Transfer {
+    /// A transfer display on stderr for `what` ("uploaded", "downloaded").
+    pub(crate) fn new(what: &'static str) -> Arc<Self> {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::hidden();
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(what);
+            bar
+        });
+        let state = TransferState { started: Instant::now(), done: 0, total: None, next_line: 0 };
+        Arc::new(Self { what, bar, state: Mutex::new(state) })
+    }
+
+    /// Records that `done` of `total` bytes went through.
+    pub(crate) fn update(&self, done: u64, total: Option<u64>) {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.done = done;
+        st.total = total.or(st.total);
+        let big = st.total.unwrap_or(done) >= QUIET_BELOW;
+        match &self.bar {
+            Some(bar) if big => {
+                if bar.is_hidden() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                }
+                if let Some(t) = st.total {
+                    bar.set_length(t);
+                }
+                bar.set_position(done);
+            }
+            Some(_) => {}
+            None if big && done >= st.next_line && st.total.is_some_and(|t| done < t) => {
+                eprintln!("  {} {}", self.what, bytes_line(done, st.total, st.started.elapsed()));
+                let step = st.total.map_or(QUIET_BELOW, |t| (t / 10).max(QUIET_BELOW));
+                st.next_line = done + step;
+            }
+            None => {}
+        }
+    }
+
+    /// The transfer ended: clears the bar and prints the total (for 1 MiB or more).
+    pub(crate) fn finish(&self) {
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if st.done >= QUIET_BELOW {
+            eprintln!("  {} {}", self.what, bytes_line(st.done, st.total, st.started.elapsed()));
+        }
+    }
+
+    /// This display as the store client's progress callback.
+    pub(crate) fn callback(self: &Arc<Self>) -> Arc<dyn ecld_store::Progress> {
+        let me = Arc::clone(self);
+        Arc::new(move |done: u64, total: Option<u64>| me.update(done, total))
+    }
+}
+
+fn bytes_line(done: u64, total: Option<u64>, took: Duration) -> String {
+    let rate = done as f64 / took.as_secs_f64().max(1e-3);
+    match total {
+        Some(t) => format!(
+            "{} of {} ({:.0}%, {}/s)",
+            human_bytes(done),
+            human_bytes(t),
+            100.0 * done as f64 / (t.max(1)) as f64,
+            human_bytes(rate as u64)
+        ),
+        None => format!("{} ({}/s)", human_bytes(done), human_bytes(rate as u64)),
+    }
+}
+
+/// `1536` -> `1.5 KiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn byte_counts_read_in_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use ecld_store::{AddOptions, CatOptions, ContentStore, KuboClient, StoreConfig};
 use serde::Serialize;
 
+use super::progress::Transfer;
 use crate::output;
 
 /// Arguments of `ecld store`.
@@ -117,34 +118,46 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         StoreCommand::Add { file, no_pin, api } => {
             let client = client(&api)?;
             let (reader, total) = open(&file).await?;
-            let options = AddOptions { pin: !no_pin, total, ..AddOptions::default() };
+            let shown = Transfer::new("uploaded");
+            let options = AddOptions {
+                pin: !no_pin,
+                total,
+                progress: Some(shown.callback()),
+            };
             let cid = client
                 .add(reader, options)
                 .await
-                .with_context(|| format!("add {}", file.display()))?;
+                .with_context(|| format!("add {}", file.display()));
+            shown.finish();
+            let cid = cid?;
             output::emit(&CidOut { cid: cid.to_string() }, |c| c.cid.clone())
         }
         StoreCommand::Cat { cid, output: out, api } => {
             let client = client(&api)?;
             let cid = ecld_store::parse_cid(&cid)?;
+            let shown = Transfer::new("downloaded");
+            let options = || CatOptions { progress: Some(shown.callback()), ..CatOptions::default() };
             match out {
                 Some(path) => {
                     let tmp = path.with_extension("partial");
                     let mut f = tokio::fs::File::create(&tmp)
                         .await
                         .with_context(|| format!("create {}", tmp.display()))?;
-                    client.cat(&cid, &mut f, CatOptions::default()).await?;
+                    let written = client.cat(&cid, &mut f, options()).await;
+                    shown.finish();
+                    written?;
                     f.sync_all().await?;
                     tokio::fs::rename(&tmp, &path)
                         .await
-                        .with_context(|| format!("rename to {}", path.display()))?;
+                        .with_context(|| format!("rename to {}", path.display()))
                 }
                 None => {
                     let mut stdout = tokio::io::stdout();
-                    client.cat(&cid, &mut stdout, CatOptions::default()).await?;
+                    let written = client.cat(&cid, &mut stdout, options()).await;
+                    shown.finish();
+                    written.map(drop).map_err(Into::into)
                 }
             }
-            Ok(())
         }
         StoreCommand::Pin { cid, api } => {
             let cid = ecld_store::parse_cid(&cid)?;

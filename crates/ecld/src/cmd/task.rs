@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::Context;
-use ecld_sdk::{Client, Step, TaskRequest, TaskState};
+use ecld_sdk::{Client, Image, Step, TaskRequest, TaskState};
 use ecld_types::{OfferId, StatusCode, TaskId, U256};
 use serde::Serialize;
 
@@ -144,20 +144,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         Command::List(a) => list(&client, &a).await,
         Command::Reclaim(a) => reclaim(&client, a.id).await,
     };
-    match outcome {
-        Err(err) if rejected(&err) => {
-            eprintln!("error: {err:#}");
-            Err(Exit { code: EXIT_REJECTED }.into())
-        }
-        other => other,
-    }
+    // A proof or result that failed verification ends with EXIT_REJECTED (`cmd::exit_code`).
+    outcome
 }
 
-fn rejected(err: &anyhow::Error) -> bool {
-    matches!(err.downcast_ref::<ecld_sdk::Error>(), Some(ecld_sdk::Error::Verify(_)))
+/// Whether `err` is a proof or result that failed verification.
+pub(crate) fn rejected(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(e.downcast_ref::<ecld_sdk::Error>(), Some(ecld_sdk::Error::Verify(_)))
+            || e.downcast_ref::<ecld_sdk::VerifyError>().is_some()
+    })
 }
 
-async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<TaskRequest> {
+async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<(TaskRequest, Image)> {
     let image = client.resolve_image(&a.image).await?;
     let input = match (&a.input, &a.input_text) {
         (_, Some(text)) => text.clone().into_bytes(),
@@ -186,7 +185,7 @@ async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<TaskRequest>
         ),
         None => ecld_sdk::OfferChoice::Cheapest,
     };
-    Ok(TaskRequest {
+    let req = TaskRequest {
         image: image.id,
         input,
         code,
@@ -195,7 +194,19 @@ async fn request(client: &Client, a: &SubmitArgs) -> anyhow::Result<TaskRequest>
         max_runtime: Duration::from_millis(a.max_runtime_ms),
         memory_mb: a.memory_mb,
         deadline: Duration::from_secs(a.deadline_s),
-    })
+    };
+    Ok((req, image))
+}
+
+/// The TEE platforms whose enclaves may hold the image's signing key, so one of them signed
+/// the proof; `sim` is marked INSECURE wherever a proof is shown.
+pub(crate) fn platform_label(image: &Image) -> String {
+    image
+        .platform_names()
+        .into_iter()
+        .map(|p| if p == "sim" { "sim — INSECURE".to_owned() } else { p.to_owned() })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Serialize)]
@@ -205,6 +216,8 @@ struct RunOutput {
     status_name: &'static str,
     exit_class: u8,
     signer: ecld_types::Address,
+    /// The platforms whose enclaves may sign for the image (`sim` is INSECURE).
+    platform: String,
     input_cid: String,
     result_cid: String,
     /// keccak256 of the user's code that ran (zero when the image ran its own program).
@@ -221,7 +234,8 @@ struct RunOutput {
 }
 
 async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
-    let req = request(client, &a.submit).await?;
+    let (req, image) = request(client, &a.submit).await?;
+    let platform = platform_label(&image);
     let progress = Progress::new();
     let result = client
         .run(&req, Duration::from_secs(a.timeout_s), |step, done| progress.step(step, done))
@@ -249,6 +263,7 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
                 status_name: status.name(),
                 exit_class: status.exit_class(),
                 signer: result.verified.signer,
+                platform: platform.clone(),
                 input_cid: result.input_cid.clone(),
                 result_cid: result.verified.record.result_cid.clone(),
                 code_hash: result.verified.record.proof.code_hash,
@@ -267,7 +282,7 @@ async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
         write_result(a.out.as_ref(), &output_bytes)?;
     }
     eprintln!(
-        "task {}: {status}: {} (proof verified: signed by enclave {})",
+        "task {}: {status}: {} (proof verified: signed by enclave {}, platform {platform})",
         result.task,
         status.describe(),
         result.verified.signer
@@ -332,7 +347,7 @@ struct SubmitOutput {
 }
 
 async fn submit(client: &Client, a: &SubmitArgs) -> anyhow::Result<()> {
-    let req = request(client, a).await?;
+    let (req, _) = request(client, a).await?;
     let s = client.submit(&req).await?;
     output::emit(
         &SubmitOutput {
@@ -376,6 +391,8 @@ struct VerifyOutput {
     verified: bool,
     status: StatusCode,
     signer: ecld_types::Address,
+    /// The platforms whose enclaves may sign for the image (`sim` is INSECURE).
+    platform: String,
     result_hash: ecld_types::B256,
     result_cid: String,
     /// keccak256 of the user's code that ran (zero when the image ran its own program).
@@ -384,11 +401,13 @@ struct VerifyOutput {
 
 async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
     let (v, _) = client.verify(id).await?;
+    let image = client.image(client.task(id).await?.image).await?;
     let out = VerifyOutput {
         task: id,
         verified: true,
         status: v.record.proof.status,
         signer: v.signer,
+        platform: platform_label(&image),
         result_hash: v.record.proof.result_hash,
         result_cid: v.record.result_cid,
         code_hash: v.record.proof.code_hash,
@@ -400,8 +419,8 @@ async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
             format!("{} (keccak256 of the code you sent)", o.code_hash)
         };
         format!(
-            "task {}: proof verified\n  status      {}\n  signed by   {} (the image's enclave signer)\n  code        {code}\n  result      {} ({})",
-            o.task, o.status, o.signer, o.result_cid, o.result_hash
+            "task {}: proof verified\n  status      {}\n  signed by   {} (the image's enclave signer)\n  platform    {}\n  code        {code}\n  result      {} ({})",
+            o.task, o.status, o.signer, o.platform, o.result_cid, o.result_hash
         )
     })
 }

@@ -1,9 +1,11 @@
 //! `ecld up`: the whole local stack in one command.
 //!
 //! In this process: the devnet chain, the store and the CAS. As a child process: one node
-//! (`ecld node`), which starts its enclaves (`ecld enclave`) as its own children. State lives
-//! in the data directory, so a second `ecld up` continues where the first stopped: the chain
-//! journal, the store's blocks, the CAS sessions (image keys), the node's journal, the keys.
+//! (`ecld node`), which starts its enclaves (`ecld enclave`) as its own children. `ecld up`
+//! supervises the node: a node that dies is started again (its journal carries its tasks
+//! over), and the stack stops only when it keeps dying. State lives in the data directory,
+//! so a second `ecld up` continues where the first stopped: the chain journal, the store's
+//! blocks, the CAS sessions (image keys), the node's journal, the keys.
 
 use std::{
     net::SocketAddr,
@@ -25,26 +27,30 @@ use crate::output;
 Examples:
   ecld up                                   start everything; Ctrl-C stops it
   ecld up --data-dir /tmp/ecld --ephemeral-ports
-  ECLD_CONFIG=.ecld/client.toml ecld task run stats --input-text '3 1 4 1 5'
+  export ECLD_DATA_DIR=/tmp/ecld            then, in another shell, the other commands find it
+  ecld task run stats --input-text '3 1 4 1 5'
+  ecld image publish --name mine --module my.wasm --allow-sim && ecld task run mine --input-text hi
 
-State persists in the data directory across restarts; delete it to start afresh.")]
+State persists in the data directory across restarts; delete it to start afresh. The node
+runs every image published on this stack (it also offers `any` image); a node that dies is
+restarted, and the stack stops when the node dies 5 times within 60 s.")]
 pub(crate) struct Args {
     /// Where state lives (default: ./.ecld when it exists, else ~/.local/share/ecld).
     #[arg(long, env = "ECLD_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Chain JSON-RPC port.
-    #[arg(long, default_value_t = 8545)]
+    #[arg(long, env = "ECLD_RPC_PORT", default_value_t = 8545)]
     pub(crate) rpc_port: u16,
     /// Store (Kubo RPC API) port.
-    #[arg(long, default_value_t = 5001)]
+    #[arg(long, env = "ECLD_STORE_PORT", default_value_t = 5001)]
     pub(crate) store_port: u16,
     /// CAS port.
-    #[arg(long, default_value_t = 8090)]
+    #[arg(long, env = "ECLD_CAS_PORT", default_value_t = 8090)]
     pub(crate) cas_port: u16,
     /// Port of the dApp page (and its forwards to the chain and the store). When the default
     /// port is taken, the page is served on a free port instead (the printed `web` URL says
     /// which); another port given here must be free.
-    #[arg(long, default_value_t = DEFAULT_WEB_PORT)]
+    #[arg(long, env = "ECLD_WEB_PORT", default_value_t = DEFAULT_WEB_PORT)]
     pub(crate) web_port: u16,
     /// Let the system pick free ports for every service (what tests use).
     #[arg(long)]
@@ -82,6 +88,11 @@ struct Ready {
     demo: DemoKey,
     node: Option<NodeInfo>,
     images: Vec<ImageInfo>,
+    /// The sim platform key of the node (hex): `ecld image publish --allow-sim` names it.
+    sim_platform_key: String,
+    /// The line that lets other shells find this stack, when its data directory is not one
+    /// they search on their own.
+    export: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,7 +136,7 @@ pub(crate) struct Stack {
     store: ecld_store::StoreHandle,
     cas: ecld_cas::CasHandle,
     web: crate::web::WebHandle,
-    node: Option<tokio::process::Child>,
+    node: Option<Supervised>,
     accounts: Vec<ecld_devnet::DevAccount>,
     ready: Ready,
 }
@@ -158,8 +169,8 @@ impl Stack {
     /// Stops the node (SIGTERM, then waits), the CAS, the store and the chain, and removes
     /// the client configuration so later commands do not try to reach a stopped stack.
     pub(crate) async fn stop(mut self) {
-        if let Some(child) = self.node.as_mut() {
-            stop_child(child).await;
+        if let Some(node) = self.node.as_mut() {
+            stop_child(&mut node.child).await;
         }
         let _ = std::fs::remove_file(&self.ready.config);
         self.web.shutdown().await;
@@ -252,6 +263,7 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
         deployment: deployment_file.clone(),
         key: Some(demo_key.clone()),
         identity: Some(demo_identity.clone()),
+        sim_platform_keys: Vec::new(),
     };
 
     // 5. Example images, runnable by this stack's node on the simulated TEE.
@@ -262,29 +274,32 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
     })?;
     let publisher =
         Client::connect(&ClientConfig { key: Some(publisher_key), ..config.clone() }).await?;
-    let images = publish_examples(&publisher, &args.programs, &sim_key.public_hex()).await?;
+    let sim_key_hex = sim_key.public_hex();
+    let images = publish_examples(&publisher, &args.programs, &sim_key_hex).await?;
+    let config = ClientConfig {
+        sim_platform_keys: if args.no_node { Vec::new() } else { vec![sim_key_hex.clone()] },
+        ..config
+    };
 
     // 6. The node.
     let mut node = if args.no_node || images.is_empty() {
         None
     } else {
-        Some(
-            start_node(NodeSetup {
-                dir: &node_dir,
-                key: &node_key,
-                sim_key: &sim_key_file,
-                config: &config,
-                deployment: &deployment_file,
-                cas: &cas_url,
-                images: &images,
-                slots: args.node_slots,
-            })
-            .await?,
-        )
+        let file = write_node_config(&NodeSetup {
+            dir: &node_dir,
+            key: &node_key,
+            sim_key: &sim_key_file,
+            config: &config,
+            deployment: &deployment_file,
+            cas: &cas_url,
+            images: &images,
+            slots: args.node_slots,
+        })?;
+        Some(Supervised::start(file)?)
     };
     let user = Client::connect(&config).await?;
-    if node.is_some() {
-        wait_for_offers(&user, &images, node.as_mut()).await?;
+    if let Some(node) = node.as_mut() {
+        wait_for_offers(&user, &images, &mut node.child).await?;
     }
 
     // 7. The dApp page, with its forwards to the chain and the store.
@@ -323,12 +338,14 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
         node: node.as_ref().map(|n| NodeInfo {
             account: accounts[NODE].address(),
             data_dir: node_dir.clone(),
-            pid: n.id(),
+            pid: n.child.id(),
         }),
         images: images
             .iter()
             .map(|i| ImageInfo { name: i.name.clone(), id: i.id, allows_sim: i.allows_sim() })
             .collect(),
+        sim_platform_key: sim_key_hex,
+        export: export_line(&data),
     };
     let accounts = accounts.to_vec();
     Ok(Stack { devnet, store, cas, web, node, accounts, ready })
@@ -435,6 +452,7 @@ async fn publish_examples(
 const WASM_RUNNER_IMAGE: &str = "wasm";
 
 /// What the node of the local stack is given.
+#[derive(Clone, Copy)]
 struct NodeSetup<'a> {
     dir: &'a Path,
     key: &'a Path,
@@ -446,10 +464,11 @@ struct NodeSetup<'a> {
     slots: u16,
 }
 
-async fn start_node(n: NodeSetup<'_>) -> anyhow::Result<tokio::process::Child> {
-    let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots } = n;
+/// Writes the node's configuration: one offer per image, and one for any image (so an image
+/// published later on this stack runs too). Returns the file.
+fn write_node_config(n: &NodeSetup<'_>) -> anyhow::Result<PathBuf> {
+    let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots } = *n;
     std::fs::create_dir_all(dir)?;
-    let exe = std::env::current_exe().context("cannot find the ecld binary to start the node")?;
     let mut toml = format!(
         "data_dir = {dir:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {deployment:?}\npoll_interval_ms = 5\nreorg_depth = 0\n\n\
          [store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\nsim_key_file = {sim_key:?}\n",
@@ -460,41 +479,119 @@ async fn start_node(n: NodeSetup<'_>) -> anyhow::Result<tokio::process::Child> {
         deployment = deployment.display().to_string(),
         store = config.store,
     );
+    let offer = |image: &str| {
+        format!(
+            "\n[[offers]]\nimage = \"{image}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{OFFER_PRICE}\"\n"
+        )
+    };
     for image in images {
-        toml.push_str(&format!(
-            "\n[[offers]]\nimage = \"{}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{OFFER_PRICE}\"\n",
-            image.id
-        ));
+        toml.push_str(&offer(&image.id.to_string()));
     }
+    toml.push_str(&offer("any"));
     let file = dir.join("node.toml");
     std::fs::write(&file, toml)?;
-    let child = tokio::process::Command::new(exe)
+    Ok(file)
+}
+
+/// How often the node may die within [`RESTART_WINDOW`] before `ecld up` gives up on it.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// The node's process, started again when it dies (as a supervisor would).
+pub(crate) struct Supervised {
+    config: PathBuf,
+    child: tokio::process::Child,
+    /// When the node died recently, for the restart budget.
+    deaths: Vec<Instant>,
+}
+
+impl Supervised {
+    fn start(config: PathBuf) -> anyhow::Result<Self> {
+        let child = spawn_node(&config)?;
+        Ok(Self { config, child, deaths: Vec::new() })
+    }
+
+    /// Waits until the node dies and starts it again; returns an error (the stack should
+    /// stop) when it died [`MAX_RESTARTS`] times within [`RESTART_WINDOW`] or cannot start.
+    async fn watch(&mut self) -> anyhow::Error {
+        loop {
+            let status = match self.child.wait().await {
+                Ok(status) => status.to_string(),
+                Err(e) => format!("cannot wait for it: {e}"),
+            };
+            let now = Instant::now();
+            self.deaths.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+            self.deaths.push(now);
+            if self.deaths.len() >= MAX_RESTARTS {
+                return anyhow::anyhow!(
+                    "the node exited ({status}) {} times within {} s; stopping the stack (see its log above)",
+                    self.deaths.len(),
+                    RESTART_WINDOW.as_secs()
+                );
+            }
+            eprintln!("ecld up: the node exited ({status}); restarting it");
+            // A moment for the chain to settle what the dead node sent and for its port
+            // to be released.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            match spawn_node(&self.config) {
+                Ok(child) => {
+                    self.child = child;
+                    eprintln!(
+                        "ecld up: the node restarted (pid {}); its journal carries its tasks over",
+                        self.child.id().map_or_else(|| "?".to_owned(), |p| p.to_string())
+                    );
+                }
+                Err(e) => return e.context("cannot restart the node"),
+            }
+        }
+    }
+}
+
+fn spawn_node(config: &Path) -> anyhow::Result<tokio::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the ecld binary to start the node")?;
+    tokio::process::Command::new(exe)
         .arg("node")
         .arg("--config")
-        .arg(&file)
+        .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .context("cannot start `ecld node`")?;
-    Ok(child)
+        .context("cannot start `ecld node`")
+}
+
+/// `export ECLD_DATA_DIR=…` when `data` is not where the other commands look by themselves.
+fn export_line(data: &Path) -> Option<String> {
+    let found = ecld_sdk::config::default_locations()
+        .iter()
+        .filter_map(|p| p.parent().and_then(|d| d.canonicalize().ok()))
+        .any(|d| d == data);
+    (!found).then(|| format!("export ECLD_DATA_DIR={}", shell_quote(&data.display().to_string())))
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 async fn wait_for_offers(
     user: &Client,
     images: &[Image],
-    mut node: Option<&mut tokio::process::Child>,
+    node: &mut tokio::process::Child,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let offers = user.offers().await?;
-        if images.iter().all(|i| offers.iter().any(|o| o.image == Some(i.id))) {
+        if images.iter().all(|i| offers.iter().any(|o| o.image == Some(i.id)))
+            && offers.iter().any(|o| o.image.is_none())
+        {
             return Ok(());
         }
-        if let Some(child) = node.as_deref_mut()
-            && let Some(status) = child.try_wait()?
-        {
+        if let Some(status) = node.try_wait()? {
             anyhow::bail!(
                 "the node exited ({status}) before registering its offers; see its log above"
             );
@@ -506,7 +603,7 @@ async fn wait_for_offers(
     }
 }
 
-async fn wait_for_stop(stdin_eof: bool, node: Option<&mut tokio::process::Child>) {
+async fn wait_for_stop(stdin_eof: bool, node: Option<&mut Supervised>) {
     let stdin = async {
         if stdin_eof {
             let mut buf = [0u8; 64];
@@ -518,9 +615,9 @@ async fn wait_for_stop(stdin_eof: bool, node: Option<&mut tokio::process::Child>
     };
     let node_exit = async {
         match node {
-            Some(child) => {
-                let status = child.wait().await;
-                eprintln!("ecld up: the node exited ({status:?}); stopping the stack");
+            Some(node) => {
+                let err = node.watch().await;
+                eprintln!("ecld up: {err:#}");
             }
             None => std::future::pending::<()>().await,
         }
@@ -581,9 +678,16 @@ fn human(r: &Ready) -> String {
             if i.allows_sim { "  (allows sim: INSECURE)" } else { "" }
         ));
     }
+    if let Some(line) = &r.export {
+        s.push_str(&format!(
+            "\n  other shells find this stack after:\n    {line}\n",
+        ));
+    }
     s.push_str(&format!(
         "\n  demo key (funded with {} ECLD base units; a public test key: never use it on a real chain)\n    account   {}\n    key       {}\n    identity  {}\n\n  client config {}\n\n\
-         Try:  ecld task run stats --input-text \"3 1 4 1 5 9 2 6\"\nCtrl-C stops the stack.",
+         Try:  ecld task run stats --input-text \"3 1 4 1 5 9 2 6\"\n      \
+         ecld image publish --name mine --module my.wasm --allow-sim   (then: ecld task run mine)\n\
+         Ctrl-C stops the stack.",
         r.demo.balance,
         r.demo.account,
         r.demo.key.display(),

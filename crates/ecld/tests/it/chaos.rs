@@ -406,6 +406,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         .unwrap()
         .into_iter()
         .find(|o| o.image == Some(image.id) && o.node == node_account)
+        sim_platform_keys: Vec::new(),
         .expect("the node's offer for the hash image")
         .price;
     let mut holders: Vec<Address> = requesters.iter().map(|r| r.account).collect();
