@@ -9,25 +9,24 @@ import {
   RESULT_KEY_TYPED_DATA, decodeResultEnvelope, decrypt, encrypt, encryptStream, enclaveKeyToRecipient, generateResultIdentity,
   identityFromSignature, recipientOf, recipientToKey,
 } from "../src/index.js";
-import { ecldBin } from "./util.js";
+import { requireEcld } from "./util.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ecld-js-age-"));
 const plaintext = Uint8Array.from({ length: 200_000 }, (_, i) => (i * 31 + 7) & 0xff);
 
 describe("age interop", () => {
-  it("a file encrypted here decrypts with Debian age and the ecld CLI", async () => {
+  it("a file encrypted here decrypts with Debian age and the ecld CLI", async (ctx) => {
     const { identity, recipient } = await generateResultIdentity();
     writeFileSync(join(dir, "id.txt"), identity + "\n", { mode: 0o600 });
     writeFileSync(join(dir, "js.age"), await encrypt([recipient], plaintext));
     const out = execFileSync("age", ["-d", "-i", join(dir, "id.txt"), join(dir, "js.age")]);
     expect(bytesToHex(out)).toBe(bytesToHex(plaintext));
-    const bin = ecldBin();
-    if (bin === undefined) { console.error("SKIP: ecld binary not built; only Debian age checked"); return; }
+    const bin = requireEcld(ctx);
     execFileSync(bin, ["decrypt", "-i", join(dir, "id.txt"), "-o", join(dir, "js.out"), join(dir, "js.age")]);
     expect(bytesToHex(readFileSync(join(dir, "js.out")))).toBe(bytesToHex(plaintext));
   });
 
-  it("files encrypted by Debian age and the ecld CLI decrypt here", async () => {
+  it("files encrypted by Debian age and the ecld CLI decrypt here", async (ctx) => {
     execFileSync("age-keygen", ["-o", join(dir, "k.txt")], { stdio: "ignore" });
     const identity = readFileSync(join(dir, "k.txt"), "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
     const recipient = await recipientOf(identity);
@@ -36,8 +35,7 @@ describe("age interop", () => {
     expect(bytesToHex(await decrypt(identity, readFileSync(join(dir, "go.age"))))).toBe(bytesToHex(plaintext));
     execFileSync("age", ["-a", "-r", recipient, "-o", join(dir, "go.age.asc"), join(dir, "plain")]);
     expect(bytesToHex(await decrypt(identity, readFileSync(join(dir, "go.age.asc"))))).toBe(bytesToHex(plaintext));
-    const bin = ecldBin();
-    if (bin === undefined) { console.error("SKIP: ecld binary not built; only Debian age checked"); return; }
+    const bin = requireEcld(ctx);
     execFileSync(bin, ["encrypt", "-r", recipient, "-o", join(dir, "rs.age"), join(dir, "plain")]);
     expect(bytesToHex(await decrypt(identity, readFileSync(join(dir, "rs.age"))))).toBe(bytesToHex(plaintext));
   });

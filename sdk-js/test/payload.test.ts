@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { type Address, type Hex, bytesToHex, hexToBytes } from "viem";
 import { describe, expect, it } from "vitest";
 import { EcldError, decodePayload, encodePayload } from "../src/index.js";
-import { ecldBin, readVectors } from "./util.js";
+import { readVectors, requireEcld } from "./util.js";
 
 interface Vector { name: string; requester: Address; recipient: string; code: Hex | null; input: Hex; encoded: Hex }
 const { vectors } = readVectors<{ vectors: Vector[] }>("payload");
@@ -40,8 +40,7 @@ describe("payload", () => {
   });
 
   it("the committed vectors are what the Rust CLI builds today (ecld payload build)", (ctx) => {
-    const bin = ecldBin();
-    if (bin === undefined) { console.error("SKIP: ecld binary not built (cargo build -p ecld)"); ctx.skip(); return; }
+    const bin = requireEcld(ctx);
     const dir = mkdtempSync(join(tmpdir(), "ecld-js-"));
     for (const [i, v] of vectors.entries()) {
       writeFileSync(join(dir, `in${i}`), hexToBytes(v.input));
@@ -56,8 +55,7 @@ describe("payload", () => {
   });
 
   it("round-trips through the Rust CLI (ecld payload inspect)", (ctx) => {
-    const bin = ecldBin();
-    if (bin === undefined) { console.error("SKIP: ecld binary not built (cargo build -p ecld)"); ctx.skip(); return; }
+    const bin = requireEcld(ctx);
     const dir = mkdtempSync(join(tmpdir(), "ecld-js-"));
     const code = new TextEncoder().encode("code!");
     const input = crypto.getRandomValues(new Uint8Array(1000));

@@ -16,7 +16,7 @@
 // Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -34,8 +34,23 @@ const only = argOf("only")?.split(",");
 const ecld = [process.env.ECLD_BIN, process.env.CARGO_TARGET_DIR && join(process.env.CARGO_TARGET_DIR, "debug/ecld"), join(repo, "target/debug/ecld"), join(process.env.HOME ?? "/", ".cache/ecld-target/debug/ecld")]
   .find((p) => p && existsSync(p));
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-if (ecld === undefined) { console.error("SKIP browser test: ecld binary not built (cargo build -p ecld)"); process.exit(0); }
-if (!existsSync(CHROMIUM)) { console.error(`SKIP browser test: ${CHROMIUM} missing (scripts/setup installs chromium)`); process.exit(0); }
+// Without its peers the test cannot run: under CI (CI set to anything but empty, "0" or "false")
+// that is a failure naming what is missing; elsewhere a skip, recorded in the skip log that
+// scripts/test lists at its end.
+function missingPeer(missing) {
+  const ci = (process.env.CI ?? "").toLowerCase();
+  if (ci !== "" && ci !== "0" && ci !== "false") {
+    console.error(`browser test: ${missing} (under CI a missing peer is a failure, not a skip)`);
+    process.exit(1);
+  }
+  const log = process.env.ECLD_SKIP_LOG || join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME ?? "/", ".cache/ecld-target"), "ecld-skipped.txt");
+  const line = `web/test/browser.mjs (every browser scenario): ${missing}`;
+  console.error(`SKIPPED ${line}`);
+  appendFileSync(log, `${line}\n`);
+  process.exit(0);
+}
+if (ecld === undefined) missingPeer("the ecld binary (cargo's debug/ecld) is missing; run cargo build -p ecld (scripts/test-js builds it)");
+if (!existsSync(CHROMIUM)) missingPeer(`chromium (${CHROMIUM}) is missing; run scripts/setup (Debian package chromium)`);
 if (!existsSync(join(here, "../dist/index.html"))) { console.error("browser test: run `npm run build` first"); process.exit(1); }
 
 const cleanup = [];

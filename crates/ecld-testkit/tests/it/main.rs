@@ -1,6 +1,8 @@
-//! Integration tests of ecld-testkit and of the preflight it goes with (`scripts/peers`).
+//! Integration tests of ecld-testkit and of the scripts it goes with: the preflight
+//! (`scripts/peers`) and the skip log's summary (`scripts/skip-log`).
 
 // Helpers outside #[test] functions fail loudly too: this is a test binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod peers_script;
+mod skip_log_script;
