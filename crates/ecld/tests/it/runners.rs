@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ecld_testkit::peers;
 use ecld_types::{StatusCode, keccak256};
 use serde_json::Value;
 
@@ -282,11 +283,10 @@ fn wasm_runner_runs_the_users_module_and_proves_its_hash() {
 
 #[test]
 fn python_runner_runs_scripts_with_status_per_outcome() {
-    if !programs_dir().join("python.wasm").is_file() {
-        eprintln!(
-            "SKIPPED python_runner_runs_scripts_with_status_per_outcome: programs/out/python.wasm \
-             is missing; build it with scripts/build-runners"
-        );
+    if !peers::PYTHON_RUNNER.available_for(
+        "ecld::it runners::python_runner_runs_scripts_with_status_per_outcome",
+        programs_dir().join("python.wasm").is_file(),
+    ) {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -370,11 +370,10 @@ fn python_runner_runs_scripts_with_status_per_outcome() {
 
 #[test]
 fn js_runner_runs_scripts_with_status_per_outcome() {
-    if !programs_dir().join("js.wasm").is_file() {
-        eprintln!(
-            "SKIPPED js_runner_runs_scripts_with_status_per_outcome: programs/out/js.wasm is \
-             missing; build it with scripts/build-runners"
-        );
+    if !peers::JS_RUNNER.available_for(
+        "ecld::it runners::js_runner_runs_scripts_with_status_per_outcome",
+        programs_dir().join("js.wasm").is_file(),
+    ) {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
