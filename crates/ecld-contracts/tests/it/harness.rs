@@ -13,6 +13,8 @@ use ecld_contracts::{
     Proof, TaskSpec, decode_revert, deploy_all, result_digest, sign_permit,
 };
 
+use crate::ledger::{Ledger, Snapshot};
+
 /// The first dev keys of the test mnemonic (`test test … junk`), as hardhat and ecld-devnet
 /// derive them.
 const DEV_KEYS: [&str; 5] = [
@@ -51,11 +53,30 @@ impl Account {
     }
 }
 
-/// What happened to one call: its receipt's status, gas and logs, or the decoded revert.
+/// Gas limit an expected refusal is sent with: more than any Marketplace call needs, so the
+/// transaction is mined and fails by its revert, not by running out of gas.
+pub(crate) const REFUSED_GAS_LIMIT: u64 = 1_000_000;
+
+/// What happened to one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
-    Mined { status: bool, gas_used: u64, logs: Vec<(Vec<B256>, Bytes)> },
-    Reverted(String),
+    /// `eth_call` and `eth_estimateGas` succeeded; the transaction, sent with the estimate as
+    /// its gas limit, was mined with status 1. `estimate_is_least`: an `eth_call` with one gas
+    /// less than the estimate fails.
+    Mined { estimate: u64, estimate_is_least: bool, gas_used: u64, logs: Vec<(Vec<B256>, Bytes)> },
+    /// `eth_call` and `eth_estimateGas` both reverted with `error`; the transaction, sent
+    /// anyway with [`REFUSED_GAS_LIMIT`], was mined with `status` after `gas_used`.
+    Reverted { error: String, status: bool, gas_used: u64, send: SendAnswer },
+}
+
+/// How the chain answered the sending of a transaction that it mined and that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SendAnswer {
+    /// With the transaction hash (geth, ecld-devnet).
+    Hash,
+    /// With an error naming the mined transaction's hash (hardhat's default
+    /// `throwOnTransactionFailures`); the message.
+    ErrorWithHash(String),
 }
 
 /// The deployed stack and the roles' accounts.
@@ -71,8 +92,8 @@ pub(crate) struct Env {
     pub(crate) image_id: B256,
     /// Every call, in order: (label, outcome).
     pub(crate) transcript: Vec<(String, Outcome)>,
-    /// Each live task's escrow, from TaskSubmitted and TaskClaimed.
-    escrow: std::collections::HashMap<u64, u128>,
+    /// The token movements the Marketplace's events promise, to check the chain against.
+    ledger: Ledger,
 }
 
 fn account(url: &str, key: &str) -> Account {
@@ -94,7 +115,7 @@ impl Env {
             (account(url, k1), account(url, k2), account(url, k3), account(url, k4));
         let holders = vec![requester.address(), node1.address(), node2.address(), other.address()];
         let deployment =
-            deploy_all(&deployer.provider, &DeployOptions::dev(holders, U256::from(MINT)))
+            deploy_all(&deployer.provider, &DeployOptions::dev(holders.clone(), U256::from(MINT)))
                 .await
                 .expect("deploy");
         let enclave = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x11)).expect("key");
@@ -108,7 +129,7 @@ impl Env {
             enclave,
             image_id: B256::ZERO,
             transcript: Vec::new(),
-            escrow: std::collections::HashMap::new(),
+            ledger: Ledger::new(deployment.marketplace, &holders, MINT),
         };
         env.image_id = env.publish_image("echo", 1 | 2 | 4).await;
         env
@@ -138,27 +159,80 @@ impl Env {
         id
     }
 
-    /// Sends a call, waits for the receipt and records it; a revert is decoded and recorded.
+    /// Runs a call the way a careful client does and records every answer: simulates it
+    /// (`eth_call`), estimates its gas (`eth_estimateGas`) and sends it with the estimate as
+    /// its gas limit, which must suffice. A call the simulation refuses must be refused the
+    /// same way by the estimate; it is then sent anyway with [`REFUSED_GAS_LIMIT`], and must
+    /// be mined and fail (status 0) without logs. Returns the decoded refusal.
     pub(crate) async fn exec<D: CallDecoder>(
         &mut self,
         label: &str,
         call: CallBuilder<&DynProvider, D>,
     ) -> Result<TransactionReceipt, ContractError> {
-        // Simulate first: a refusal is decoded from the eth_call, and nothing is mined.
-        if let Err(err) = call.call_raw().await {
-            let decoded = decode_revert(&err)
-                .unwrap_or_else(|| panic!("{label}: failed without a custom error: {err}"));
-            self.transcript.push((label.to_owned(), Outcome::Reverted(format!("{decoded:?}"))));
-            return Err(decoded);
-        }
+        let simulated = call.call_raw().await;
+        let estimated = call.estimate_gas().await;
+        let refusal = match (simulated, estimated) {
+            (Ok(_), Ok(estimate)) => {
+                let mut less = call.as_ref().clone();
+                less.gas = Some(estimate - 1);
+                let least = call.provider.call(less).await.is_err();
+                return Ok(self.send(label, call, estimate, least).await);
+            }
+            (Err(err), Err(est_err)) => {
+                let decoded = decode_revert(&err)
+                    .unwrap_or_else(|| panic!("{label}: failed without a custom error: {err}"));
+                let by_estimate = decode_revert(&est_err).unwrap_or_else(|| {
+                    panic!("{label}: eth_estimateGas failed without a custom error: {est_err}")
+                });
+                assert_eq!(
+                    by_estimate, decoded,
+                    "{label}: eth_estimateGas and eth_call refuse it differently"
+                );
+                decoded
+            }
+            (Ok(_), Err(e)) => panic!("{label}: eth_call succeeds but eth_estimateGas fails: {e}"),
+            (Err(e), Ok(g)) => panic!("{label}: eth_call fails ({e}) but eth_estimateGas is {g}"),
+        };
+        let (receipt, send) = self.send_refused(label, call).await;
+        assert!(
+            !receipt.status(),
+            "{label}: eth_call refused it with {refusal:?}, but transaction {} succeeded",
+            receipt.transaction_hash
+        );
+        assert!(receipt.inner.logs().is_empty(), "{label}: a failed transaction left logs");
+        self.transcript.push((
+            label.to_owned(),
+            Outcome::Reverted {
+                error: format!("{refusal:?}"),
+                status: receipt.status(),
+                gas_used: receipt.gas_used,
+                send,
+            },
+        ));
+        Err(refusal)
+    }
+
+    /// Sends a call with gas limit `estimate`, which must succeed, records it and books its
+    /// events in the ledger.
+    async fn send<D: CallDecoder>(
+        &mut self,
+        label: &str,
+        call: CallBuilder<&DynProvider, D>,
+        estimate: u64,
+        estimate_is_least: bool,
+    ) -> TransactionReceipt {
         let pending =
-            call.gas(5_000_000).send().await.unwrap_or_else(|e| panic!("{label}: send: {e}"));
+            call.gas(estimate).send().await.unwrap_or_else(|e| panic!("{label}: send: {e}"));
         let receipt = pending.get_receipt().await.expect("receipt");
         assert!(
             receipt.status(),
-            "{label}: transaction {} reverted on chain",
-            receipt.transaction_hash
+            "{label}: transaction {} failed on chain with eth_estimateGas's {estimate} gas (used {})",
+            receipt.transaction_hash,
+            receipt.gas_used
         );
+        for log in receipt.inner.logs() {
+            self.ledger.apply(&log.inner);
+        }
         let logs = receipt
             .inner
             .logs()
@@ -167,15 +241,44 @@ impl Env {
             .collect();
         self.transcript.push((
             label.to_owned(),
-            Outcome::Mined { status: true, gas_used: receipt.gas_used, logs },
+            Outcome::Mined { estimate, estimate_is_least, gas_used: receipt.gas_used, logs },
         ));
-        if let Some(ev) = receipt.decoded_log::<Marketplace::TaskSubmitted>() {
-            self.escrow.insert(ev.taskId.to(), ev.price.to());
-        }
-        if let Some(ev) = receipt.decoded_log::<Marketplace::TaskClaimed>() {
-            self.escrow.insert(ev.taskId.to(), ev.price.to());
-        }
-        Ok(receipt)
+        receipt
+    }
+
+    /// Sends a call the chain refuses with [`REFUSED_GAS_LIMIT`]; returns its receipt.
+    async fn send_refused<D: CallDecoder>(
+        &self,
+        label: &str,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> (TransactionReceipt, SendAnswer) {
+        let provider = call.provider.clone();
+        let (hash, send) = match call.gas(REFUSED_GAS_LIMIT).send().await {
+            Ok(pending) => (*pending.tx_hash(), SendAnswer::Hash),
+            Err(err) => {
+                let resp = match &err {
+                    alloy::contract::Error::TransportError(e) => e.as_error_resp(),
+                    _ => None,
+                };
+                let hash = resp
+                    .and_then(|r| r.data.as_ref())
+                    .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                    .and_then(|d| d.get("txHash")?.as_str()?.parse::<B256>().ok())
+                    .unwrap_or_else(|| panic!("{label}: send refused, nothing mined: {err}"));
+                (
+                    hash,
+                    SendAnswer::ErrorWithHash(
+                        resp.map(|r| r.message.to_string()).unwrap_or_default(),
+                    ),
+                )
+            }
+        };
+        let receipt = provider
+            .get_transaction_receipt(hash)
+            .await
+            .expect("eth_getTransactionReceipt")
+            .unwrap_or_else(|| panic!("{label}: transaction {hash} was not mined"));
+        (receipt, send)
     }
 
     /// Like `exec`, panicking on a revert.
@@ -203,9 +306,9 @@ impl Env {
         }
     }
 
-    /// A task's current escrow, as the contract's calls take it back.
+    /// A live task's escrow, as the contract's calls take it back (0 once settled).
     pub(crate) fn esc(&self, task: u64) -> alloy::primitives::Uint<96, 2> {
-        alloy::primitives::Uint::from(self.escrow.get(&task).copied().unwrap_or_default())
+        alloy::primitives::Uint::from(self.ledger.escrow(task))
     }
 
     pub(crate) fn spec(&self, deadline: u64) -> TaskSpec {
@@ -344,19 +447,44 @@ impl Env {
         b.to()
     }
 
-    /// Asserts escrowed == paid + refunded + held, that held is the Marketplace's balance,
-    /// and that no tokens were created or lost among the dev accounts and the Marketplace.
-    pub(crate) async fn assert_conservation(&self) {
+    /// Reads what the checks compare with the ledger: the Marketplace's totals, the token
+    /// balances of every account the ledger tracks, the token supply, and the stored word of
+    /// every task ever submitted.
+    pub(crate) async fn snapshot(&self) -> Snapshot {
         let d = self.deployment;
-        let t = self.deployer.market(&d).totals().call().await.expect("totals");
-        assert_eq!(t.escrowed, t.paid + t.refunded + t.held, "escrowed = paid + refunded + held");
-        let held = self.balance(d.marketplace).await;
-        assert_eq!(U256::from(held), t.held, "held equals the Marketplace's token balance");
-        let mut sum = held;
-        for a in [&self.requester, &self.node1, &self.node2, &self.other] {
-            sum += self.balance(a.address()).await;
+        let market = self.deployer.market(&d);
+        let token = self.deployer.token(&d);
+        let amount = |v: U256| u128::try_from(v).expect("amount fits u128");
+        let t = market.totals().call().await.expect("totals");
+        let supply = token.totalSupply().call().await.expect("totalSupply");
+        let mut balances = std::collections::BTreeMap::new();
+        for account in self.ledger.accounts() {
+            balances.insert(account, self.balance(account).await);
         }
-        assert_eq!(sum, 4 * MINT, "tokens neither created nor lost");
+        let count = market.taskCount().call().await.expect("taskCount");
+        let mut tasks = std::collections::BTreeMap::new();
+        for id in 1..=count {
+            let task = market.getTask(U256::from(id)).call().await.expect("getTask");
+            tasks.insert(id, task.commitment);
+        }
+        Snapshot {
+            escrowed: amount(t.escrowed),
+            paid: amount(t.paid),
+            refunded: amount(t.refunded),
+            held: amount(t.held),
+            supply: amount(supply),
+            balances,
+            tasks,
+        }
+    }
+
+    /// Asserts that the tokens are where the Marketplace's events say (see [`Ledger::check`]):
+    /// each account's balance, the Marketplace's totals against the events and its balance,
+    /// and every task's stored word.
+    pub(crate) async fn assert_conservation(&self) {
+        let chain = self.snapshot().await;
+        let bad = self.ledger.check(&chain, self.enclave.address());
+        assert!(bad.is_empty(), "tokens are not where the events say:\n  {}", bad.join("\n  "));
     }
 
     /// Jumps the chain clock to `t` and mines a block.

@@ -9,4 +9,5 @@ mod artifacts;
 mod devnet;
 mod hardhat;
 mod harness;
+mod ledger;
 mod scenarios;
