@@ -10,6 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ecld_testkit::{peers, runs};
+
 use crate::{
     devnet,
     harness::{Env, Outcome, SendAnswer},
@@ -33,19 +35,16 @@ fn tools_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools")
 }
 
-/// Starts hardhat, or `None` (said loudly) where Node.js or tools/node_modules is missing.
-pub(crate) async fn start() -> Option<Hardhat> {
+/// Starts hardhat for `test`. Without Node.js or hardhat that test fails under CI and is a
+/// recorded skip elsewhere (`None`).
+pub(crate) async fn start(test: &str) -> Option<Hardhat> {
     let tools = tools_dir();
     let bin = tools.join("node_modules/hardhat/internal/cli/bootstrap.js");
-    if Command::new("node").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `node` is not installed; the hardhat comparison did not run");
+    if !peers::NODE.available_for(test, runs("node", &["--version"]))
+        || !peers::HARDHAT.available_for(test, bin.is_file())
+    {
         return None;
     }
-    assert!(
-        bin.exists(),
-        "node is installed but {} is missing: run scripts/setup (npm ci in tools/)",
-        bin.display()
-    );
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("node")
         .arg(&bin)
@@ -82,7 +81,11 @@ async fn devnet_and_hardhat_agree_on_every_call() {
     assert!(on_devnet.transcript.len() > 100, "the sequence ran");
     devnet.shutdown().await.expect("shutdown");
 
-    let Some(hh) = start().await else { return };
+    let Some(hh) =
+        start("ecld-contracts::it hardhat::devnet_and_hardhat_agree_on_every_call").await
+    else {
+        return;
+    };
     let mut on_hardhat = Env::new(&hh.url).await;
     assert_eq!(
         on_hardhat.deployment.marketplace, on_devnet.deployment.marketplace,
