@@ -46,7 +46,8 @@ impl fmt::Display for TaskState {
     }
 }
 
-/// One step of the data flow, as [`crate::Client::run`] reports it to its progress callback.
+/// One step of the data flow, as [`crate::Client::run`] reports it to its progress callback
+/// and times it in [`Timings`]. Each step is one kind of work, so a timing says what it cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
@@ -56,23 +57,28 @@ pub enum Step {
     Upload,
     /// 2b. Permit + `submitTask` in one transaction.
     Submit,
-    /// 3–8. Waiting for a node to run the task and put the proof on chain.
+    /// 3–8. Waiting for a node to run the task and settle it on chain (the task is polled
+    /// until its escrow is settled).
     Execute,
-    /// 9a. Downloading the encrypted result.
+    /// 9a. Reading the proof of execution from the chain: the task's `ResultSubmitted` log.
+    Proof,
+    /// 9b. Fetching the encrypted result from the store, every block checked against its CID.
     Download,
-    /// 9b. Checking the proof's signature, hashes, chain and contract.
+    /// 9c. Checking the proof: signature by the image's enclave signer, chain and contract,
+    /// input hash, the result bytes against the proven hash, the code hash.
     Verify,
-    /// 9c. Decrypting the result with the requester's identity.
+    /// 9d. Decrypting the result with the requester's identity.
     Decrypt,
 }
 
 impl Step {
     /// Every step in order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Encrypt,
         Self::Upload,
         Self::Submit,
         Self::Execute,
+        Self::Proof,
         Self::Download,
         Self::Verify,
         Self::Decrypt,
@@ -85,6 +91,7 @@ impl Step {
             Self::Upload => "upload",
             Self::Submit => "submit",
             Self::Execute => "execute",
+            Self::Proof => "proof",
             Self::Download => "download",
             Self::Verify => "verify",
             Self::Decrypt => "decrypt",
@@ -96,7 +103,7 @@ impl Step {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Timings {
     /// Per step, in the order of [`Step::ALL`].
-    pub steps: [Duration; 7],
+    pub steps: [Duration; Step::ALL.len()],
 }
 
 impl Timings {
@@ -134,5 +141,17 @@ mod tests {
         t.set(Step::Decrypt, Duration::from_millis(4));
         assert_eq!(t.get(Step::Upload), Duration::from_millis(3));
         assert_eq!(t.total(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn steps_are_in_order_with_unique_labels() {
+        for (i, step) in Step::ALL.iter().enumerate() {
+            assert_eq!(*step as usize, i, "{step:?}");
+        }
+        let labels: Vec<&str> = Step::ALL.iter().map(|s| s.label()).collect();
+        assert_eq!(
+            labels,
+            ["encrypt", "upload", "submit", "execute", "proof", "download", "verify", "decrypt"]
+        );
     }
 }

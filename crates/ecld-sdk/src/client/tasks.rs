@@ -636,7 +636,8 @@ impl Client {
         self.verify_record(&info, &record).await
     }
 
-    /// Checks `record` as the proof of the task `info` (see [`Client::verify`]).
+    /// Downloads the result `record` names and checks `record` as the proof of the task `info`
+    /// ([`Client::download_result`], then [`Client::check_record`]).
     ///
     /// # Errors
     /// As [`Client::verify`].
@@ -645,14 +646,43 @@ impl Client {
         info: &TaskInfo,
         record: &ProofRecord,
     ) -> Result<(Verified, Vec<u8>), Error> {
+        let bytes = self.download_result(info, record).await?;
+        let verified = self.check_record(info, record, &bytes).await?;
+        Ok((verified, bytes))
+    }
+
+    /// Fetches the encrypted result a proof names from the store, every block checked against
+    /// its CID; empty when the proof names none.
+    ///
+    /// # Errors
+    /// [`Error::Verify`] when the store serves bytes that do not match the CID; a store error
+    /// when it cannot be read.
+    pub async fn download_result(
+        &self,
+        info: &TaskInfo,
+        record: &ProofRecord,
+    ) -> Result<Vec<u8>, Error> {
+        if record.result_cid.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.download(&record.result_cid, info.id).await
+    }
+
+    /// Checks `record` as the proof of the task `info`, with `result` the bytes downloaded for
+    /// it: the signature recovers to the image's enclave signer over this chain and
+    /// Marketplace, the input hash is the task's, and the result bytes hash to the proven hash.
+    ///
+    /// # Errors
+    /// [`Error::Verify`] when any check fails.
+    pub async fn check_record(
+        &self,
+        info: &TaskInfo,
+        record: &ProofRecord,
+        result: &[u8],
+    ) -> Result<Verified, Error> {
         let image = self.cached_image(info.image).await?;
-        let bytes = if record.result_cid.is_empty() {
-            Vec::new()
-        } else {
-            self.download(&record.result_cid, info.id).await?
-        };
-        let result = (!record.result_cid.is_empty()).then_some(bytes.as_slice());
-        let verified = verify::check(
+        let result = (!record.result_cid.is_empty()).then_some(result);
+        Ok(verify::check(
             info.id,
             info.image,
             &self.proof_domain(),
@@ -660,8 +690,7 @@ impl Client {
             info.input_hash,
             record,
             result,
-        )?;
-        Ok((verified, bytes))
+        )?)
     }
 
     async fn download(&self, cid: &str, task: TaskId) -> Result<Vec<u8>, Error> {
@@ -710,7 +739,7 @@ impl Client {
         Ok(Some(out))
     }
 
-    /// Verifies the proof, then downloads and decrypts the result.
+    /// Downloads the result, verifies the proof, then decrypts the result.
     ///
     /// # Errors
     /// As [`Client::verify`] and [`Client::decrypt`].
@@ -720,8 +749,9 @@ impl Client {
         Ok(Fetched { status: verified.record.proof.status, verified, output })
     }
 
-    /// The whole data flow: encrypt, upload, submit, wait, download, verify, decrypt.
-    /// `on_step(step, done)` is called when each step starts and ends.
+    /// The whole data flow: encrypt, upload, submit, wait for the settlement, read the proof,
+    /// download the result, verify, decrypt (the [`Step`]s, each timed in
+    /// [`TaskResult::timings`]). `on_step(step, done)` is called when each step starts and ends.
     ///
     /// # Errors
     /// The first step that fails; [`Error::WaitTimeout`] when no proof came in time.
@@ -750,9 +780,13 @@ impl Client {
         if info.state == TaskState::Reclaimed {
             return Err(Error::NoResult { task: info.id, state: info.state.to_string() });
         }
-        let record = step!(Step::Download, self.proof_record(&info).await?);
-        let (verified, bytes) = step!(Step::Verify, self.verify_record(&info, &record).await?);
-        check_code_hash(info.id, req.code.as_deref(), &verified.record.proof)?;
+        let record = step!(Step::Proof, self.proof_record(&info).await?);
+        let bytes = step!(Step::Download, self.download_result(&info, &record).await?);
+        let verified = step!(Step::Verify, {
+            let verified = self.check_record(&info, &record, &bytes).await?;
+            check_code_hash(info.id, req.code.as_deref(), &verified.record.proof)?;
+            verified
+        });
         let output = step!(Step::Decrypt, self.decrypt_checked(&verified, &bytes)?);
         Ok(TaskResult {
             task: info.id,

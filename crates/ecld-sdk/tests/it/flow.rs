@@ -49,6 +49,30 @@ async fn run_submits_waits_verifies_and_decrypts() {
     env.stop().await;
 }
 
+/// The steps are timed by what they do: reading the proof is `proof`, fetching the result from
+/// the store is `download` (it used to be timed inside `verify`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_missing_from_the_store_fails_in_the_download_step_after_the_proof_step() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let req = TaskRequest::new(env.image, b"gone".to_vec());
+    let mut steps = Vec::new();
+    let (result, ()) = tokio::join!(
+        client.run(&req, Duration::from_secs(30), |s, done| steps.push((s, done))),
+        async {
+            wait_submitted(&client, 1).await;
+            env.execute_without_result(1, StatusCode::Success, &env.enclave_signer).await;
+        }
+    );
+    let err = result.expect_err("a result the store does not have cannot be downloaded");
+    assert!(steps.contains(&(Step::Proof, true)), "{steps:?}");
+    assert_eq!(steps.last(), Some(&(Step::Download, false)), "failed elsewhere: {err}");
+    // The proof itself is on chain and readable; only the bytes are missing.
+    let (info, record) = client.proof(TaskId::new(1).unwrap()).await.unwrap();
+    assert!(client.download_result(&info, &record).await.is_err());
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_failure_refunds_and_a_stranger_cannot_decrypt() {
     let env = Env::start().await;

@@ -137,6 +137,27 @@ impl Env {
         status: StatusCode,
         signer: &SignerKey,
     ) -> Result<(), String> {
+        self.settle(id, status, signer, true).await
+    }
+
+    /// [`Env::execute`] by a node whose result is gone from the store (unpinned and collected)
+    /// before it submits the proof: the proof names a CID the store does not have.
+    pub(crate) async fn execute_without_result(
+        &self,
+        id: u64,
+        status: StatusCode,
+        signer: &SignerKey,
+    ) {
+        self.settle(id, status, signer, false).await.unwrap();
+    }
+
+    async fn settle(
+        &self,
+        id: u64,
+        status: StatusCode,
+        signer: &SignerKey,
+        keep_result: bool,
+    ) -> Result<(), String> {
         let market = Marketplace::new(self.deployment.marketplace, &self.node);
         let topic = B256::from(U256::from(id));
         let logs = self
@@ -169,6 +190,10 @@ impl Env {
         let result =
             envelope::encrypt_bytes(&[payload.recipient().unwrap()], false, &output).unwrap();
         let cid = kubo.add_bytes(result.clone().into()).await.unwrap();
+        if !keep_result {
+            kubo.unpin(&cid).await.unwrap();
+            kubo.repo_gc().await.unwrap();
+        }
         let proof = ResultProof {
             task_id: id,
             image_id: ev.imageId,

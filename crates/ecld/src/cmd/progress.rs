@@ -66,7 +66,8 @@ fn describe(step: Step) -> &'static str {
         Step::Upload => "uploading the ciphertext to the store",
         Step::Submit => "submitting the task (permit + submitTask, one transaction)",
         Step::Execute => "waiting for a node to run the task in its enclave and prove it on chain",
-        Step::Download => "downloading the encrypted result",
+        Step::Proof => "reading the proof of execution from the chain",
+        Step::Download => "downloading the encrypted result from the store",
         Step::Verify => "verifying the proof of execution",
         Step::Decrypt => "decrypting the result with your identity",
     }
