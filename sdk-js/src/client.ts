@@ -64,10 +64,22 @@ export interface Offer {
   imageId: Hex;
 }
 
-/** Steps of {@link EcldClient.runTask}, in order (for numbered progress). */
-export type Step = "encrypt" | "upload" | "permit" | "submit" | "wait" | "download" | "verify" | "decrypt";
+/**
+ * Steps of {@link EcldClient.runTask}, in order (for numbered progress), each named by what it
+ * does; the same steps as the Rust SDK's `Step`, plus `permit` (a wallet prompt of its own here):
+ * - `encrypt`: the payload, encrypted to the image's enclave key;
+ * - `upload`: the ciphertext to the store;
+ * - `permit`: the EIP-2612 permit signature (wallet prompt 1);
+ * - `submit`: `submitTaskWithPermit` (wallet prompt 2) and its receipt;
+ * - `execute`: a node runs the task; polls the task on chain until it is settled (or reclaimed);
+ * - `proof`: reads the proof of execution, the task's `ResultSubmitted` log;
+ * - `download`: the result ciphertext from the store, every block checked against its CID;
+ * - `verify`: the proof's signer, chain, Marketplace, input, result and code hashes;
+ * - `decrypt`: the result, with the user's identity.
+ */
+export type Step = "encrypt" | "upload" | "permit" | "submit" | "execute" | "proof" | "download" | "verify" | "decrypt";
 /** All steps in order. */
-export const STEPS: readonly Step[] = ["encrypt", "upload", "permit", "submit", "wait", "download", "verify", "decrypt"];
+export const STEPS: readonly Step[] = ["encrypt", "upload", "permit", "submit", "execute", "proof", "download", "verify", "decrypt"];
 
 /** What to run. */
 export interface TaskRequest {
@@ -374,6 +386,24 @@ export class EcldClient {
     };
   }
 
+  /**
+   * Waits until the task is no longer live on chain: settled by a node's proof or reclaimed
+   * (its `getTask` commitment is zero). {@link waitForOutcome} then reads which.
+   */
+  async waitSettled(taskId: bigint, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<void> {
+    const end = Date.now() + (opts.timeoutMs ?? 15 * 60 * 1000);
+    while (Date.now() < end) {
+      const { commitment } = await this.publicClient
+        .readContract({ address: this.deployment.marketplace, abi: marketplaceAbi, functionName: "getTask", args: [taskId] })
+        .catch((e: unknown) => {
+          throw chainError(`reading task ${taskId}`, e);
+        });
+      if (/^0x0*$/.test(commitment)) return;
+      await sleep(opts.pollMs ?? 250);
+    }
+    throw new EcldError("TaskError", `task ${taskId} has no result yet`, { hint: "wait longer, or reclaim the escrow after the deadline" });
+  }
+
   /** Waits for the task's `ResultSubmitted` or `TaskReclaimed` event, polling logs. */
   async waitForOutcome(taskId: bigint, fromBlock: bigint, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<Outcome> {
     const end = Date.now() + (opts.timeoutMs ?? 15 * 60 * 1000);
@@ -590,7 +620,7 @@ export class EcldClient {
     return await this.store.catVerified(outcome.resultCid);
   }
 
-  /** The whole task: encrypt, upload, permit, submit, wait, verify, download, decrypt. */
+  /** The whole task: encrypt, upload, permit, submit, execute, proof, download, verify, decrypt (see {@link Step}). */
   async runTask<A extends Account>(
     wallet: WalletClient<Transport, Chain | undefined, A>,
     req: TaskRequest & { identity: string },
@@ -602,7 +632,9 @@ export class EcldClient {
     onStep?.("upload");
     const cid = await this.store.add(ciphertext);
     const submitted = await this.submitUploaded(wallet, image, req, { cid, ciphertext }, onStep);
-    onStep?.("wait", `task ${submitted.taskId}`);
+    onStep?.("execute", `task ${submitted.taskId}`);
+    await this.waitSettled(submitted.taskId);
+    onStep?.("proof");
     const outcome = await this.waitForOutcome(submitted.taskId, submitted.block);
     if (outcome.kind === "reclaimed")
       throw new EcldError("TaskError", `task ${submitted.taskId} was reclaimed before a result came`, { hint: "submit it again" });

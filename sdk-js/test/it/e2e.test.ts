@@ -39,7 +39,7 @@ describe("a whole task from TypeScript against ecld up", () => {
       { image: stats!.id, input: new TextEncoder().encode("3 1 4 1 5 9 2 6\n"), recipient, identity },
       (s) => steps.push(s),
     );
-    expect(steps).toEqual(["encrypt", "upload", "permit", "submit", "wait", "download", "verify", "decrypt"]);
+    expect(steps).toEqual(["encrypt", "upload", "permit", "submit", "execute", "proof", "download", "verify", "decrypt"]);
     expect(submitted.taskId).toBeGreaterThan(0n);
     expect(verified.statusName).toBe("SUCCESS");
     expect(verified.signer).toBe(stats!.enclaveSigner);
