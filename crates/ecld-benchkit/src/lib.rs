@@ -1,10 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+mod goal;
+pub mod provenance;
 mod section;
 
 use std::path::{Path, PathBuf};
 
-pub use section::{find_section, replace_section, write_section};
+pub use goal::{Goal, Verdict, goals_table};
+pub use provenance::Provenance;
+pub use section::{find_section, replace_section, stamp_section, write_section};
 
 /// The environment variable that redirects every bench's output from `docs/BENCHMARKS.md`
 /// to another file (`ecld bench all --write FILE` sets it).

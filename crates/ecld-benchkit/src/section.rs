@@ -72,15 +72,38 @@ pub fn find_section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
 }
 
 /// Replaces the section headed exactly `heading` of the Markdown file at `path` with
-/// `section` (see [`replace_section`]), creating the file (`# Benchmarks`) when it does not
-/// exist. The new text goes to a temporary file next to it, flushed to disk and renamed
-/// over `path`, so readers and a crash mid-write see the old file or the new one, never a
-/// part.
+/// `section` (see [`replace_section`]), its first paragraph the provenance line of this run
+/// ([`crate::provenance::current_line`]: the run `ecld bench all` names, or this process),
+/// creating the file (`# Benchmarks`) when it does not exist. The new text goes to a
+/// temporary file next to it, flushed to disk and renamed over `path`, so readers and a crash
+/// mid-write see the old file or the new one, never a part.
 ///
 /// # Errors
 /// When the file cannot be read (other than not existing) or the new one cannot be
 /// written or renamed into place; the error names the path.
 pub fn write_section(path: &Path, heading: &str, section: &str) -> io::Result<()> {
+    let line = crate::provenance::current_line(path);
+    write_unstamped(path, heading, &crate::provenance::stamp(heading, section, &line))
+}
+
+/// Gives the section headed exactly `heading` of the file at `path` the provenance line
+/// `line` (in place of the one it had); `false`, and no change, when it has no such section.
+///
+/// # Errors
+/// As [`write_section`].
+pub fn stamp_section(path: &Path, heading: &str, line: &str) -> io::Result<bool> {
+    let doc = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    let Some(section) = find_section(&doc, heading) else { return Ok(false) };
+    let stamped = crate::provenance::stamp(heading, section, line);
+    if stamped.trim_end() != section {
+        write_unstamped(path, heading, &stamped)?;
+    }
+    Ok(true)
+}
+
+/// [`write_section`] with `section` as given.
+fn write_unstamped(path: &Path, heading: &str, section: &str) -> io::Result<()> {
     let named = |e: io::Error, what: &str| {
         io::Error::new(e.kind(), format!("cannot {what} {}: {e}", path.display()))
     };
@@ -187,10 +210,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("B.md");
         let _ = std::fs::remove_file(&path);
-        write_section(&path, "## Store", "## Store\n\n1\n").unwrap();
-        write_section(&path, "## Crypto", "## Crypto\n\n2\n").unwrap();
-        write_section(&path, "## Store", "## Store\n\n3\n").unwrap();
-        write_section(&path, "## Store", "## Store\n\n3\n").unwrap();
+        write_unstamped(&path, "## Store", "## Store\n\n1\n").unwrap();
+        write_unstamped(&path, "## Crypto", "## Crypto\n\n2\n").unwrap();
+        write_unstamped(&path, "## Store", "## Store\n\n3\n").unwrap();
+        write_unstamped(&path, "## Store", "## Store\n\n3\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "# Benchmarks\n\n## Store\n\n3\n\n## Crypto\n\n2\n");
         let names: Vec<_> =
@@ -198,6 +221,33 @@ mod tests {
         assert_eq!(names, ["B.md"]);
         let err = write_section(&dir.join("no/such/dir/B.md"), "## X", "x").unwrap_err();
         assert!(err.to_string().contains("no/such/dir/B.md"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn written_sections_start_with_their_run_and_keep_the_others_runs() {
+        let dir = std::env::temp_dir().join(format!("ecld-benchkit-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("B.md");
+        let older = "Run 2026-01-01T00:00:00Z: `older`; commit a; m.";
+        std::fs::write(&path, format!("# B\n\n## Store\n\n{older}\n\ns\n\n## CAS\n\nc\n")).unwrap();
+        write_section(&path, "## CAS", "## CAS\n\nnew c\n").unwrap();
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let cas = find_section(&doc, "## CAS").unwrap();
+        let line = crate::provenance::line_of(cas).expect(cas);
+        assert!(line.starts_with("Run ") && line.contains("; commit "), "{line}");
+        assert!(cas.ends_with("\n\nnew c"), "{cas}");
+        assert_eq!(
+            crate::provenance::line_of(find_section(&doc, "## Store").unwrap()),
+            Some(older),
+            "a section not written keeps the run that produced it"
+        );
+        // `ecld bench all` gives a section written by a bench of its own (the web page's) the
+        // run's line; a missing section is left alone.
+        assert!(stamp_section(&path, "## Store", "Run X: `all`; commit b; m.").unwrap());
+        assert!(!stamp_section(&path, "## Web", "Run X: `all`; commit b; m.").unwrap());
+        let doc = std::fs::read_to_string(&path).unwrap();
+        assert!(doc.contains("## Store\n\nRun X: `all`; commit b; m.\n\ns\n\n## CAS"), "{doc}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

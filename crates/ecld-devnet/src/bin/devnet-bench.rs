@@ -250,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
          all (alternately an ether transfer and an ERC-20-like token transfer), each followed by \
          `eth_getTransactionReceipt` and an `eth_call` of `balanceOf`, over HTTP on loopback. \
          Runs alternate between the two chains.\n\n{table}\nRatio (ecld-devnet / hardhat): \
-         **{ratio:.1}×**. Gas used by the same transactions: {}.\n",
+         **{ratio:.1}×**. Gas used by the same transactions: {}.\n\n{}",
         machine.cores_and_cpu(),
         machine.date,
         if gas[0] == gas[1] {
@@ -258,6 +258,12 @@ async fn main() -> anyhow::Result<()> {
         } else {
             format!("differs ({} vs {})", gas[0], gas[1])
         },
+        ecld_benchkit::goals_table(&[ecld_benchkit::Goal::at_least(
+            "throughput, ecld-devnet / hardhat node, same mix, same run",
+            ratio,
+            3.0,
+            "×",
+        )]),
     );
     ecld_benchkit::write_section(&ecld_benchkit::benchmarks_file(&root), "## Devnet", &section)?;
     devnet.shutdown().await?;

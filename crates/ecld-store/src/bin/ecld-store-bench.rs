@@ -1,8 +1,9 @@
 //! Benchmark of the store through its HTTP API: add and cat throughput and the peak RSS of the
-//! store process, beside js-ipfs on the same machine where Node.js is present. Writes the
-//! `## Store` section of `docs/BENCHMARKS.md`.
+//! store process, beside js-ipfs on the same machine, on the same file sizes, runs taking
+//! turns, where Node.js is present. Writes the `## Store` section of `docs/BENCHMARKS.md`.
 //!
-//! `cargo run -p ecld-store --bin ecld-store-bench -- [MiB] [runs]` (default 1024 MiB, 3 runs).
+//! `cargo run -p ecld-store --bin ecld-store-bench -- [MiB] [runs]` (default 1024 MiB, 3 runs):
+//! each store is measured on MiB and, when MiB is larger, on 256 MiB too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -139,17 +140,21 @@ struct Run {
     raw_cat_mbs: f64,
 }
 
-async fn run_once(client: &KuboClient, pieces: usize) -> Run {
+async fn run_once(client: &KuboClient, pieces: usize) -> Result<Run, String> {
     let bytes = (pieces * PIECE) as f64;
     let piece = piece();
     let stream =
         futures::stream::iter(std::iter::repeat_n(piece, pieces).map(Ok::<_, std::io::Error>));
     let reader = tokio_util::io::StreamReader::new(stream);
     let t = Instant::now();
-    let cid = client.add(Box::new(reader), AddOptions::default()).await.unwrap();
+    let cid =
+        client.add(Box::new(reader), AddOptions::default()).await.map_err(|e| e.to_string())?;
     let add = t.elapsed();
     let t = Instant::now();
-    let n = client.cat(&cid, &mut tokio::io::sink(), CatOptions::default()).await.unwrap();
+    let n = client
+        .cat(&cid, &mut tokio::io::sink(), CatOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
     let cat = t.elapsed();
     assert_eq!(n as f64, bytes);
     // The store's own streaming cat, unverified: what the server alone sustains.
@@ -158,18 +163,18 @@ async fn run_once(client: &KuboClient, pieces: usize) -> Run {
         .post(format!("{}/api/v0/cat?arg={cid}", client.url()))
         .send()
         .await
-        .unwrap();
+        .map_err(|e| e.to_string())?;
     let mut body = resp.bytes_stream();
     let mut got = 0usize;
     while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-        got += chunk.unwrap().len();
+        got += chunk.map_err(|e| e.to_string())?.len();
     }
     let raw = t.elapsed();
     assert_eq!(got as f64, bytes);
-    client.unpin(&cid).await.unwrap();
+    client.unpin(&cid).await.map_err(|e| e.to_string())?;
     client.repo_gc().await.ok();
     let mbs = |d: Duration| bytes / 1e6 / d.as_secs_f64();
-    Run { add_mbs: mbs(add), cat_mbs: mbs(cat), raw_cat_mbs: mbs(raw) }
+    Ok(Run { add_mbs: mbs(add), cat_mbs: mbs(cat), raw_cat_mbs: mbs(raw) })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -177,10 +182,83 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One store's figures on one file size: medians of its runs and its process's peak RSS over
+/// them, or why it could not finish.
+struct Measured {
+    add: f64,
+    cat: f64,
+    raw: f64,
+    rss_mib: f64,
+}
+
+impl Measured {
+    fn of(runs: &[Run], rss_mib: f64) -> Self {
+        Self {
+            add: median(runs.iter().map(|r| r.add_mbs).collect()),
+            cat: median(runs.iter().map(|r| r.cat_mbs).collect()),
+            raw: median(runs.iter().map(|r| r.raw_cat_mbs).collect()),
+            rss_mib,
+        }
+    }
+}
+
+/// Both stores on one file size, each in a fresh process (so its peak RSS is this size's),
+/// runs taking turns so that a busy moment of the machine falls on both.
+async fn compare(
+    root: &Path,
+    mib: u64,
+    runs: usize,
+) -> (Measured, Option<Result<Measured, String>>) {
+    let store = spawn_store();
+    let ours_client = KuboClient::new(&store.url).unwrap();
+    let peer = spawn_jsipfs(root);
+    let peer_client = peer.as_ref().map(|p| KuboClient::new(&p.url).unwrap());
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    let mut peer_failed = None;
+    for i in 0..runs {
+        let r = run_once(&ours_client, mib_to_pieces(mib)).await.unwrap();
+        eprintln!(
+            "{mib} MiB run {i} ecld-store: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
+            r.add_mbs, r.cat_mbs, r.raw_cat_mbs
+        );
+        ours.push(r);
+        if let (Some(c), None) = (&peer_client, &peer_failed) {
+            match run_once(c, mib_to_pieces(mib)).await {
+                Ok(r) => {
+                    eprintln!(
+                        "{mib} MiB run {i} js-ipfs: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
+                        r.add_mbs, r.cat_mbs, r.raw_cat_mbs
+                    );
+                    theirs.push(r);
+                }
+                Err(e) => {
+                    eprintln!("{mib} MiB run {i} js-ipfs failed: {e}");
+                    peer_failed = Some(e);
+                }
+            }
+        }
+    }
+    let ours = Measured::of(&ours, store.peak_rss_mib());
+    let theirs = peer.as_ref().map(|p| match peer_failed {
+        Some(e) => Err(e),
+        None => Ok(Measured::of(&theirs, p.peak_rss_mib())),
+    });
+    (ours, theirs)
+}
+
 async fn serve(dir: PathBuf) {
     let handle = ecld_store::spawn(StoreConfig::ephemeral(dir)).await.unwrap();
     println!("{}", handle.url());
     handle.wait().await.unwrap();
+}
+
+/// The js-ipfs version installed in tools/ (`ipfs` package).
+fn jsipfs_version(root: &Path) -> String {
+    std::fs::read(root.join("tools/node_modules/ipfs/package.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "(unknown version)".to_owned())
 }
 
 #[tokio::main]
@@ -190,43 +268,18 @@ async fn main() {
         return serve(PathBuf::from(&args[2])).await;
     }
     let mib: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sizes: Vec<u64> = if mib > 256 { vec![256, mib] } else { vec![mib] };
 
-    let store = spawn_store();
-    let client = KuboClient::new(&store.url).unwrap();
-    let mut results = Vec::new();
-    for i in 0..runs {
-        let r = run_once(&client, mib_to_pieces(mib)).await;
-        eprintln!(
-            "ecld-store run {i}: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
-            r.add_mbs, r.cat_mbs, r.raw_cat_mbs
-        );
-        results.push(r);
+    let mut rows = Vec::new();
+    for &size in &sizes {
+        let (ours, theirs) = compare(&root, size, runs).await;
+        rows.push((size, ours, theirs));
     }
-    let rss = store.peak_rss_mib();
-    let ours = (
-        median(results.iter().map(|r| r.add_mbs).collect()),
-        median(results.iter().map(|r| r.cat_mbs).collect()),
-        median(results.iter().map(|r| r.raw_cat_mbs).collect()),
-    );
-    drop(store);
-
-    let peer_mib = mib.min(256);
-    let peer = match spawn_jsipfs(&root) {
-        Some(p) => {
-            let c = KuboClient::new(&p.url).unwrap();
-            let r = run_once(&c, mib_to_pieces(peer_mib)).await;
-            eprintln!(
-                "js-ipfs: add {:.0} MB/s, cat {:.0} MB/s, raw cat {:.0} MB/s",
-                r.add_mbs, r.cat_mbs, r.raw_cat_mbs
-            );
-            Some((r, p.peak_rss_mib()))
-        }
-        None => None,
-    };
 
     let machine = ecld_benchkit::Machine::detect();
+    let peer_name = format!("js-ipfs {} (`jsipfs daemon --offline`)", jsipfs_version(&root));
     let mut s = String::new();
     s.push_str("## Store\n\n");
     s.push_str(&format!(
@@ -236,39 +289,85 @@ async fn main() {
         machine.date,
     ));
     s.push_str(&format!(
-        "One file of {mib} MiB through the HTTP API on loopback, store in its own process, blocks \
-         fsynced to disk. *add*: `KuboClient::add` streaming the file (the client also computes \
-         the CID to check the answer); *cat (verified)*: `KuboClient::cat`, `block/get` per block \
-         with 8 blocks prefetched, every block hashed before it is written; *cat (raw)*: the \
-         store's own streaming `/api/v0/cat`, unverified. Median of {runs} runs. Peak RSS is the \
-         store process's VmHWM over all runs.\n\n"
+        "One file through the HTTP API on loopback, each store in its own process, ecld-store's \
+         blocks fsynced to disk. Both stores get the same file sizes ({}), a fresh process of \
+         each per size, their runs taking turns. *add*: `KuboClient::add` streaming the file \
+         (the client also computes the CID to check the answer); *cat (verified)*: \
+         `KuboClient::cat`, `block/get` per block with 8 blocks prefetched, every block hashed \
+         before it is written; *cat (raw)*: the store's own streaming `/api/v0/cat`, unverified. \
+         Median of {runs} runs. Peak RSS is the store process's VmHWM over its runs on that \
+         size.\n\n",
+        sizes.iter().map(|m| format!("{m} MiB")).collect::<Vec<_>>().join(" and "),
     ));
     s.push_str(
-        "| store | file | add MB/s | cat (verified) MB/s | cat (raw) MB/s | peak RSS MiB |\n",
+        "| file | store | add MB/s | cat (verified) MB/s | cat (raw) MB/s | peak RSS MiB |\n",
     );
     s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
-    s.push_str(&format!(
-        "| ecld-store | {mib} MiB | {:.0} | {:.0} | {:.0} | {rss:.0} |\n",
-        ours.0, ours.1, ours.2
-    ));
-    match &peer {
-        Some((r, prss)) => {
-            s.push_str(&format!(
-                "| js-ipfs 0.66 (`jsipfs daemon --offline`) | {peer_mib} MiB | {:.0} | {:.0} | {:.0} | {prss:.0} |\n",
-                r.add_mbs, r.cat_mbs, r.raw_cat_mbs
-            ));
-            s.push_str(&format!(
-                "\nRatios (ecld-store / js-ipfs): add {:.1}×, verified cat {:.1}×. js-ipfs ran once on \
-                 {peer_mib} MiB{} because it is slower and holds more in memory.\n",
-                ours.0 / r.add_mbs,
-                ours.1 / r.cat_mbs,
-                if peer_mib < mib { " (a smaller file than ours)" } else { "" }
-            ));
-        }
-        None => {
-            s.push_str("\njs-ipfs column skipped: Node.js or tools/node_modules not present.\n");
+    let mut ratios = Vec::new();
+    for (size, ours, theirs) in &rows {
+        s.push_str(&format!(
+            "| {size} MiB | ecld-store | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            ours.add, ours.cat, ours.raw, ours.rss_mib
+        ));
+        match theirs {
+            Some(Ok(t)) => {
+                s.push_str(&format!(
+                    "| {size} MiB | {peer_name} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+                    t.add, t.cat, t.raw, t.rss_mib
+                ));
+                ratios.push(format!(
+                    "{size} MiB: add {:.1}×, verified cat {:.1}×, raw cat {:.1}×, peak RSS {:.2}×",
+                    ours.add / t.add,
+                    ours.cat / t.cat,
+                    ours.raw / t.raw,
+                    ours.rss_mib / t.rss_mib
+                ));
+            }
+            Some(Err(e)) => s.push_str(&format!(
+                "| {size} MiB | {peer_name} | failed: {} | – | – | – |\n",
+                e.replace('|', "\\|")
+            )),
+            None => {}
         }
     }
+    if rows.iter().all(|(_, _, t)| t.is_none()) {
+        s.push_str("\njs-ipfs rows skipped: Node.js or tools/node_modules not present.\n");
+    } else if !ratios.is_empty() {
+        s.push_str(&format!(
+            "\nRatios (ecld-store / js-ipfs, same file, same run): {}.\n",
+            ratios.join("; ")
+        ));
+    }
+    // The goals are stated for 1 GiB; a smaller run does not show them.
+    let goals = match rows.iter().find(|(size, _, _)| *size >= 1024) {
+        Some((size, ours, _)) => vec![
+            ecld_benchkit::Goal::at_least(
+                format!("ecld-store add, {size} MiB on loopback"),
+                ours.add,
+                500.0,
+                "MB/s",
+            ),
+            ecld_benchkit::Goal::at_most(
+                format!("ecld-store peak RSS, {size} MiB"),
+                ours.rss_mib,
+                64.0,
+                "MiB",
+            ),
+        ],
+        None => {
+            let why = format!("run on {mib} MiB, the goal is for 1024");
+            vec![
+                ecld_benchkit::Goal::not_measured(
+                    "ecld-store add, 1 GiB on loopback",
+                    "≥ 500 MB/s",
+                    &why,
+                ),
+                ecld_benchkit::Goal::not_measured("ecld-store peak RSS, 1 GiB", "≤ 64 MiB", &why),
+            ]
+        }
+    };
+    s.push('\n');
+    s.push_str(&ecld_benchkit::goals_table(&goals));
     println!("{s}");
     ecld_benchkit::write_section(&ecld_benchkit::benchmarks_file(&root), "## Store", &s).unwrap();
 }

@@ -35,9 +35,15 @@ fn bench_all_quick_writes_the_sections_that_ran_and_names_a_missing_bench_binary
     assert!(crypto.contains("scripts/bench"), "{crypto}");
     assert!(stdout.contains("1 of 2 benchmarks wrote their section of"), "{stdout}");
 
-    // The file: a new one holding the section of the benchmark that ran, with its figures.
+    // The file: a new one holding the section of the benchmark that ran, with its figures,
+    // first the run that produced it (the one the summary names), then its goals.
     let doc = std::fs::read_to_string(&out).unwrap();
-    assert!(doc.starts_with("# Benchmarks\n\n## End to end\n\nMachine: "), "{doc}");
+    assert!(doc.starts_with("# Benchmarks\n\n## End to end\n\nRun "), "{doc}");
+    let run = doc.lines().nth(4).unwrap();
+    assert!(run.contains(": `ecld bench all --quick --only crypto,e2e "), "{run}");
+    assert!(run.contains("; commit ") && run.contains(" cores, "), "{run}");
+    assert!(stdout.contains(&run[..run.find(':').unwrap()]), "{stdout}");
     assert!(doc.contains("| **total** |") && doc.contains("tasks/s**"), "{doc}");
+    assert!(doc.contains("| goal | target | this run | met? |"), "{doc}");
     assert!(!doc.contains("## Crypto"), "{doc}");
 }

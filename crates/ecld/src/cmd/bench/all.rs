@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use ecld_benchkit::{BENCHMARKS_FILE_ENV, Machine};
+use ecld_benchkit::{BENCHMARKS_FILE_ENV, Provenance, provenance::RUN_ENV};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
 
 /// How to build what `ecld bench all` runs, with the profile docs/BENCHMARKS.md states.
@@ -198,21 +198,26 @@ pub(super) async fn run(a: AllArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => ecld.parent().context("this ecld binary has no directory")?.to_owned(),
     };
+    let command = std::iter::once("ecld".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let provenance =
+        Provenance::starting_now(command, out.parent().unwrap_or_else(|| Path::new(".")));
     let r = Run { out, bin_dir, ecld, quick: a.quick };
-    let machine = Machine::detect();
     eprintln!(
-        "bench all: {} benchmark(s){} writing {} on {}",
+        "bench all: {} benchmark(s){} writing {}; {}",
         selected.len(),
         if r.quick { " (quick)" } else { "" },
         r.out.display(),
-        machine.describe()
+        provenance.line()
     );
 
     let mut results = Vec::new();
     for b in selected {
         eprintln!("bench all: ── {} ──", b.name);
         let started = Instant::now();
-        let outcome = run_one(b, &r).await;
+        let outcome = run_one(b, &r, &provenance.for_bench_starting_now().line()).await;
         let took = started.elapsed();
         match &outcome {
             Outcome::Ok => eprintln!("bench all: {} done in {:.1} s", b.name, took.as_secs_f64()),
@@ -221,7 +226,7 @@ pub(super) async fn run(a: AllArgs) -> anyhow::Result<()> {
         }
         results.push((b, outcome, took));
     }
-    print!("{}", summary(&machine, &r, &results));
+    print!("{}", summary(&provenance.line(), &r, &results));
     let failed: Vec<&str> = results
         .iter()
         .filter(|(_, o, _)| matches!(o, Outcome::Failed(_)))
@@ -264,8 +269,9 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The command that runs benchmark `b`, or why it cannot run.
-fn command(b: &Bench, r: &Run) -> Result<tokio::process::Command, Outcome> {
+/// The command that runs benchmark `b` for the run whose provenance line is `line`, or why it
+/// cannot run.
+fn command(b: &Bench, r: &Run, line: &str) -> Result<tokio::process::Command, Outcome> {
     let args = if r.quick { b.quick } else { b.full };
     let mut cmd = match b.program {
         Program::Sibling(name) => {
@@ -308,6 +314,7 @@ fn command(b: &Bench, r: &Run) -> Result<tokio::process::Command, Outcome> {
         }
     };
     cmd.env(BENCHMARKS_FILE_ENV, &r.out)
+        .env(RUN_ENV, line)
         .env("ECLD_BIN", &r.ecld)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -323,9 +330,16 @@ fn has_npm_bench_script(package_json: &Path) -> bool {
         .is_some_and(|v| v["scripts"]["bench"].is_string())
 }
 
-/// Runs benchmark `b` to its end; its output goes to stderr, each line under its name.
-async fn run_one(b: &Bench, r: &Run) -> Outcome {
-    let mut cmd = match command(b, r) {
+/// Runs benchmark `b` to its end; its output goes to stderr, each line under its name. The
+/// section it rewrote starts with `line`, the provenance of this run (the benches written with
+/// `ecld_benchkit::write_section` put it there themselves; others get it here).
+async fn run_one(b: &Bench, r: &Run, line: &str) -> Outcome {
+    let section_now = || {
+        let doc = std::fs::read_to_string(&r.out).unwrap_or_default();
+        ecld_benchkit::find_section(&doc, b.section).map(str::to_owned)
+    };
+    let before = section_now();
+    let mut cmd = match command(b, r, line) {
         Ok(cmd) => cmd,
         Err(outcome) => return outcome,
     };
@@ -345,18 +359,22 @@ async fn run_one(b: &Bench, r: &Run) -> Outcome {
     match status {
         Err(e) => Outcome::Failed(format!("lost the process: {e}")),
         Ok(s) if !s.success() => Outcome::Failed(failure_reason(&s.to_string(), &tail)),
-        Ok(_) => {
-            let doc = std::fs::read_to_string(&r.out).unwrap_or_default();
-            if ecld_benchkit::find_section(&doc, b.section).is_some() {
-                Outcome::Ok
-            } else {
-                Outcome::Failed(format!(
-                    "exited successfully but {} has no `{}` section",
-                    r.out.display(),
-                    b.section
-                ))
-            }
-        }
+        Ok(_) => match section_now() {
+            None => Outcome::Failed(format!(
+                "exited successfully but {} has no `{}` section",
+                r.out.display(),
+                b.section
+            )),
+            Some(after) if Some(&after) == before.as_ref() => Outcome::Failed(format!(
+                "exited successfully but did not rewrite the `{}` section of {}",
+                b.section,
+                r.out.display()
+            )),
+            Some(_) => match ecld_benchkit::stamp_section(&r.out, b.section, line) {
+                Ok(_) => Outcome::Ok,
+                Err(e) => Outcome::Failed(format!("cannot mark its section with this run: {e}")),
+            },
+        },
     }
 }
 
@@ -416,12 +434,11 @@ fn failure_reason(status: &str, lines: &VecDeque<String>) -> String {
     format!("{said} ({status})")
 }
 
-/// The table printed at the end: one row a benchmark.
-fn summary(machine: &Machine, r: &Run, results: &[(&Bench, Outcome, Duration)]) -> String {
+/// The table printed at the end: one row a benchmark, under the run's provenance line.
+fn summary(run: &str, r: &Run, results: &[(&Bench, Outcome, Duration)]) -> String {
     let mut s = format!(
-        "\nMachine: {}.{}\n\n| bench | section | compared with | result | time s |\n\
+        "\n{run}{}\n\n| bench | section | compared with | result | time s |\n\
          | --- | --- | --- | --- | ---: |\n",
-        machine.describe(),
         if r.quick { " Quick run: the figures mean nothing." } else { "" }
     );
     for (b, outcome, took) in results {
@@ -455,6 +472,8 @@ fn summary(machine: &Machine, r: &Run, results: &[(&Bench, Outcome, Duration)]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const LINE: &str = "Run 2026-11-28T10:42:07Z: `ecld bench all`; commit 49814eb1c2; m.";
 
     fn run_in(bin_dir: &Path, out: &Path) -> Run {
         Run {
@@ -505,7 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = run_in(dir.path(), &dir.path().join("B.md"));
         let crypto = BENCHES.iter().find(|b| b.name == "crypto").unwrap();
-        let Outcome::Failed(why) = run_one(crypto, &r).await else { panic!("not a failure") };
+        let Outcome::Failed(why) = run_one(crypto, &r, LINE).await else { panic!("not a failure") };
         assert!(why.contains("ecld-crypto-bench is missing"), "{why}");
         assert!(why.contains("scripts/bench") && why.contains("cargo build"), "{why}");
     }
@@ -525,22 +544,28 @@ mod tests {
         };
 
         script("echo working; echo 'Error: hardhat node did not start in 90 s' >&2; exit 3");
-        let Outcome::Failed(why) = run_one(crypto, &r).await else { panic!("not a failure") };
+        let Outcome::Failed(why) = run_one(crypto, &r, LINE).await else { panic!("not a failure") };
         assert_eq!(why, "Error: hardhat node did not start in 90 s (exit status: 3)");
 
         script("echo 'figures on stdout only'");
-        let Outcome::Failed(why) = run_one(crypto, &r).await else { panic!("not a failure") };
+        let Outcome::Failed(why) = run_one(crypto, &r, LINE).await else { panic!("not a failure") };
         assert!(why.contains("has no `## Crypto` section"), "{why}");
 
-        // The bench is told where to write (and given the quick arguments).
+        // The bench is told where to write, which run it is part of (and given the quick
+        // arguments); its section is marked with the run.
         script(&format!(
-            "printf '# Benchmarks\\n\\n## Crypto\\n\\nargs %s\\n' \"$*\" > \"${BENCHMARKS_FILE_ENV}\""
+            "printf '# Benchmarks\\n\\n## Crypto\\n\\nargs %s; run %s\\n' \"$*\" \"${RUN_ENV}\" > \"${BENCHMARKS_FILE_ENV}\""
         ));
-        assert_eq!(run_one(crypto, &r).await, Outcome::Ok);
+        assert_eq!(run_one(crypto, &r, LINE).await, Outcome::Ok);
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
-            "# Benchmarks\n\n## Crypto\n\nargs 16 1\n"
+            format!("# Benchmarks\n\n## Crypto\n\n{LINE}\n\nargs 16 1; run {LINE}\n")
         );
+
+        // A bench that leaves its old section as it was did not produce it.
+        script("true");
+        let Outcome::Failed(why) = run_one(crypto, &r, LINE).await else { panic!("not a failure") };
+        assert!(why.contains("did not rewrite the `## Crypto` section"), "{why}");
     }
 
     #[test]
@@ -592,19 +617,11 @@ mod tests {
 
     #[test]
     fn the_summary_has_a_row_per_benchmark() {
-        let machine = Machine {
-            cores: 2,
-            cpu: "AMD EPYC".into(),
-            memory_bytes: None,
-            os: "Linux".into(),
-            rustc: "rustc 1.95.0".into(),
-            date: "2026-11-27".into(),
-        };
         let r = run_in(Path::new("/t"), Path::new("/t/B.md"));
         let [crypto, devnet, web] =
             ["crypto", "devnet", "web"].map(|n| BENCHES.iter().find(|b| b.name == n).unwrap());
         let s = summary(
-            &machine,
+            LINE,
             &r,
             &[
                 (crypto, Outcome::Ok, Duration::from_millis(4100)),
@@ -612,6 +629,7 @@ mod tests {
                 (web, Outcome::Skipped("no web/bench".into()), Duration::ZERO),
             ],
         );
+        assert!(s.starts_with(&format!("\n{LINE} Quick run")), "{s}");
         assert!(s.contains("| crypto | Crypto | – | ok | 4.1 |\n"), "{s}");
         assert!(
             s.contains("| devnet | Devnet | hardhat node | **FAILED**: a \\| b | 30.0 |\n"),
