@@ -172,7 +172,8 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Copies the files git knows (tracked, or new and not ignored) and the built programs.
+/// Copies the files git knows (tracked, or new and not ignored), with their file times, and
+/// the built programs.
 fn copy_tree(from: &Path, to: &Path) {
     let out = Command::new("git")
         .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
@@ -189,6 +190,10 @@ fn copy_tree(from: &Path, to: &Path) {
         let dst = to.join(rel);
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
         std::fs::copy(&src, &dst).unwrap();
+        // The same file times as the tree, so builds in the copy reuse the shared build cache
+        // (cargo judges path crates fresh by file times).
+        let modified = std::fs::metadata(&src).unwrap().modified().unwrap();
+        std::fs::File::options().write(true).open(&dst).unwrap().set_modified(modified).unwrap();
     }
     let programs = programs_dir();
     std::fs::create_dir_all(to.join("programs/out")).unwrap();
