@@ -47,6 +47,8 @@ struct Inner {
     token_name: String,
     poll: Duration,
     images: std::sync::Mutex<std::collections::HashMap<ecld_types::ImageId, Image>>,
+    /// Told the bytes of each upload and download as they go ([`Client::on_transfer`]).
+    transfer: std::sync::Mutex<Option<Arc<dyn ecld_store::Progress>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -154,6 +156,7 @@ impl Client {
                 identity,
                 poll: DEFAULT_POLL,
                 images: std::sync::Mutex::default(),
+                transfer: std::sync::Mutex::default(),
             }),
         })
     }

@@ -1,6 +1,9 @@
 //! Submitting, watching, verifying, fetching and reclaiming tasks.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
 
 use alloy::{primitives::B256, rpc::types::TransactionReceipt};
 use ecld_contracts::{Marketplace, TaskSpec};
@@ -255,12 +258,28 @@ impl Client {
     /// # Errors
     /// [`Error::Store`].
     pub async fn upload(&self, bytes: &[u8]) -> Result<String, Error> {
+        let options = ecld_store::AddOptions {
+            pin: true,
+            progress: self.transfer_progress(),
+            total: Some(bytes.len() as u64),
+        };
+        let data = std::io::Cursor::new(bytes::Bytes::copy_from_slice(bytes));
         self.inner
             .store
-            .add_bytes(bytes::Bytes::copy_from_slice(bytes))
+            .add(Box::new(data), options)
             .await
             .map(|c| c.to_string())
             .map_err(|e| self.store_err(e))
+    }
+
+    /// Has `progress` told the bytes of every later upload and download of this client (and
+    /// its clones) as they go, `(done, total)`; `None` stops it. For a progress display.
+    pub fn on_transfer(&self, progress: Option<Arc<dyn ecld_store::Progress>>) {
+        *self.inner.transfer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = progress;
+    }
+
+    fn transfer_progress(&self) -> Option<Arc<dyn ecld_store::Progress>> {
+        self.inner.transfer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Step 2b: submits a task whose encrypted input is already in the store as `input_cid`
@@ -697,8 +716,13 @@ impl Client {
         let parsed = ecld_store::parse_cid(cid).map_err(|e| {
             Error::Protocol(format!("the result CID of task {task} is not a CID: {e}"))
         })?;
-        match self.inner.store.cat_bytes(&parsed, MAX_RESULT_BYTES).await {
-            Ok(bytes) => Ok(bytes),
+        let mut bytes = Vec::new();
+        let options = ecld_store::CatOptions {
+            progress: self.transfer_progress(),
+            max_bytes: Some(MAX_RESULT_BYTES),
+        };
+        match self.inner.store.cat(&parsed, &mut bytes, options).await {
+            Ok(_) => Ok(bytes),
             Err(ecld_store::StoreError::Tampered { detail, .. }) => {
                 Err(crate::VerifyError::ResultTampered { task, cid: cid.to_owned(), detail }.into())
             }

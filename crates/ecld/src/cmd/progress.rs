@@ -14,6 +14,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub(crate) struct Progress {
     bar: Option<ProgressBar>,
     started: Mutex<Option<(Step, Instant)>>,
+    /// Bytes of the running step's upload or download, and when to print the next line of it
+    /// (without a terminal).
+    moved: Mutex<Moved>,
+}
+
+#[derive(Default)]
+struct Moved {
+    done: u64,
+    total: Option<u64>,
+    next_line: u64,
 }
 
 impl Progress {
@@ -28,7 +38,44 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(80));
             bar
         });
-        Self { bar, started: Mutex::new(None) }
+        Self { bar, started: Mutex::new(None), moved: Mutex::default() }
+    }
+
+    /// `done` of `total` bytes of the running step's upload or download went through: shown
+    /// beside the spinner, or as a line at every tenth of a transfer of 1 MiB or more.
+    pub(crate) fn bytes(&self, done: u64, total: Option<u64>) {
+        let step =
+            self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|s| s.0);
+        let Some(step) = step else { return };
+        let mut moved = self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        moved.done = done;
+        moved.total = total.or(moved.total);
+        let took = self
+            .started
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map_or(Duration::ZERO, |s| s.1.elapsed());
+        match &self.bar {
+            Some(bar) => bar.set_message(format!(
+                "{} {}",
+                describe(step),
+                bytes_line(done, moved.total, took)
+            )),
+            None => {
+                let big = moved.total.unwrap_or(done) >= QUIET_BELOW;
+                if big && done >= moved.next_line && moved.total.is_some_and(|t| done < t) {
+                    eprintln!("    {:<9} {}", step.label(), bytes_line(done, moved.total, took));
+                    let tenth = moved.total.map_or(QUIET_BELOW, |t| (t / 10).max(QUIET_BELOW));
+                    moved.next_line = done + tenth;
+                }
+            }
+        }
+    }
+
+    /// This display as the SDK's transfer callback ([`ecld_sdk::Client::on_transfer`]).
+    pub(crate) fn transfer_callback(self: &Arc<Self>) -> Arc<dyn ecld_store::Progress> {
+        let me = Arc::clone(self);
+        Arc::new(move |done: u64, total: Option<u64>| me.bytes(done, total))
     }
 
     /// Step `step` started (`done == false`) or finished (`done == true`).
@@ -39,7 +86,13 @@ impl Progress {
                 .take()
                 .filter(|(s, _)| *s == step)
                 .map_or(Duration::ZERO, |(_, t)| t.elapsed());
-            let line = format!("  ✓ {:<9} {:>8.1} ms", step.label(), took.as_secs_f64() * 1e3);
+            let moved = std::mem::take(
+                &mut *self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let mut line = format!("  ✓ {:<9} {:>8.1} ms", step.label(), took.as_secs_f64() * 1e3);
+            if moved.done > 0 {
+                line.push_str(&format!("  {}", human_bytes(moved.done)));
+            }
             match &self.bar {
                 Some(bar) => bar.println(line),
                 None => eprintln!("{line}"),

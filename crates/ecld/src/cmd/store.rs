@@ -119,11 +119,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let client = client(&api)?;
             let (reader, total) = open(&file).await?;
             let shown = Transfer::new("uploaded");
-            let options = AddOptions {
-                pin: !no_pin,
-                total,
-                progress: Some(shown.callback()),
-            };
+            let options = AddOptions { pin: !no_pin, total, progress: Some(shown.callback()) };
             let cid = client
                 .add(reader, options)
                 .await
@@ -136,7 +132,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let client = client(&api)?;
             let cid = ecld_store::parse_cid(&cid)?;
             let shown = Transfer::new("downloaded");
-            let options = || CatOptions { progress: Some(shown.callback()), ..CatOptions::default() };
+            let options =
+                || CatOptions { progress: Some(shown.callback()), ..CatOptions::default() };
             match out {
                 Some(path) => {
                     let tmp = path.with_extension("partial");

@@ -11,7 +11,11 @@ use ecld_sdk::{Client, Image, Step, TaskRequest, TaskState};
 use ecld_types::{OfferId, StatusCode, TaskId, U256};
 use serde::Serialize;
 
-use super::{Exit, connect::ConnectArgs, progress::Progress};
+use super::{
+    Exit,
+    connect::ConnectArgs,
+    progress::{Progress, Transfer},
+};
 use crate::output;
 
 /// Exit code when a proof or a result fails verification (never trust such a result).
@@ -236,10 +240,12 @@ struct RunOutput {
 async fn run_task(client: &Client, a: RunArgs) -> anyhow::Result<()> {
     let (req, image) = request(client, &a.submit).await?;
     let platform = platform_label(&image);
-    let progress = Progress::new();
+    let progress = std::sync::Arc::new(Progress::new());
+    client.on_transfer(Some(progress.transfer_callback()));
     let result = client
         .run(&req, Duration::from_secs(a.timeout_s), |step, done| progress.step(step, done))
         .await;
+    client.on_transfer(None);
     progress.finish();
     let result = result?;
     let status = result.status;
@@ -348,7 +354,12 @@ struct SubmitOutput {
 
 async fn submit(client: &Client, a: &SubmitArgs) -> anyhow::Result<()> {
     let (req, _) = request(client, a).await?;
-    let s = client.submit(&req).await?;
+    let shown = Transfer::new("uploaded");
+    client.on_transfer(Some(shown.callback()));
+    let s = client.submit(&req).await;
+    client.on_transfer(None);
+    shown.finish();
+    let s = s?;
     output::emit(
         &SubmitOutput {
             task: s.task,
@@ -426,7 +437,12 @@ async fn verify(client: &Client, id: TaskId) -> anyhow::Result<()> {
 }
 
 async fn fetch(client: &Client, a: FetchArgs) -> anyhow::Result<()> {
-    let r = client.fetch(a.id).await?;
+    let shown = Transfer::new("downloaded");
+    client.on_transfer(Some(shown.callback()));
+    let r = client.fetch(a.id).await;
+    client.on_transfer(None);
+    shown.finish();
+    let r = r?;
     show_stderr(r.output.as_ref());
     let bytes = r.output.map(|o| o.stdout).unwrap_or_default();
     if output::json() {

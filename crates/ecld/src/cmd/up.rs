@@ -129,6 +129,10 @@ const NODE: usize = 2;
 const MINT_EACH: u128 = 1_000_000_000_000_000_000_000_000;
 /// Price per task of the node's offers, in token base units.
 const OFFER_PRICE: u64 = 1_000_000_000_000_000;
+/// Price per task of the node's offer for any image: a fallback above the per-image offers,
+/// so that tasks of the example images go to their own offers (the cheapest), and an open task
+/// priced for those offers is not taken by this one.
+const ANY_OFFER_PRICE: u64 = 10 * OFFER_PRICE;
 
 /// A running local stack (in this process, plus the node's process tree).
 pub(crate) struct Stack {
@@ -464,8 +468,8 @@ struct NodeSetup<'a> {
     slots: u16,
 }
 
-/// Writes the node's configuration: one offer per image, and one for any image (so an image
-/// published later on this stack runs too). Returns the file.
+/// Writes the node's configuration: one offer per image, and one for any image at
+/// [`ANY_OFFER_PRICE`] (so an image published later on this stack runs too). Returns the file.
 fn write_node_config(n: &NodeSetup<'_>) -> anyhow::Result<PathBuf> {
     let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots } = *n;
     std::fs::create_dir_all(dir)?;
@@ -479,15 +483,15 @@ fn write_node_config(n: &NodeSetup<'_>) -> anyhow::Result<PathBuf> {
         deployment = deployment.display().to_string(),
         store = config.store,
     );
-    let offer = |image: &str| {
+    let offer = |image: &str, price: u64| {
         format!(
-            "\n[[offers]]\nimage = \"{image}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{OFFER_PRICE}\"\n"
+            "\n[[offers]]\nimage = \"{image}\"\nslots = {slots}\nmemory_mb = 256\nmax_runtime_s = 60\nprice = \"{price}\"\n"
         )
     };
     for image in images {
-        toml.push_str(&offer(&image.id.to_string()));
+        toml.push_str(&offer(&image.id.to_string(), OFFER_PRICE));
     }
-    toml.push_str(&offer("any"));
+    toml.push_str(&offer("any", ANY_OFFER_PRICE));
     let file = dir.join("node.toml");
     std::fs::write(&file, toml)?;
     Ok(file)
@@ -679,9 +683,7 @@ fn human(r: &Ready) -> String {
         ));
     }
     if let Some(line) = &r.export {
-        s.push_str(&format!(
-            "\n  other shells find this stack after:\n    {line}\n",
-        ));
+        s.push_str(&format!("\n  other shells find this stack after:\n    {line}\n",));
     }
     s.push_str(&format!(
         "\n  demo key (funded with {} ECLD base units; a public test key: never use it on a real chain)\n    account   {}\n    key       {}\n    identity  {}\n\n  client config {}\n\n\
