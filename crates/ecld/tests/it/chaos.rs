@@ -3,10 +3,11 @@
 //! killed with SIGKILL and started again on their data directories at seeded random moments,
 //! the node is paused (SIGSTOP/SIGCONT) and enclave processes are killed. Clients retry what
 //! failed because a service was down. At the end every task on chain must be final (settled,
-//! or reclaimed by its requester after its deadline), the Marketplace's books and the token
-//! balances must balance to the unit, every settled result must download, verify and decrypt
-//! to the expected output, and no service may have exited on its own or left a process
-//! behind.
+//! or reclaimed by its requester after its deadline), submitted exactly once, and nearly every
+//! task with a long deadline settled by the node ([`LIVENESS_FLOOR_PERCENT`]); the
+//! Marketplace's books and the token balances must balance to the unit, every settled result
+//! must download, verify and decrypt to the expected output, and no service may have exited on
+//! its own or left a process behind.
 //!
 //! Environment: `ECLD_CHAOS_TASKS` (default 24), `ECLD_CHAOS_CLIENTS` (4), `ECLD_CHAOS_SEED`
 //! (printed; reproduces the fault schedule and the task plan), `ECLD_CHAOS_GAP_MS` (`300,1200`:
@@ -50,6 +51,15 @@ const OUTAGE: Duration = Duration::from_secs(180);
 const MAX_PRICE: u64 = 2_000_000_000_000_000;
 /// Dev accounts 0–2 are the stack's (deployer, demo user, node); requesters start here.
 const FIRST_REQUESTER: usize = 3;
+/// Deadline of three tasks in four: far beyond any run, so only a node that stopped serving
+/// leaves one of them to its requester's reclaim.
+const LONG_DEADLINE: Duration = Duration::from_secs(6 * 3600);
+/// Liveness floor: at least this share (percent) of the tasks with [`LONG_DEADLINE`] must end
+/// with a node's proof rather than a reclaim. Books that balance prove nothing about service:
+/// a node that settles nothing, its tasks all reclaimed once the harness moves the clock, keeps
+/// them balanced too. The tasks with a 4–24 s deadline are left out on purpose: they exist to
+/// exercise the reclaim path and by design many of them are reclaimed.
+const LIVENESS_FLOOR_PERCENT: usize = 95;
 
 struct Options {
     tasks: usize,
@@ -210,6 +220,20 @@ struct Plan {
     deadline: Duration,
 }
 
+/// How many tasks of one kind there were, and how many of them ended with a node's proof.
+#[derive(Default)]
+struct Served {
+    tasks: usize,
+    proved: usize,
+}
+
+impl Served {
+    fn add(&mut self, proved: bool) {
+        self.tasks += 1;
+        self.proved += usize::from(proved);
+    }
+}
+
 /// A submitted task, as its requester tracks it.
 struct Sent {
     id: TaskId,
@@ -285,7 +309,7 @@ async fn sweep(r: &Requester, pending: Vec<Sent>, k: &Counters) -> Vec<Sent> {
 }
 
 /// One requester's run: submits its plans in order, `pace` apart, sweeping now and then, then
-/// sweeps until every task is final or `give_up` is set. Returns its inputs by ciphertext hash.
+/// sweeps until every task is final or `give_up` is set. Returns its plans by ciphertext hash.
 async fn drive(
     r: Arc<Requester>,
     image: ImageId,
@@ -294,8 +318,8 @@ async fn drive(
     k: Arc<Counters>,
     submitting: Arc<AtomicUsize>,
     give_up: Arc<AtomicBool>,
-) -> HashMap<B256, Vec<u8>> {
-    let mut inputs = HashMap::new();
+) -> HashMap<B256, Plan> {
+    let mut sent = HashMap::new();
     let mut pending = Vec::new();
     let mut last_sweep = Instant::now();
     for plan in plans {
@@ -303,7 +327,7 @@ async fn drive(
             let deadline = patiently("task", &k, || r.client.task(id)).await.deadline;
             pending.push(Sent { id, deadline });
             k.submitted.fetch_add(1, Ordering::Relaxed);
-            inputs.insert(hash, plan.input);
+            sent.insert(hash, plan);
         }
         if last_sweep.elapsed() > Duration::from_secs(2) {
             pending = sweep(&r, pending, &k).await;
@@ -316,7 +340,7 @@ async fn drive(
         tokio::time::sleep(Duration::from_millis(500)).await;
         pending = sweep(&r, pending, &k).await;
     }
-    inputs
+    sent
 }
 
 /// The seeded plan: random inputs (the `hash` program's output is checkable), and a quarter
@@ -327,11 +351,8 @@ fn plans(opts: &Options) -> Vec<Vec<Plan>> {
     for i in 0..opts.tasks {
         let len = 1 + usize::try_from(rng.below(4096)).unwrap();
         let input: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        let deadline = if rng.below(4) == 0 {
-            Duration::from_secs(4 + rng.below(21))
-        } else {
-            Duration::from_secs(6 * 3600)
-        };
+        let deadline =
+            if rng.below(4) == 0 { Duration::from_secs(4 + rng.below(21)) } else { LONG_DEADLINE };
         out[i % opts.clients].push(Plan { input, deadline });
     }
     out
@@ -386,6 +407,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         deployment: deployment_file,
         key: None,
         identity: None,
+        sim_platform_keys: Vec::new(),
     };
     let keys = dev_keys().await;
     let mut requesters = Vec::new();
@@ -406,7 +428,6 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         .unwrap()
         .into_iter()
         .find(|o| o.image == Some(image.id) && o.node == node_account)
-        sim_platform_keys: Vec::new(),
         .expect("the node's offer for the hash image")
         .price;
     let mut holders: Vec<Address> = requesters.iter().map(|r| r.account).collect();
@@ -481,9 +502,9 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     give_up.store(true, Ordering::SeqCst);
-    let mut inputs: Vec<HashMap<B256, Vec<u8>>> = Vec::new();
+    let mut sent: Vec<HashMap<B256, Plan>> = Vec::new();
     for d in drivers {
-        inputs.push(d.await.unwrap());
+        sent.push(d.await.unwrap());
     }
 
     // Every task on chain, whoever's it is.
@@ -538,6 +559,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     // Final states, and every result verified and decrypted.
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     let (mut verified, mut paid_tasks, mut not_final) = (0usize, 0u64, 0usize);
+    let (mut long, mut short) = (Served::default(), Served::default());
     for ev in &on_chain {
         let id = task_id(ev.taskId);
         let Some(&who) = by_account.get(&ev.requester) else {
@@ -545,26 +567,67 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
             continue;
         };
         let r = &requesters[who];
+        let plan = sent[who].get(&ev.inputHash);
+        let served = match plan {
+            Some(p) if p.deadline == LONG_DEADLINE => Some(&mut long),
+            Some(_) => Some(&mut short),
+            None => None,
+        };
         let info = patiently("task", &k, || r.client.task(id)).await;
         let key = match info.state {
             TaskState::Done { status } => {
                 if status.code() < StatusCode::FIRST_SYSTEM_CODE {
                     paid_tasks += 1;
                 }
-                match check_result(&r.client, id, inputs[who].get(&ev.inputHash), &k).await {
+                if let Some(s) = served {
+                    s.add(true);
+                }
+                match check_result(&r.client, id, plan.map(|p| &p.input), &k).await {
                     Ok(()) => verified += 1,
                     Err(e) => failures.push(format!("task {id}: {e}")),
                 }
                 format!("settled: {status}")
             }
-            TaskState::Reclaimed => "reclaimed".to_owned(),
+            TaskState::Reclaimed => {
+                if let Some(s) = served {
+                    s.add(false);
+                }
+                "reclaimed".to_owned()
+            }
             other => {
+                if let Some(s) = served {
+                    s.add(false);
+                }
                 not_final += 1;
                 failures.push(format!("task {id} is not final: {other}"));
                 other.to_string()
             }
         };
         *states.entry(key).or_default() += 1;
+    }
+    if long.tasks == 0 {
+        failures
+            .push("no task had a long deadline: the liveness floor measured nothing".to_owned());
+    } else if long.proved * 100 < LIVENESS_FLOOR_PERCENT * long.tasks {
+        failures.push(format!(
+            "liveness: {} of {} tasks with a {} s deadline ended with a node's proof, below the \
+             floor of {LIVENESS_FLOOR_PERCENT}% (the other {} were reclaimed or are not final; \
+             {reclaimed_after_advance} reclaimed only after the harness advanced chain time)",
+            long.proved,
+            long.tasks,
+            LONG_DEADLINE.as_secs(),
+            long.tasks - long.proved,
+        ));
+    }
+    // Each plan is encrypted once and its submission looked up by input hash before it is sent
+    // again, so the same (requester, input hash) twice on chain is a task submitted twice.
+    let mut copies: HashMap<(Address, B256), usize> = HashMap::new();
+    for ev in &on_chain {
+        *copies.entry((ev.requester, ev.inputHash)).or_default() += 1;
+    }
+    let duplicates: usize = copies.values().map(|n| n - 1).sum();
+    if duplicates > 0 {
+        failures.push(format!("{duplicates} submissions on chain repeat an earlier one"));
     }
 
     let from = deployment.deploy_block;
@@ -627,7 +690,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     if abandoned > 0 {
         failures.push(format!("{abandoned} submissions abandoned"));
     }
-    if on_chain.len() < opts.tasks {
+    if on_chain.len() != opts.tasks {
         failures.push(format!("{} tasks planned, {} on chain", opts.tasks, on_chain.len()));
     }
 
@@ -638,7 +701,16 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         "tasks_on_chain": on_chain.len(),
         "clients": opts.clients,
         "final_states": states,
-    "claims": claims,
+        "liveness": {
+            "floor_percent": LIVENESS_FLOOR_PERCENT,
+            "long_deadline_s": LONG_DEADLINE.as_secs(),
+            "long_deadline_tasks": long.tasks,
+            "long_deadline_tasks_proved": long.proved,
+            "short_deadline_tasks": short.tasks,
+            "short_deadline_tasks_proved": short.proved,
+        },
+        "duplicate_submissions": duplicates,
+        "claims": claims,
         "releases_by_the_node": releases,
         "reclaimed_during_run": k.reclaims.load(Ordering::Relaxed),
         "reclaimed_after_advancing_chain_time": reclaimed_after_advance,
