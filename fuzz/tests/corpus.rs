@@ -50,3 +50,13 @@ fn store_http_corpus() {
 fn cas_http_corpus() {
     replay("cas_http", ecld_fuzz::cas_http);
 }
+
+#[test]
+fn payload_decode_corpus() {
+    replay("payload_decode", ecld_fuzz::payload_decode);
+}
+
+#[test]
+fn envelope_decrypt_corpus() {
+    replay("envelope_decrypt", ecld_fuzz::envelope_decrypt);
+}

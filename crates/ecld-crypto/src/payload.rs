@@ -14,7 +14,7 @@
 //! | … | 4 + n | input length `n` (≤ [`MAX_INPUT_LEN`]) and the input bytes |
 //!
 //! Nothing may follow the input. The parser refuses everything else with a specific
-//! [`PayloadError`], and never panics (fuzzed: `crates/ecld-crypto/fuzz`).
+//! [`PayloadError`], and never panics (fuzzed: `fuzz/`, target `payload_decode`).
 
 use alloy_primitives::{Address, B256, keccak256};
 use serde::{Deserialize, Serialize};
