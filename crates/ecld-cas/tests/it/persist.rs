@@ -2,7 +2,8 @@
 //! identity, and a nonce used before the crash stays used.
 //!
 //! The CAS runs in a child process: this test binary re-executed to run only
-//! [`cas_child_process`], which serves until killed.
+//! [`cas_survives_kill_9`] with `ECLD_CAS_TEST_CHILD_DIR` set, which makes that run the CAS
+//! server ([`serve_until_killed`]) instead of the test.
 
 use std::{
     io::{BufRead, BufReader},
@@ -18,17 +19,11 @@ use crate::{config, sim_setup};
 
 const CHILD_ENV: &str = "ECLD_CAS_TEST_CHILD_DIR";
 
-/// Not a test on its own: the CAS server process for [`cas_survives_kill_9`].
-#[test]
-#[ignore = "helper process, started by cas_survives_kill_9"]
-fn cas_child_process() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let cas = ecld_cas::spawn(config(Path::new(&dir))).await.unwrap();
-        println!("ECLD_CAS_URL={}", cas.url());
-        cas.wait().await;
-    });
+/// The CAS server of the child process: serves the data directory `dir` until killed.
+async fn serve_until_killed(dir: &str) {
+    let cas = ecld_cas::spawn(config(Path::new(dir))).await.unwrap();
+    println!("ECLD_CAS_URL={}", cas.url());
+    cas.wait().await;
 }
 
 struct ChildCas {
@@ -38,13 +33,7 @@ struct ChildCas {
 
 fn start_child(dir: &Path) -> ChildCas {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "persist::cas_child_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "persist::cas_survives_kill_9", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -78,6 +67,10 @@ impl Drop for ChildCas {
 
 #[tokio::test]
 async fn cas_survives_kill_9() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        // This process is the CAS a parent run of this test started and will kill.
+        return serve_until_killed(&dir).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let (platform, policy) = sim_setup();
 
