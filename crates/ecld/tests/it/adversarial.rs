@@ -14,7 +14,10 @@ use ecld_enclave::{
 };
 use ecld_types::{Address, B256, ImageId, StatusCode, TaskId, content_hash};
 
-use crate::e2e_stack::{Stack, files_under};
+use crate::e2e_stack::{
+    Stack, files_under,
+    log_scan::{self, Secret, found_in},
+};
 
 const MARKET: Address = Address::repeat_byte(0x22);
 
@@ -145,69 +148,6 @@ async fn a_node_cannot_redirect_the_result_to_another_recipient() {
     assert!(envelope::decrypt_bytes(&node, &outcome.result).is_err());
 }
 
-/// Secrets a stack holds: every non-comment line of the key and token files `ecld up`
-/// wrote (user, publisher and node Ethereum keys, the user's age identity, the CAS admin
-/// token, the node's sim platform key).
-fn secrets_of(stack: &Stack) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let data = stack.dir.path();
-    for file in files_under(&data.join("keys")).into_iter().chain(files_under(&data.join("node"))) {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        if !(name.ends_with(".key") || name.ends_with(".token") || name.ends_with("age-key")) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('#') || line.starts_with("age1") || line.len() < 16 {
-                continue;
-            }
-            let bare = line.strip_prefix("0x").unwrap_or(line);
-            out.push((file.clone(), bare.to_owned()));
-        }
-    }
-    out
-}
-
-/// The image secrets the CAS provisions, opened with the CAS master key from its sealed
-/// session files: (session name, the image's age identity, its proof signer key in hex).
-pub(crate) fn cas_image_secrets(stack: &Stack) -> Vec<(String, String, String)> {
-    let cas_dir = PathBuf::from(stack.info["cas_dir"].as_str().unwrap());
-    let master = AgeIdentity::load(&cas_dir.join("master.age-key")).unwrap();
-    let mut out = Vec::new();
-    for file in files_under(&cas_dir.join("sessions")) {
-        let record: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-        let sealed = record["sealed"].as_str().unwrap();
-        let sealed = sealed.strip_prefix("0x").unwrap_or(sealed);
-        let bytes: Vec<u8> = (0..sealed.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16).unwrap())
-            .collect();
-        let bundle: serde_json::Value =
-            serde_json::from_slice(&envelope::decrypt_bytes(&master, &bytes).unwrap()).unwrap();
-        let signer = bundle["signer_key"].as_str().unwrap();
-        out.push((
-            record["name"].as_str().unwrap().to_owned(),
-            bundle["age_identity"].as_str().unwrap().to_owned(),
-            signer.strip_prefix("0x").unwrap_or(signer).to_owned(),
-        ));
-    }
-    out
-}
-
-/// The same, as (what, secret) pairs to search for.
-fn image_secrets_of(stack: &Stack) -> Vec<(String, String)> {
-    cas_image_secrets(stack)
-        .into_iter()
-        .flat_map(|(name, age, signer)| {
-            [
-                (format!("the age identity of image {name}"), age),
-                (format!("the signer key of image {name}"), signer),
-            ]
-        })
-        .collect()
-}
-
 /// With every service logging at `trace` (chain, store, CAS, node and its enclaves all write
 /// to one stderr), a private task's plaintext input, its plaintext result and every key of
 /// the stack (user, publisher and node accounts, the user's age identity, the CAS admin token
@@ -230,11 +170,9 @@ fn no_secret_reaches_any_log_at_trace_level() {
     assert!(out.status.success(), "task run failed: {}", String::from_utf8_lossy(&out.stderr));
     let result = out.stdout.trim_ascii().to_vec();
     assert!(result.len() >= 8, "the result is too short to search for: {result:?}");
-    let keys = secrets_of(&stack);
-    assert!(keys.len() >= 5, "found only {} key files' secrets: {keys:?}", keys.len());
-    let images = image_secrets_of(&stack);
+    let keys = log_scan::stack_secrets(stack.dir.path(), &stack.info);
     let published = stack.info["images"].as_array().unwrap().len();
-    assert!(images.len() >= 2 * published, "{} image secrets for {published} images", images.len());
+    assert!(keys.len() >= 8 + 2 * published, "{} secrets for {published} images", keys.len());
 
     // Runs that fail after the input was read, each at trace level.
     let bad_identity = log_dir.path().join("broken.age-key");
@@ -295,7 +233,8 @@ fn no_secret_reaches_any_log_at_trace_level() {
         assert!(text.contains(&expected), "{what}: no `{expected}` in {text}");
         errors.push((what, failed));
     }
-    // Let the node log its settlement steps, then stop everything so the log is complete.
+    // Let the node log its settlement steps, then stop everything so the log is complete (and
+    // scanned for every secret of the stack, this task's input and result among them).
     std::thread::sleep(Duration::from_millis(500));
     drop(stack.stop());
 
@@ -309,25 +248,11 @@ fn no_secret_reaches_any_log_at_trace_level() {
             .collect();
     let seen = found_in(&logged, &targets);
     assert_eq!(seen.len(), targets.len(), "only {seen:?} logged: the others were not scanned");
-    let mut needles = vec![
-        ("the plaintext input".to_owned(), secret.into_bytes()),
-        ("the plaintext result".to_owned(), result),
-        ("an age secret key".to_owned(), b"AGE-SECRET-KEY-1".to_vec()),
-    ];
-    for (what, key) in images {
-        needles.push((format!("{what} (upper)"), key.to_uppercase().into_bytes()));
-        needles.push((what, key.into_bytes()));
-    }
-    for (file, key) in keys {
-        needles.push((format!("the secret of {}", file.display()), key.clone().into_bytes()));
-        // Keys in hex may be logged in either case.
-        needles.push((
-            format!("the secret of {} (upper)", file.display()),
-            key.to_uppercase().into_bytes(),
-        ));
-    }
-    let found = found_in(&logged, &needles);
-    assert!(found.is_empty(), "found in the services' log: {found:?}");
+    let mut secrets = keys;
+    secrets.push(Secret::bytes("the plaintext input", secret.into_bytes()));
+    secrets.push(Secret::bytes("the plaintext result", result));
+    secrets.push(Secret::bytes("an age secret key", b"AGE-SECRET-KEY-1".to_vec()));
+    let needles = log_scan::needles(&secrets);
     let found = found_in(&out.stderr, &needles);
     assert!(found.is_empty(), "found in the CLI's log: {found:?}");
     for (run, failed) in &errors {
@@ -336,30 +261,6 @@ fn no_secret_reaches_any_log_at_trace_level() {
         let found = found_in(&failed.stdout, &needles);
         assert!(found.is_empty(), "found in the output of `{run}`: {found:?}");
     }
-}
-
-/// The names of the `needles` (each at least 4 bytes) that occur in `haystack`, found in one
-/// pass: a stack's log at trace level runs to hundreds of MB, and searching it once per
-/// needle would take minutes. Positions whose next 4 bytes hash into a filter built from the
-/// needles' first 4 bytes are compared with every needle.
-fn found_in<'a>(haystack: &[u8], needles: &'a [(String, Vec<u8>)]) -> Vec<&'a str> {
-    let key = |b: &[u8]| {
-        (u32::from_le_bytes([b[0], b[1], b[2], b[3]]).wrapping_mul(0x9E37_79B1) >> 8) as usize
-    };
-    let mut filter = vec![false; 1 << 24];
-    for (what, n) in needles {
-        assert!(n.len() >= 4, "{what} is too short to search for");
-        filter[key(n)] = true;
-    }
-    let mut found = vec![false; needles.len()];
-    for i in 0..haystack.len().saturating_sub(3) {
-        if filter[key(&haystack[i..])] {
-            for (hit, (_, n)) in found.iter_mut().zip(needles) {
-                *hit |= haystack[i..].starts_with(n);
-            }
-        }
-    }
-    needles.iter().zip(found).filter(|(_, f)| *f).map(|((what, _), _)| what.as_str()).collect()
 }
 
 /// POSTs `body` to `path` over plain HTTP/1.1 and returns the status and the body.

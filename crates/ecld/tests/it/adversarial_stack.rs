@@ -683,7 +683,8 @@ async fn a_store_that_returns_wrong_bytes_is_caught_by_the_node_and_by_the_clien
 fn signer_of(stack: &Stack, image: &ecld_sdk::Image) -> ecld_crypto::SignerKey {
     let hex8: String = image.measurement[..8].iter().map(|b| format!("{b:02x}")).collect();
     let session = format!("{}@{}-{hex8}", image.name, image.version);
-    let (_, _, key) = crate::adversarial::cas_image_secrets(stack)
+    let cas_dir = std::path::Path::new(stack.info["cas_dir"].as_str().unwrap());
+    let (_, _, key) = crate::e2e_stack::log_scan::cas_image_secrets(cas_dir)
         .into_iter()
         .find(|(s, ..)| *s == session)
         .unwrap_or_else(|| panic!("the CAS has no session {session}"));

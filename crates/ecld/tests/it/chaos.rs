@@ -6,8 +6,9 @@
 //! or reclaimed by its requester after its deadline), submitted exactly once, and nearly every
 //! task with a long deadline settled by the node ([`LIVENESS_FLOOR_PERCENT`]); the
 //! Marketplace's books and the token balances must balance to the unit, every settled result
-//! must download, verify and decrypt to the expected output, and no service may have exited on
-//! its own or left a process behind.
+//! must download, verify and decrypt to the expected output, no service may have exited on
+//! its own or left a process behind, and the services' logs must hold no secret of the stack
+//! (`e2e_stack::log_scan`).
 //!
 //! Environment: `ECLD_CHAOS_TASKS` (default 24), `ECLD_CHAOS_CLIENTS` (4), `ECLD_CHAOS_SEED`
 //! (printed; reproduces the fault schedule and the task plan), `ECLD_CHAOS_GAP_MS` (`300,1200`:
@@ -44,6 +45,7 @@ use ecld_types::{ImageId, StatusCode, TaskId, content_hash};
 use serde_json::json;
 
 use self::services::{Fault, Ports, Rng, Schedule, Services, Supervisor};
+use crate::e2e_stack::log_scan::{self, Secret};
 
 /// Longest a client keeps retrying one call through an outage.
 const OUTAGE: Duration = Duration::from_secs(180);
@@ -560,6 +562,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     let (mut verified, mut paid_tasks, mut not_final) = (0usize, 0u64, 0usize);
     let (mut long, mut short) = (Served::default(), Served::default());
+    let mut results = Vec::new();
     for ev in &on_chain {
         let id = task_id(ev.taskId);
         let Some(&who) = by_account.get(&ev.requester) else {
@@ -583,7 +586,10 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
                     s.add(true);
                 }
                 match check_result(&r.client, id, plan.map(|p| &p.input), &k).await {
-                    Ok(()) => verified += 1,
+                    Ok(stdout) => {
+                        verified += 1;
+                        results.push(Secret::bytes(format!("the result of task {id}"), stdout));
+                    }
                     Err(e) => failures.push(format!("task {id}: {e}")),
                 }
                 format!("settled: {status}")
@@ -665,7 +671,19 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
     let starts = services.starts();
     let unplanned = services.unplanned.clone();
     let data_dir = services.dir().to_owned();
-    let stopped = services.stop();
+    // The secret scan every end-to-end stack goes through: the services' logs must hold no key
+    // of the stack and no input or result of its tasks (the results are named here: they are
+    // encrypted to the requesters' identities, which only this process holds).
+    let mut logs = crate::e2e_stack::files_under(&data_dir.join("logs"));
+    logs.push(data_dir.join("up.log"));
+    let mut stopped = Vec::new();
+    let secret_scan = log_scan::scan_stack(&data_dir, &info, Ok(config), 8, &logs, results, || {
+        stopped = services.stop();
+    });
+    match &secret_scan {
+        Ok(summary) => eprintln!("chaos: {summary}"),
+        Err(e) => failures.push(e.clone()),
+    }
     std::thread::sleep(Duration::from_millis(500));
     let strays = services::strays(&data_dir);
     for (pid, cmd) in &strays {
@@ -735,6 +753,7 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
         },
         "fault_phase_s": (chaos_took.as_secs_f64() * 10.0).round() / 10.0,
         "wall_s": (wall.as_secs_f64() * 10.0).round() / 10.0,
+        "secret_scan": secret_scan.as_ref().unwrap_or_else(|e| e),
         "failures": failures,
     });
     eprintln!("chaos: figures {}", serde_json::to_string_pretty(&report).unwrap());
@@ -748,13 +767,13 @@ async fn tasks_end_final_and_books_balance_while_every_service_is_killed_and_res
 }
 
 /// Downloads, verifies and decrypts a settled task's result; a successful run must be the
-/// `hash` program's answer for the input the requester sent.
+/// `hash` program's answer for the input the requester sent. Returns the program's stdout.
 async fn check_result(
     c: &Client,
     id: TaskId,
     input: Option<&Vec<u8>>,
     k: &Counters,
-) -> Result<(), String> {
+) -> Result<Vec<u8>, String> {
     let mut attempts = 0;
     let fetched = loop {
         attempts += 1;
@@ -768,7 +787,7 @@ async fn check_result(
         }
     };
     if fetched.status != StatusCode::Success {
-        return Ok(());
+        return Ok(fetched.output.map(|o| o.stdout).unwrap_or_default());
     }
     let input = input.ok_or("a task the harness did not submit")?;
     let out = fetched.output.ok_or("a successful task without a result")?;
@@ -778,5 +797,5 @@ async fn check_result(
     if v["length"].as_u64() != Some(input.len() as u64) || hash != Some(keccak256(input)) {
         return Err(format!("wrong output {v} for an input of {} bytes", input.len()));
     }
-    Ok(())
+    Ok(out.stdout)
 }

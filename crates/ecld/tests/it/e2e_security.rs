@@ -31,6 +31,9 @@ async fn tampering_wrong_signers_and_eavesdropping_are_all_caught() {
         .unwrap();
     let result = r.output.clone().expect("stats prints a result").stdout;
     assert!(result.len() >= 8, "the result is too short to search for: {result:?}");
+    // The store is altered below, so the stack's log scan could not read these back itself.
+    stack.add_secret("the plaintext input", secret.as_bytes());
+    stack.add_secret("the plaintext result", &result);
 
     // 1. Neither the node's data directory, the store's blocks, the CAS state nor the chain
     //    hold the plaintext input or result.

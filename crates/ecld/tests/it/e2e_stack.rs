@@ -1,8 +1,15 @@
 //! A whole local stack started with the built `ecld up`, as a user would, for end-to-end
 //! tests: chain, store, CAS and one node (with its enclave processes) are real OS processes
 //! (one process tree), and the test talks to them through the `ecld` binary or the SDK.
+//!
+//! The services log into a file (at `info` unless the test asks for another level), and when
+//! the stack stops — [`Stack::stop`], or the end of the test — that log and those of the
+//! processes the test registered are scanned for every secret the stack holds
+//! ([`log_scan`]); a secret found fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
+
+pub(crate) mod log_scan;
 
 use std::{
     io::{BufRead, BufReader},
@@ -53,6 +60,10 @@ pub(crate) fn ready_line(child: &mut Child) -> Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("`ecld up --json` printed {line:?}: {e}"))
 }
 
+/// The level the stack's services log at unless a test asks for another: what an operator
+/// would run, and what the secret scan reads.
+const STACK_LOG: &str = "info";
+
 /// A running `ecld up`.
 pub(crate) struct Stack {
     /// Its data directory (a temporary directory removed on drop).
@@ -62,6 +73,14 @@ pub(crate) struct Stack {
     child: Child,
     // Closing this tells `ecld up` to stop (also when the test process dies).
     stdin: Option<ChildStdin>,
+    /// The services' stderr.
+    log: PathBuf,
+    /// Holds `log` unless the test chose where it goes.
+    _log_dir: Option<tempfile::TempDir>,
+    /// Secrets the test names beside those the scan finds itself.
+    secrets: std::sync::Mutex<Vec<log_scan::Secret>>,
+    /// Whether the logs were scanned (the stack stopped).
+    scanned: bool,
 }
 
 impl Stack {
@@ -74,16 +93,24 @@ impl Stack {
 
     /// Starts a stack in `dir` (possibly holding the state of an earlier run).
     pub(crate) fn start_in(dir: tempfile::TempDir) -> Self {
-        Self::spawn(dir, "warn", Stdio::inherit())
+        let log_dir = tempfile::tempdir().unwrap();
+        let log = log_dir.path().join("stack.log");
+        Self::spawn(dir, STACK_LOG, log, Some(log_dir))
     }
 
     /// Starts a stack whose processes (chain, store, CAS, node, enclaves) all log at
     /// `rust_log` into the file `log`.
     pub(crate) fn start_logging(dir: tempfile::TempDir, rust_log: &str, log: &Path) -> Self {
-        Self::spawn(dir, rust_log, Stdio::from(std::fs::File::create(log).unwrap()))
+        Self::spawn(dir, rust_log, log.to_owned(), None)
     }
 
-    fn spawn(dir: tempfile::TempDir, rust_log: &str, stderr: Stdio) -> Self {
+    fn spawn(
+        dir: tempfile::TempDir,
+        rust_log: &str,
+        log: PathBuf,
+        log_dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let stderr = Stdio::from(std::fs::File::create(&log).unwrap());
         let mut child = Command::new(ecld_bin())
             .args(["up", "--json", "--ephemeral-ports", "--stop-on-stdin-eof", "--data-dir"])
             .arg(dir.path())
@@ -97,7 +124,23 @@ impl Stack {
             .unwrap();
         let stdin = child.stdin.take();
         let info = ready_line(&mut child);
-        Self { dir, info, child, stdin }
+        Self {
+            dir,
+            info,
+            child,
+            stdin,
+            log,
+            _log_dir: log_dir,
+            secrets: std::sync::Mutex::default(),
+            scanned: false,
+        }
+    }
+
+    /// Adds `bytes` to what the secret scan looks for (a plaintext the scan cannot read back
+    /// from the chain and the store itself, say because the test altered the store).
+    pub(crate) fn add_secret(&self, what: &str, bytes: &[u8]) {
+        let secret = log_scan::Secret::bytes(what, bytes.to_vec());
+        self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(secret);
     }
 
     /// The client configuration file `ecld up` wrote.
@@ -138,11 +181,25 @@ impl Stack {
         })
     }
 
-    /// Stops the stack the way Ctrl-C would and waits for it to exit.
+    /// Stops the stack the way Ctrl-C would, waits for it to exit and scans its logs for
+    /// secrets (failing the test on a find).
     pub(crate) fn stop(mut self) -> tempfile::TempDir {
-        self.shutdown();
+        self.stop_and_scan();
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
+    }
+
+    /// The secret scan of [`log_scan`]: the plaintexts are read while the stack still runs,
+    /// the logs once it stopped (so they are complete).
+    fn stop_and_scan(&mut self) {
+        self.scanned = true;
+        let named = std::mem::take(
+            &mut *self.secrets.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let (data, info, log) = (self.dir.path().to_owned(), self.info.clone(), self.log.clone());
+        // User, publisher and node accounts, the user's identity, the CAS token and master key,
+        // the node's sim platform key, the second node's key.
+        log_scan::check_stack(&data, &info, 8, &[log], named, || self.shutdown());
     }
 
     fn shutdown(&mut self) {
@@ -162,9 +219,23 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        if self.scanned {
+            return;
+        }
+        if !std::thread::panicking() {
+            self.stop_and_scan();
+            return;
+        }
         if self.stdin.is_some() {
             drop(self.stdin.take());
             let _ = self.child.wait();
+        }
+        // The test failed: what the services said last.
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        eprintln!("--- the stack's log ({}), last lines:", self.log.display());
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
         }
     }
 }

@@ -68,8 +68,10 @@ pub(crate) fn start_node(config: &Path, log: &Path) -> Child {
     start_node_with(config, log, &[])
 }
 
-/// Starts `ecld node` with extra environment variables, its stderr appended to `log`.
+/// Starts `ecld node` with extra environment variables, its stderr appended to `log` (which
+/// the stack's secret scan reads too).
 pub(crate) fn start_node_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
+    crate::e2e_stack::log_scan::include(log);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     Command::new(ecld_bin())
         .args(["node", "--config"])

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::{
     chaos::services::{Ports, Rng},
-    e2e_stack::{Stack, ecld_bin, programs_dir, ready_line},
+    e2e_stack::{Stack, ecld_bin, log_scan, programs_dir, ready_line},
     node::{SECOND_NODE_KEY, kill9, node_config},
     node_faults::{
         ChainView, LOW_PRICE, MID_PRICE, count_steps, enclave_wrapper, image_id, journal_steps,
@@ -314,6 +314,9 @@ fn the_chain_killed_with_sigkill_and_restarted_does_not_wedge_the_node() {
     let text = log_text(&log);
     assert_eq!(text.matches("node started").count(), 1, "the node restarted:\n{text}");
     assert!(!text.contains("panicked"), "{text}");
+    // The secret scan a `Stack` runs when it stops, over both runs of `ecld up` and the node.
+    let info = up2.info.clone();
+    log_scan::check_stack(data.path(), &info, 6, &[up_log], Vec::new(), || drop(up2));
 }
 
 #[test]

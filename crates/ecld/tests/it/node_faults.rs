@@ -208,13 +208,15 @@ pub(crate) fn wait_for_offers(journal: &Path, n: usize) -> Vec<OfferId> {
 
 /// [`start_node_with`] serving `/metrics` on a port the node binds itself
 /// (`ECLD_NODE_METRICS_ADDR=127.0.0.1:0`, so no other process can take it in between): waits
-/// for the node's `--json` ready line and returns the port it names.
+/// for the node's `--json` ready line and returns the port it names. The stack's secret scan
+/// reads `log` too.
 pub(crate) fn start_node_with_metrics(
     config: &Path,
     log: &Path,
     env: &[(&str, &str)],
 ) -> (Child, u16) {
     use std::io::BufRead;
+    crate::e2e_stack::log_scan::include(log);
     let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
     let mut child = std::process::Command::new(crate::e2e_stack::ecld_bin())
         .args(["--json", "node", "--config"])

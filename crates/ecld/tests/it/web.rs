@@ -130,23 +130,33 @@ fn the_page_moves_to_a_free_port_when_the_default_one_is_taken() {
     use std::io::BufRead;
     let _held = std::net::TcpListener::bind("127.0.0.1:5173"); // Taken either way.
     let dir = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("up.log");
     let mut child = std::process::Command::new(crate::e2e_stack::ecld_bin())
         .args(["up", "--json", "--stop-on-stdin-eof", "--no-node"])
         .args(["--rpc-port", "0", "--store-port", "0", "--cas-port", "0", "--data-dir"])
         .arg(dir.path())
         .arg("--programs")
         .arg(crate::e2e_stack::programs_dir())
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    drop(child.stdin.take());
-    let status = child.wait().unwrap();
-    let info: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("`ecld up` printed {line:?} ({e}); exit {status}"));
+    let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+        let _ = child.kill();
+        panic!("`ecld up` printed {line:?} ({e}); its log: {}", log.display())
+    });
+    // The secret scan a `Stack` runs when it stops.
+    let mut status = None;
+    crate::e2e_stack::log_scan::check_stack(dir.path(), &info, 6, &[log], Vec::new(), || {
+        drop(child.stdin.take());
+        status = Some(child.wait().unwrap());
+    });
+    let status = status.unwrap();
     let web = info["web"].as_str().unwrap();
     assert!(web.starts_with("http://127.0.0.1:") && !web.ends_with(":5173"), "{web}");
     assert!(status.success(), "{status}");
