@@ -372,6 +372,8 @@ async function run() {
     await p4.waitForSelector("#wallet-address");
     assert.match(await p4.textContent("#wrong-chain"), new RegExp(`wallet is on chain 1, this deployment is on chain ${ready.chain_id}`));
     assert.ok(await p4.isVisible("#switch-chain"));
+    // The submit hint is rendered after the wallet's state settles: wait for it, then check.
+    await p4.waitForFunction(() => /Switch the wallet/.test(document.querySelector("#submit-why")?.textContent ?? ""), null, { timeout: 30_000 });
     assert.ok(await p4.isDisabled("#submit"), "no task while the wallet is on another chain");
     assert.match(await p4.textContent("#submit-why"), /Switch the wallet/);
     await p4.focus("#switch-chain");
