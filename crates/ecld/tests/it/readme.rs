@@ -17,7 +17,7 @@ use std::{
     process::Command,
 };
 
-use crate::e2e_stack::{ecld_bin, programs_dir, repo_root};
+use crate::e2e_stack::{ecld_bin, log_scan, programs_dir, repo_root};
 
 /// A fenced shell block of a README.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,4 +295,24 @@ fn every_readme_command_works_as_printed_on_a_fresh_stack() {
         "{stdout}"
     );
     assert!(stderr.contains("proof verified"), "no task reported a verified proof:\n{stderr}");
+
+    // The secret scan every end-to-end stack goes through, over the log of the stacks the
+    // READMEs started (in `./.ecld` or `~/.local/share/ecld`). They have stopped, so their
+    // tasks' plaintexts cannot be read back: their keys, in every form, are what is searched.
+    let dirs: Vec<PathBuf> = [tree.join(".ecld"), work.path().join("xdg/ecld")]
+        .into_iter()
+        .filter(|d| d.join("keys").is_dir())
+        .collect();
+    assert!(!dirs.is_empty(), "no stack data directory with keys/ in ./.ecld or the XDG one");
+    for data in dirs {
+        let info = serde_json::json!({
+            "cas_dir": data.join("cas"),
+            "node": { "data_dir": data.join("node") },
+            "images": [],
+        });
+        let stopped = Err("the README's stack has stopped".to_owned());
+        let scan =
+            log_scan::scan_stack(&data, &info, stopped, 8, &[logs.join("up.err")], vec![], || {});
+        eprintln!("{}", scan.unwrap_or_else(|e| panic!("{e}")));
+    }
 }
