@@ -19,11 +19,31 @@ pub(crate) struct Progress {
     moved: Mutex<Moved>,
 }
 
+/// Bytes of one transfer so far, and when a display without a terminal prints its next line.
 #[derive(Default)]
 struct Moved {
     done: u64,
     total: Option<u64>,
     next_line: u64,
+}
+
+impl Moved {
+    /// Records `done` of `total`; true when a line is due: at every tenth of a transfer of
+    /// [`QUIET_BELOW`] or more, before its end.
+    fn record(&mut self, done: u64, total: Option<u64>) -> bool {
+        self.done = done;
+        self.total = total.or(self.total);
+        let due = self.big() && done >= self.next_line && self.total.is_some_and(|t| done < t);
+        if due {
+            self.next_line = done + self.total.map_or(QUIET_BELOW, |t| (t / 10).max(QUIET_BELOW));
+        }
+        due
+    }
+
+    /// Whether the transfer is large enough to be shown.
+    fn big(&self) -> bool {
+        self.total.unwrap_or(self.done) >= QUIET_BELOW
+    }
 }
 
 impl Progress {
@@ -44,31 +64,15 @@ impl Progress {
     /// `done` of `total` bytes of the running step's upload or download went through: shown
     /// beside the spinner, or as a line at every tenth of a transfer of 1 MiB or more.
     pub(crate) fn bytes(&self, done: u64, total: Option<u64>) {
-        let step =
-            self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner).map(|s| s.0);
-        let Some(step) = step else { return };
+        let started = *self.started.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((step, at)) = started else { return };
         let mut moved = self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        moved.done = done;
-        moved.total = total.or(moved.total);
-        let took = self
-            .started
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map_or(Duration::ZERO, |s| s.1.elapsed());
+        let due = moved.record(done, total);
+        let line = || bytes_line(done, moved.total, at.elapsed());
         match &self.bar {
-            Some(bar) => bar.set_message(format!(
-                "{} {}",
-                describe(step),
-                bytes_line(done, moved.total, took)
-            )),
-            None => {
-                let big = moved.total.unwrap_or(done) >= QUIET_BELOW;
-                if big && done >= moved.next_line && moved.total.is_some_and(|t| done < t) {
-                    eprintln!("    {:<9} {}", step.label(), bytes_line(done, moved.total, took));
-                    let tenth = moved.total.map_or(QUIET_BELOW, |t| (t / 10).max(QUIET_BELOW));
-                    moved.next_line = done + tenth;
-                }
-            }
+            Some(bar) => bar.set_message(format!("{} {}", describe(step), line())),
+            None if due => eprintln!("    {:<9} {}", step.label(), line()),
+            None => {}
         }
     }
 
@@ -136,9 +140,7 @@ pub(crate) struct Transfer {
 
 struct TransferState {
     started: Instant,
-    done: u64,
-    total: Option<u64>,
-    next_line: u64,
+    moved: Moved,
 }
 
 /// Transfers smaller than this print nothing: they take no time worth showing.
@@ -158,33 +160,32 @@ impl Transfer {
             bar.set_message(what);
             bar
         });
-        let state = TransferState { started: Instant::now(), done: 0, total: None, next_line: 0 };
+        let state = TransferState { started: Instant::now(), moved: Moved::default() };
         Arc::new(Self { what, bar, state: Mutex::new(state) })
     }
 
     /// Records that `done` of `total` bytes went through.
     pub(crate) fn update(&self, done: u64, total: Option<u64>) {
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        st.done = done;
-        st.total = total.or(st.total);
-        let big = st.total.unwrap_or(done) >= QUIET_BELOW;
+        let due = st.moved.record(done, total);
         match &self.bar {
-            Some(bar) if big => {
+            Some(bar) if st.moved.big() => {
                 if bar.is_hidden() {
                     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 }
-                if let Some(t) = st.total {
+                if let Some(t) = st.moved.total {
                     bar.set_length(t);
                 }
                 bar.set_position(done);
             }
-            Some(_) => {}
-            None if big && done >= st.next_line && st.total.is_some_and(|t| done < t) => {
-                eprintln!("  {} {}", self.what, bytes_line(done, st.total, st.started.elapsed()));
-                let step = st.total.map_or(QUIET_BELOW, |t| (t / 10).max(QUIET_BELOW));
-                st.next_line = done + step;
+            None if due => {
+                eprintln!(
+                    "  {} {}",
+                    self.what,
+                    bytes_line(done, st.moved.total, st.started.elapsed())
+                );
             }
-            None => {}
+            _ => {}
         }
     }
 
@@ -194,8 +195,9 @@ impl Transfer {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-        if st.done >= QUIET_BELOW {
-            eprintln!("  {} {}", self.what, bytes_line(st.done, st.total, st.started.elapsed()));
+        if st.moved.done >= QUIET_BELOW {
+            let line = bytes_line(st.moved.done, st.moved.total, st.started.elapsed());
+            eprintln!("  {} {line}", self.what);
         }
     }
 
