@@ -85,6 +85,33 @@ export const marketplaceAbi = [
   {
     "inputs": [
       {
+        "internalType": "bytes32",
+        "name": "imageId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "ImageRevoked",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "expected",
+        "type": "bytes32"
+      },
+      {
+        "internalType": "bytes32",
+        "name": "actual",
+        "type": "bytes32"
+      }
+    ],
+    "name": "InputCidMismatch",
+    "type": "error"
+  },
+  {
+    "inputs": [
+      {
         "internalType": "string",
         "name": "reason",
         "type": "string"
@@ -558,7 +585,13 @@ export const marketplaceAbi = [
       {
         "indexed": false,
         "internalType": "uint96",
-        "name": "amount",
+        "name": "paid",
+        "type": "uint96"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
+        "name": "refunded",
         "type": "uint96"
       },
       {
@@ -602,12 +635,6 @@ export const marketplaceAbi = [
         "indexed": false,
         "internalType": "uint96",
         "name": "price",
-        "type": "uint96"
-      },
-      {
-        "indexed": false,
-        "internalType": "uint96",
-        "name": "refund",
         "type": "uint96"
       }
     ],
@@ -718,6 +745,12 @@ export const marketplaceAbi = [
       {
         "indexed": false,
         "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
+      },
+      {
+        "indexed": false,
+        "internalType": "uint96",
         "name": "price",
         "type": "uint96"
       },
@@ -777,6 +810,19 @@ export const marketplaceAbi = [
     "type": "function"
   },
   {
+    "inputs": [],
+    "name": "TASK_SPEC_TYPEHASH",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint256",
@@ -798,6 +844,11 @@ export const marketplaceAbi = [
           {
             "internalType": "bytes32",
             "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
             "type": "bytes32"
           },
           {
@@ -827,7 +878,7 @@ export const marketplaceAbi = [
       },
       {
         "internalType": "uint96",
-        "name": "escrow",
+        "name": "maxPrice",
         "type": "uint96"
       }
     ],
@@ -848,6 +899,11 @@ export const marketplaceAbi = [
           {
             "internalType": "bytes32",
             "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
             "type": "bytes32"
           },
           {
@@ -874,6 +930,11 @@ export const marketplaceAbi = [
         "internalType": "address",
         "name": "requester",
         "type": "address"
+      },
+      {
+        "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
       },
       {
         "internalType": "uint96",
@@ -990,6 +1051,57 @@ export const marketplaceAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "imageId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "maxRuntimeS",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct Marketplace.TaskSpec",
+        "name": "spec",
+        "type": "tuple"
+      }
+    ],
+    "name": "hashSpec",
+    "outputs": [
+      {
+        "internalType": "bytes32",
+        "name": "",
+        "type": "bytes32"
+      }
+    ],
+    "stateMutability": "pure",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "offerCount",
     "outputs": [
@@ -1022,6 +1134,11 @@ export const marketplaceAbi = [
             "type": "bytes32"
           },
           {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
+            "type": "bytes32"
+          },
+          {
             "internalType": "uint32",
             "name": "memoryMb",
             "type": "uint32"
@@ -1040,6 +1157,11 @@ export const marketplaceAbi = [
         "internalType": "struct Marketplace.TaskSpec",
         "name": "spec",
         "type": "tuple"
+      },
+      {
+        "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
       },
       {
         "internalType": "uint96",
@@ -1115,6 +1237,58 @@ export const marketplaceAbi = [
         "internalType": "uint256",
         "name": "taskId",
         "type": "uint256"
+      },
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "imageId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "maxRuntimeS",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct Marketplace.TaskSpec",
+        "name": "spec",
+        "type": "tuple"
+      },
+      {
+        "internalType": "address",
+        "name": "requester",
+        "type": "address"
+      },
+      {
+        "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
+      },
+      {
+        "internalType": "uint96",
+        "name": "price",
+        "type": "uint96"
       }
     ],
     "name": "releaseTask",
@@ -1142,6 +1316,11 @@ export const marketplaceAbi = [
             "type": "bytes32"
           },
           {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
+            "type": "bytes32"
+          },
+          {
             "internalType": "uint32",
             "name": "memoryMb",
             "type": "uint32"
@@ -1165,6 +1344,11 @@ export const marketplaceAbi = [
         "internalType": "address",
         "name": "requester",
         "type": "address"
+      },
+      {
+        "internalType": "uint96",
+        "name": "maxPrice",
+        "type": "uint96"
       },
       {
         "internalType": "uint96",
@@ -1219,6 +1403,11 @@ export const marketplaceAbi = [
           {
             "internalType": "bytes32",
             "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
             "type": "bytes32"
           },
           {
@@ -1280,6 +1469,11 @@ export const marketplaceAbi = [
           {
             "internalType": "bytes32",
             "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
             "type": "bytes32"
           },
           {
@@ -1605,6 +1799,25 @@ export const imageRegistryAbi = [
     "type": "event"
   },
   {
+    "anonymous": false,
+    "inputs": [
+      {
+        "indexed": true,
+        "internalType": "bytes32",
+        "name": "imageId",
+        "type": "bytes32"
+      },
+      {
+        "indexed": true,
+        "internalType": "address",
+        "name": "enclaveSigner",
+        "type": "address"
+      }
+    ],
+    "name": "ImageRevoked",
+    "type": "event"
+  },
+  {
     "inputs": [],
     "name": "PLATFORM_SGX",
     "outputs": [
@@ -1681,6 +1894,11 @@ export const imageRegistryAbi = [
           {
             "internalType": "bool",
             "name": "deprecated",
+            "type": "bool"
+          },
+          {
+            "internalType": "bool",
+            "name": "revoked",
             "type": "bool"
           },
           {
@@ -1817,6 +2035,11 @@ export const imageRegistryAbi = [
         "internalType": "bool",
         "name": "deprecated",
         "type": "bool"
+      },
+      {
+        "internalType": "bool",
+        "name": "revoked",
+        "type": "bool"
       }
     ],
     "stateMutability": "view",
@@ -1885,6 +2108,19 @@ export const imageRegistryAbi = [
         "type": "bytes32"
       }
     ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "bytes32",
+        "name": "imageId",
+        "type": "bytes32"
+      }
+    ],
+    "name": "revoke",
+    "outputs": [],
     "stateMutability": "nonpayable",
     "type": "function"
   }

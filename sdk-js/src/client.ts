@@ -18,9 +18,9 @@ import { imageRegistryAbi, marketplaceAbi, devTokenAbi } from "./abi.js";
 import { decrypt, encrypt } from "./envelope.js";
 import { EcldError, describe } from "./errors.js";
 import { enclaveKeyToRecipient } from "./keys.js";
-import { type ChunkHasher, type EncryptedInput, encryptInputStream } from "./input.js";
+import { type ChunkHasher, type EncryptedInput, encryptInputStream, taskSpec } from "./input.js";
 import { encodePayload } from "./payload.js";
-import { type ResultProof, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
+import { type ResultProof, type TaskSpec, cidHash, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
 import { type ResultEnvelope, decodeResultEnvelope } from "./result.js";
 import { StoreClient } from "./store.js";
 
@@ -45,7 +45,14 @@ export interface Image {
   casIdentity: Address;
   owner: Address;
   platforms: number;
+  /** The owner stopped new tasks for it (tasks already submitted still settle). */
   deprecated: boolean;
+  /**
+   * The owner revoked it (its enclave key leaked or its code is unsafe): the Marketplace takes
+   * no claim or proof for it, its tasks' escrow can be reclaimed at once, and its proofs are
+   * not trusted here. A revoked image is also deprecated.
+   */
+  revoked: boolean;
   /** The image lets the simulated platform run it: its proofs are INSECURE. */
   allowsSim: boolean;
 }
@@ -74,7 +81,8 @@ export interface Offer {
  * - `execute`: a node runs the task; polls the task on chain until it is settled (or reclaimed);
  * - `proof`: reads the proof of execution, the task's `ResultSubmitted` log;
  * - `download`: the result ciphertext from the store, every block checked against its CID;
- * - `verify`: the proof's signer, chain, Marketplace, input, result and code hashes;
+ * - `verify`: the proof's signer (the image must not be revoked), chain, Marketplace, the spec
+ *   as submitted, the input, result and result CID hashes, and the code hash;
  * - `decrypt`: the result, with the user's identity.
  */
 export type Step = "encrypt" | "upload" | "permit" | "submit" | "execute" | "proof" | "download" | "verify" | "decrypt";
@@ -90,8 +98,14 @@ export interface TaskRequest {
   recipient: string;
   memoryMb?: number;
   maxRuntimeS?: number;
-  /** Seconds from now until the task may be reclaimed. */
+  /** Seconds from now until the task's deadline (when a held task may be reclaimed). */
   deadlineS?: number;
+  /**
+   * The most the requester pays (token base units), escrowed whole until the task ends: the
+   * node gets its offer's price when the status pays it (< 16), the rest comes back; a status
+   * of 16 and up refunds all of it. Default: the cheapest fitting offer's price.
+   */
+  maxPrice?: bigint;
 }
 
 /** A submitted task. */
@@ -99,17 +113,30 @@ export interface Submitted {
   taskId: bigint;
   inputCid: string;
   inputHash: Hex;
+  /** The spec as submitted (`inputCidHash` is keccak256 of `inputCid`). */
+  spec: TaskSpec;
   /** The ciphertext uploaded, to check `inputHash` against later (absent when it was streamed). */
   input?: Uint8Array | undefined;
+  /** The escrow: held whole until the task ends. */
+  maxPrice: bigint;
+  /** The price of the offer the task was matched to at submission (what the node is paid). */
   price: bigint;
   offerId: bigint;
   tx: Hex;
   block: bigint;
 }
 
-/** The on-chain outcome of a task. */
+/**
+ * The on-chain outcome of a task. A result's `proof` is rebuilt from the chain: the spec from
+ * `TaskSubmitted` (with `inputCidHash` = keccak256 of its `inputCid`), the rest from
+ * `ResultSubmitted` (with `resultCidHash` = keccak256 of its `resultCid`). `paid` went to the
+ * node, `refunded` back to the requester (the escrow's rest, or all of it for a status >= 16).
+ */
 export type Outcome =
-  | { kind: "result"; proof: ResultProof; signature: Hex; signer: Address; resultCid: string; node: Address; amount: bigint; block: bigint }
+  | {
+      kind: "result"; proof: ResultProof; signature: Hex; signer: Address; resultCid: string; node: Address; offerId: bigint;
+      paid: bigint; refunded: bigint; block: bigint;
+    }
   | { kind: "reclaimed"; amount: bigint; block: bigint };
 
 /** A proof checked by {@link EcldClient.verify}. */
@@ -129,7 +156,7 @@ export interface VerifiedProof {
 export type TaskState =
   | { kind: "open" }
   | { kind: "matched"; offerId: bigint; node: Address }
-  | { kind: "done"; status: number; statusName: string }
+  | { kind: "done"; status: number; statusName: string; paid: bigint; refunded: bigint }
   | { kind: "reclaimed" };
 
 /** A task as the chain records it (`TaskSubmitted`, and its state now). */
@@ -139,11 +166,17 @@ export interface TaskInfo {
   imageId: Hex;
   inputHash: Hex;
   inputCid: string;
+  /** keccak256 of `inputCid` as text. */
+  inputCidHash: Hex;
   memoryMb: number;
   maxRuntimeS: number;
-  /** Unix time after which the requester may reclaim the escrow of an unfinished task. */
+  /** Unix time after which no node may claim or prove the task, and the requester may reclaim a held task's escrow. */
   deadline: bigint;
-  /** The escrowed price at submission. */
+  /** The spec as submitted (the fields above), as the contract's calls take it. */
+  spec: TaskSpec;
+  /** The escrow, held whole until the task ends. */
+  maxPrice: bigint;
+  /** The price of the offer named at submission (0 for an open task). */
   price: bigint;
   /** The offer named at submission (0 for an open task). */
   offerId: bigint;
@@ -174,6 +207,59 @@ function unixNow(): bigint {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+const NO_RESULT_HINT = "wait longer; cancel the task while no node holds it, or reclaim the escrow after the deadline";
+
+function undecodable(event: string, taskId: bigint): EcldError {
+  return new EcldError("ChainError", `the ${event} event of task ${taskId} does not decode`, {
+    hint: "check that the deployment's Marketplace is the version this SDK was built for (npm run gen-abi)",
+  });
+}
+
+/** A `TaskSubmitted` event's fields as a task record (without its state). */
+function submittedRecord(
+  a: {
+    taskId?: bigint | undefined; requester?: Address | undefined; imageId?: Hex | undefined; inputHash?: Hex | undefined;
+    memoryMb?: number | undefined; maxRuntimeS?: number | undefined; deadline?: bigint | undefined; maxPrice?: bigint | undefined;
+    price?: bigint | undefined; offerId?: bigint | undefined; inputCid?: string | undefined;
+  },
+  block: bigint,
+): Omit<TaskInfo, "state"> {
+  const { taskId, requester, imageId, inputHash, memoryMb, maxRuntimeS, deadline, maxPrice, price, offerId, inputCid } = a;
+  if (
+    taskId === undefined || requester === undefined || imageId === undefined || inputHash === undefined || memoryMb === undefined ||
+    maxRuntimeS === undefined || deadline === undefined || maxPrice === undefined || price === undefined || offerId === undefined ||
+    inputCid === undefined
+  )
+    throw undecodable("TaskSubmitted", taskId ?? 0n);
+  const spec = taskSpec({ imageId, inputHash, inputCid, memoryMb, maxRuntimeS, deadline });
+  return {
+    taskId,
+    requester: getAddress(requester),
+    imageId,
+    inputHash,
+    inputCid,
+    inputCidHash: spec.inputCidHash,
+    memoryMb,
+    maxRuntimeS,
+    deadline,
+    spec,
+    maxPrice,
+    price,
+    offerId,
+    block,
+  };
+}
+
+/** Refuses to reclaim (or cancel) a task that is over, or for another account than its requester. */
+function checkReclaimable(account: Address, info: TaskInfo, what: "reclaimed" | "cancelled"): void {
+  if (info.state.kind === "done" || info.state.kind === "reclaimed")
+    throw new EcldError("TaskError", `task ${info.taskId} cannot be ${what}: it is already ${info.state.kind}`, { hint: "nothing to do: its escrow is settled" });
+  if (!isAddressEqual(account, info.requester))
+    throw new EcldError("TaskError", `task ${info.taskId} cannot be ${what} by ${account}: only its requester ${info.requester} may`, {
+      hint: "use the account that submitted the task",
+    });
+}
 
 /** The user side of ecld in TypeScript (the counterpart of `ecld_sdk::Client`). */
 export class EcldClient {
@@ -219,6 +305,7 @@ export class EcldClient {
       owner: r.owner,
       platforms: r.platforms,
       deprecated: r.deprecated,
+      revoked: r.revoked,
       allowsSim: (r.platforms & PLATFORM_SIM) !== 0,
     };
   }
@@ -303,13 +390,14 @@ export class EcldClient {
   }
 
   /**
-   * Submits an uploaded input with `submitTaskWithPermit`: two wallet prompts, the permit
-   * signature and the transaction.
+   * Submits an uploaded input with `submitTaskWithPermit`, matched to the cheapest fitting
+   * offer: two wallet prompts, the permit signature (for `maxPrice`, the escrow) and the
+   * transaction. The spec commits to the input's CID (`inputCidHash`).
    */
   async submitUploaded<A extends Account>(
     wallet: WalletClient<Transport, Chain | undefined, A>,
     image: Image,
-    req: Pick<TaskRequest, "memoryMb" | "maxRuntimeS" | "deadlineS">,
+    req: Pick<TaskRequest, "memoryMb" | "maxRuntimeS" | "deadlineS" | "maxPrice">,
     upload: { cid: string } & ({ ciphertext: Uint8Array } | { inputHash: Hex }),
     onStep?: (s: Step) => void,
   ): Promise<Submitted> {
@@ -318,6 +406,11 @@ export class EcldClient {
     const memoryMb = req.memoryMb ?? 64;
     const maxRuntimeS = req.maxRuntimeS ?? 10;
     const offer = await this.cheapestOffer(image, memoryMb, maxRuntimeS);
+    const maxPrice = req.maxPrice ?? offer.price;
+    if (offer.price > maxPrice)
+      throw new EcldError("TaskError", `the cheapest offer for image ${image.name} costs ${offer.price}, more than the maximum price ${maxPrice}`, {
+        hint: "raise the maximum price, or wait for a cheaper offer",
+      });
     const token = { address: this.deployment.token, abi: devTokenAbi } as const;
     const [balance, nonce, name] = await Promise.all([
       this.publicClient.readContract({ ...token, functionName: "balanceOf", args: [owner] }),
@@ -326,8 +419,9 @@ export class EcldClient {
     ]).catch((e: unknown) => {
       throw chainError("reading the token", e);
     });
-    if (balance < offer.price)
-      throw new EcldError("TaskError", `account ${owner} holds ${balance} tokens, the task costs ${offer.price}`, {
+    if (balance < maxPrice)
+      throw new EcldError("TaskError", `account ${owner} holds ${balance} tokens, the task costs ${maxPrice}`, {
+        ...(maxPrice === offer.price ? {} : { details: `${maxPrice} is escrowed until the task ends; the node's price is ${offer.price}` }),
         hint: "fund the account with the Marketplace's token",
       });
     const permitDeadline = unixNow() + 3600n;
@@ -346,14 +440,14 @@ export class EcldClient {
           ],
         },
         primaryType: "Permit",
-        message: { owner, spender: this.deployment.marketplace, value: offer.price, nonce, deadline: permitDeadline },
+        message: { owner, spender: this.deployment.marketplace, value: maxPrice, nonce, deadline: permitDeadline },
       })
       .catch((e: unknown) => {
         throw new EcldError("TaskError", "the wallet did not sign the payment permit", { cause: e, details: describe(e), hint: "approve the signature request in your wallet" });
       });
     const { r, s, v, yParity } = hexToSignature(sig);
     const inputHash = "ciphertext" in upload ? contentHash(upload.ciphertext) : upload.inputHash;
-    const spec = { imageId: image.id, inputHash, memoryMb, maxRuntimeS, deadline: unixNow() + BigInt(req.deadlineS ?? 600) };
+    const spec = taskSpec({ imageId: image.id, inputHash, inputCid: upload.cid, memoryMb, maxRuntimeS, deadline: unixNow() + BigInt(req.deadlineS ?? 600) });
     onStep?.("submit");
     const tx = await wallet
       .writeContract({
@@ -362,7 +456,7 @@ export class EcldClient {
         address: this.deployment.marketplace,
         abi: marketplaceAbi,
         functionName: "submitTaskWithPermit",
-        args: [spec, upload.cid, offer.price, offer.id, permitDeadline, Number(v ?? BigInt(yParity + 27)), r, s],
+        args: [spec, upload.cid, maxPrice, offer.id, permitDeadline, Number(v ?? BigInt(yParity + 27)), r, s],
       } as Parameters<typeof wallet.writeContract>[0])
       .catch((e: unknown) => {
         throw chainError("submitTaskWithPermit", e);
@@ -378,9 +472,11 @@ export class EcldClient {
       taskId: ev.args.taskId,
       inputCid: upload.cid,
       inputHash,
+      spec,
       input: "ciphertext" in upload ? upload.ciphertext : undefined,
+      maxPrice: ev.args.maxPrice,
       price: ev.args.price,
-      offerId: offer.id,
+      offerId: ev.args.offerId,
       tx,
       block: receipt.blockNumber,
     };
@@ -401,10 +497,14 @@ export class EcldClient {
       if (/^0x0*$/.test(commitment)) return;
       await sleep(opts.pollMs ?? 250);
     }
-    throw new EcldError("TaskError", `task ${taskId} has no result yet`, { hint: "wait longer, or reclaim the escrow after the deadline" });
+    throw new EcldError("TaskError", `task ${taskId} has no result yet`, { hint: NO_RESULT_HINT });
   }
 
-  /** Waits for the task's `ResultSubmitted` or `TaskReclaimed` event, polling logs. */
+  /**
+   * Waits for the task's `ResultSubmitted` or `TaskReclaimed` event, polling logs. A result's
+   * proof is rebuilt from the chain: the spec from `TaskSubmitted` (its `inputCidHash` is
+   * keccak256 of the event's `inputCid`), `resultCidHash` from `ResultSubmitted`'s `resultCid`.
+   */
   async waitForOutcome(taskId: bigint, fromBlock: bigint, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<Outcome> {
     const end = Date.now() + (opts.timeoutMs ?? 15 * 60 * 1000);
     const m = { address: this.deployment.marketplace, abi: marketplaceAbi } as const;
@@ -418,23 +518,31 @@ export class EcldClient {
       const r = res[0];
       if (r !== undefined) {
         const a = r.args;
+        if (
+          a.node === undefined || a.offerId === undefined || a.signer === undefined || a.resultHash === undefined || a.codeHash === undefined ||
+          a.status === undefined || a.runtimeMs === undefined || a.paid === undefined || a.refunded === undefined ||
+          a.resultCid === undefined || a.signature === undefined
+        )
+          throw undecodable("ResultSubmitted", taskId);
         const task = await this.taskSubmitted(taskId, fromBlock);
         return {
           kind: "result",
           proof: {
             taskId,
-            imageId: task.imageId,
-            inputHash: task.inputHash,
-            codeHash: a.codeHash ?? zeroHash,
-            resultHash: a.resultHash ?? zeroHash,
-            status: a.status ?? 0,
-            runtimeMs: a.runtimeMs ?? 0n,
+            spec: task.spec,
+            codeHash: a.codeHash,
+            resultHash: a.resultHash,
+            resultCidHash: cidHash(a.resultCid),
+            status: a.status,
+            runtimeMs: a.runtimeMs,
           },
-          signature: a.signature ?? "0x",
-          signer: a.signer ?? "0x0000000000000000000000000000000000000000",
-          resultCid: a.resultCid ?? "",
-          node: a.node ?? "0x0000000000000000000000000000000000000000",
-          amount: a.amount ?? 0n,
+          signature: a.signature,
+          signer: a.signer,
+          resultCid: a.resultCid,
+          node: a.node,
+          offerId: a.offerId,
+          paid: a.paid,
+          refunded: a.refunded,
           block: r.blockNumber,
         };
       }
@@ -442,56 +550,70 @@ export class EcldClient {
       if (c !== undefined) return { kind: "reclaimed", amount: c.args.amount ?? 0n, block: c.blockNumber };
       await sleep(opts.pollMs ?? 250);
     }
-    throw new EcldError("TaskError", `task ${taskId} has no result yet`, { hint: "wait longer, or reclaim the escrow after the deadline" });
+    throw new EcldError("TaskError", `task ${taskId} has no result yet`, { hint: NO_RESULT_HINT });
   }
 
-  /** The task's `TaskSubmitted` event (image, input hash and CID as the chain recorded them). */
-  async taskSubmitted(taskId: bigint, fromBlock: bigint) {
+  /** The task's `TaskSubmitted` record: its spec, requester, input CID and prices as the chain recorded them. */
+  async taskSubmitted(taskId: bigint, fromBlock: bigint): Promise<Omit<TaskInfo, "state">> {
     const logs = await this.publicClient
       .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskSubmitted", args: { taskId }, fromBlock, toBlock: "latest" })
       .catch((e: unknown) => {
         throw chainError("reading the task", e);
       });
-    const a = logs[0]?.args;
-    if (a?.imageId === undefined || a.inputHash === undefined || a.requester === undefined)
+    const l = logs[0];
+    if (l === undefined)
       throw new EcldError("TaskError", `task ${taskId} was not submitted at or after block ${fromBlock}`, { hint: "check the task id" });
-    return { imageId: a.imageId, inputHash: a.inputHash, requester: a.requester, inputCid: a.inputCid ?? "" };
+    return submittedRecord(l.args, l.blockNumber);
   }
 
   /**
-   * Verifies a proof before anything is decrypted: the signature recovers, over this chain
-   * and Marketplace, to the image's registered enclave signer; the input hash is that of the
-   * bytes uploaded (given as the bytes, or as their keccak256 when they were streamed); the
-   * result bytes hash to `resultHash`.
+   * Verifies a proof before anything is decrypted: the image is not revoked; the signature
+   * recovers, over this chain and Marketplace, to the image's registered enclave signer; the
+   * proof's result CID hash is that of the CID the result was published (and downloaded)
+   * under; the input hash is that of the bytes uploaded (given as the bytes, or as their
+   * keccak256 when they were streamed, with the CID they were uploaded under when known); the
+   * result bytes hash to `resultHash`. The spec the signature covers is the one submitted on
+   * chain ({@link waitForOutcome} reads it from `TaskSubmitted`), so the limits the enclave
+   * signed are the requester's.
    */
   async verify(
     outcome: Extract<Outcome, { kind: "result" }>,
-    input: Uint8Array | { inputHash: Hex } | undefined,
+    input: Uint8Array | { inputHash: Hex; inputCid?: string | undefined } | undefined,
     result: Uint8Array,
   ): Promise<VerifiedProof> {
-    const fail = (msg: string, details?: string): EcldError =>
-      new EcldError("VerifyError", msg, { ...(details === undefined ? {} : { details }), hint: "do not trust this result; report the node" });
+    const fail = (msg: string, details?: string, hint = "do not trust this result; report the node"): EcldError =>
+      new EcldError("VerifyError", msg, { ...(details === undefined ? {} : { details }), hint });
+    const { proof } = outcome;
     await this.checkChain();
-    const image = await this.image(outcome.proof.imageId);
+    const image = await this.image(proof.spec.imageId);
+    if (image.revoked)
+      throw fail(`image ${image.name} ${image.version} was revoked by its owner: its enclave signer ${image.enclaveSigner} is no longer trusted`, undefined,
+        "do not trust this result: the image's key may have leaked or its code is unsafe; run the task again on another image");
     const domain = { chainId: this.deployment.chainId, verifyingContract: this.deployment.marketplace };
     let signer: Address;
     try {
-      signer = await recoverResultSigner(outcome.proof, domain, outcome.signature);
+      signer = await recoverResultSigner(proof, domain, outcome.signature);
     } catch (e) {
       throw fail("the proof signature does not recover", describe(e));
     }
     if (!isAddressEqual(signer, image.enclaveSigner))
       throw fail(`the proof was signed by ${signer}, not by the image's enclave signer ${image.enclaveSigner}`);
+    const resultCidHash = cidHash(outcome.resultCid);
+    if (resultCidHash !== proof.resultCidHash)
+      throw fail("the proof names another result CID than the one published", `resultCidHash ${proof.resultCidHash}, keccak256("${outcome.resultCid}") ${resultCidHash}`);
     const uploaded = input === undefined ? undefined : input instanceof Uint8Array ? contentHash(input) : input.inputHash;
-    if (uploaded !== undefined && uploaded !== outcome.proof.inputHash)
-      throw fail("the proof is about another input than the one uploaded", `inputHash ${outcome.proof.inputHash}, uploaded ${uploaded}`);
+    if (uploaded !== undefined && uploaded !== proof.spec.inputHash)
+      throw fail("the proof is about another input than the one uploaded", `inputHash ${proof.spec.inputHash}, uploaded ${uploaded}`);
+    const uploadedCid = input === undefined || input instanceof Uint8Array ? undefined : input.inputCid;
+    if (uploadedCid !== undefined && cidHash(uploadedCid) !== proof.spec.inputCidHash)
+      throw fail("the proof is about another input CID than the one uploaded", `inputCidHash ${proof.spec.inputCidHash}, keccak256("${uploadedCid}") ${cidHash(uploadedCid)}`);
     const rh = result.length === 0 ? zeroHash : contentHash(result);
-    if (rh !== outcome.proof.resultHash)
-      throw fail("the downloaded result does not match the proof's resultHash", `proof ${outcome.proof.resultHash}, downloaded ${rh}`);
+    if (rh !== proof.resultHash)
+      throw fail("the downloaded result does not match the proof's resultHash", `proof ${proof.resultHash}, downloaded ${rh}`);
     return {
-      proof: outcome.proof,
-      status: outcome.proof.status,
-      statusName: statusName(outcome.proof.status),
+      proof,
+      status: proof.status,
+      statusName: statusName(proof.status),
       signer,
       chainId: this.deployment.chainId,
       marketplace: this.deployment.marketplace,
@@ -512,33 +634,12 @@ export class EcldClient {
         return { kind: "matched", offerId, node: getAddress(offer.node) };
       }
       const done = await this.publicClient.getContractEvents({ ...m, eventName: "ResultSubmitted", args: { taskId }, fromBlock, toBlock: "latest" });
-      const status = done[0]?.args.status;
-      if (status !== undefined) return { kind: "done", status, statusName: statusName(status) };
+      const a = done[0]?.args;
+      if (a?.status !== undefined) return { kind: "done", status: a.status, statusName: statusName(a.status), paid: a.paid ?? 0n, refunded: a.refunded ?? 0n };
       return { kind: "reclaimed" };
     } catch (e) {
       throw chainError(`reading the state of task ${taskId}`, e);
     }
-  }
-
-  private taskInfoOf(a: {
-    taskId?: bigint | undefined; requester?: Address | undefined; imageId?: Hex | undefined; inputHash?: Hex | undefined;
-    memoryMb?: number | undefined; maxRuntimeS?: number | undefined; deadline?: bigint | undefined; price?: bigint | undefined;
-    offerId?: bigint | undefined; inputCid?: string | undefined;
-  }, block: bigint, state: TaskState): TaskInfo {
-    return {
-      taskId: a.taskId ?? 0n,
-      requester: getAddress(a.requester ?? "0x0000000000000000000000000000000000000000"),
-      imageId: a.imageId ?? zeroHash,
-      inputHash: a.inputHash ?? zeroHash,
-      inputCid: a.inputCid ?? "",
-      memoryMb: a.memoryMb ?? 0,
-      maxRuntimeS: a.maxRuntimeS ?? 0,
-      deadline: a.deadline ?? 0n,
-      price: a.price ?? 0n,
-      offerId: a.offerId ?? 0n,
-      block,
-      state,
-    };
   }
 
   /** One task: its `TaskSubmitted` record and its state now. */
@@ -550,7 +651,7 @@ export class EcldClient {
       });
     const l = logs[0];
     if (l === undefined) throw new EcldError("TaskError", `task ${taskId} does not exist on this Marketplace`, { hint: "check the task id and the deployment" });
-    return this.taskInfoOf(l.args, l.blockNumber, await this.taskState(taskId, l.blockNumber));
+    return { ...submittedRecord(l.args, l.blockNumber), state: await this.taskState(taskId, l.blockNumber) };
   }
 
   /** Every task the account submitted (`TaskSubmitted` filtered by requester), newest first. */
@@ -560,7 +661,12 @@ export class EcldClient {
       .catch((e: unknown) => {
         throw chainError(`listing the tasks of ${requester}`, e);
       });
-    const out = await Promise.all(logs.map(async (l) => this.taskInfoOf(l.args, l.blockNumber, await this.taskState(l.args.taskId ?? 0n, l.blockNumber))));
+    const out = await Promise.all(
+      logs.map(async (l) => {
+        const rec = submittedRecord(l.args, l.blockNumber);
+        return { ...rec, state: await this.taskState(rec.taskId, l.blockNumber) };
+      }),
+    );
     return out.sort((a, b) => (a.taskId < b.taskId ? 1 : a.taskId > b.taskId ? -1 : 0));
   }
 
@@ -578,23 +684,57 @@ export class EcldClient {
   }
 
   /**
-   * After its deadline, takes back the escrow of a task that has no result (one wallet
-   * prompt: the transaction). Returns the transaction hash.
+   * The price of the offer holding a task now (what `reclaim` and `releaseTask` take): its
+   * last `TaskClaimed`, else the price it was matched at on submission (a released task is
+   * open again, and only a claim holds it after that).
+   */
+  async heldPrice(info: Pick<TaskInfo, "taskId" | "block" | "price">): Promise<bigint> {
+    const claims = await this.publicClient
+      .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskClaimed", args: { taskId: info.taskId }, fromBlock: info.block, toBlock: "latest" })
+      .catch((e: unknown) => {
+        throw chainError(`reading the claims of task ${info.taskId}`, e);
+      });
+    return claims[claims.length - 1]?.args.price ?? info.price;
+  }
+
+  /**
+   * Takes back the whole escrow (`maxPrice`) of a task that has no result, one wallet prompt
+   * (the transaction): at any time while no node holds the task (a cancel, as
+   * {@link cancel}), at once when its image was revoked, else after its deadline. Only the
+   * requester may. Returns the transaction hash.
    */
   async reclaim<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, taskId: bigint): Promise<Hex> {
     const info = await this.task(taskId);
-    if (info.state.kind === "done" || info.state.kind === "reclaimed")
-      throw new EcldError("TaskError", `task ${taskId} cannot be reclaimed: it is already ${info.state.kind}`, { hint: "nothing to do: its escrow is settled" });
-    if ((await this.chainNow()) <= info.deadline)
-      throw new EcldError("TaskError", `task ${taskId} cannot be reclaimed before its deadline (unix time ${info.deadline})`, { hint: "try again after the deadline" });
-    // The escrow is the submitted price, or the offer's price once a node claimed it.
-    const claims = await this.publicClient
-      .getContractEvents({ address: this.deployment.marketplace, abi: marketplaceAbi, eventName: "TaskClaimed", args: { taskId }, fromBlock: info.block, toBlock: "latest" })
-      .catch((e: unknown) => {
-        throw chainError(`reading the claims of task ${taskId}`, e);
+    checkReclaimable(wallet.account.address, info, "reclaimed");
+    let price = 0n;
+    if (info.state.kind === "matched") {
+      const image = await this.image(info.imageId);
+      if (!image.revoked && (await this.chainNow()) <= info.deadline)
+        throw new EcldError("TaskError", `task ${taskId} cannot be reclaimed before its deadline (unix time ${info.deadline}): node ${info.state.node} holds it`, {
+          hint: "try again after the deadline (a task no node holds can be cancelled at any time)",
+        });
+      price = await this.heldPrice(info);
+    }
+    return await this.sendReclaim(wallet, info, price);
+  }
+
+  /**
+   * Cancels a task no node holds (it is open: submitted without an offer, or released): its
+   * whole escrow comes back at once; one wallet prompt. Returns the transaction hash. A held
+   * task is {@link reclaim}ed after its deadline instead.
+   */
+  async cancel<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, taskId: bigint): Promise<Hex> {
+    const info = await this.task(taskId);
+    checkReclaimable(wallet.account.address, info, "cancelled");
+    if (info.state.kind === "matched")
+      throw new EcldError("TaskError", `task ${taskId} cannot be cancelled: node ${info.state.node} holds it`, {
+        hint: "its escrow can be reclaimed after the deadline (at once if its image is revoked)",
       });
-    const escrow = claims[claims.length - 1]?.args.price ?? info.price;
-    const spec = { imageId: info.imageId, inputHash: info.inputHash, memoryMb: info.memoryMb, maxRuntimeS: info.maxRuntimeS, deadline: info.deadline };
+    return await this.sendReclaim(wallet, info, 0n);
+  }
+
+  private async sendReclaim<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, info: TaskInfo, price: bigint): Promise<Hex> {
+    const taskId = info.taskId;
     const tx = await wallet
       .writeContract({
         account: wallet.account,
@@ -602,7 +742,7 @@ export class EcldClient {
         address: this.deployment.marketplace,
         abi: marketplaceAbi,
         functionName: "reclaim",
-        args: [taskId, spec, escrow],
+        args: [taskId, info.spec, info.maxPrice, price],
       } as Parameters<typeof wallet.writeContract>[0])
       .catch((e: unknown) => {
         throw chainError("reclaim", e);
@@ -610,7 +750,8 @@ export class EcldClient {
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash: tx }).catch((e: unknown) => {
       throw chainError("waiting for the reclaim", e);
     });
-    if (receipt.status !== "success") throw new EcldError("ChainError", `reclaim of task ${taskId} reverted (tx ${tx})`, { hint: "check the task's state and deadline" });
+    if (receipt.status !== "success")
+      throw new EcldError("ChainError", `reclaim of task ${taskId} reverted (tx ${tx})`, { hint: "check the task's state (a node may have claimed it meanwhile) and its deadline" });
     return tx;
   }
 
@@ -641,7 +782,7 @@ export class EcldClient {
     onStep?.("download");
     const bytes = await this.download(outcome);
     onStep?.("verify");
-    const verified = await this.verify(outcome, ciphertext, bytes);
+    const verified = await this.verify(outcome, { inputHash: contentHash(ciphertext), inputCid: cid }, bytes);
     if (!proofNamesCode(req.code, verified.proof))
       throw new EcldError("VerifyError", `the proof of task ${submitted.taskId} names code ${verified.proof.codeHash}, not the code sent`, {
         details: `sent ${codeHashOf(req.code)}`,

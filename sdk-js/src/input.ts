@@ -3,6 +3,30 @@ import { type Hex, bytesToHex } from "viem";
 import { encryptStream } from "./envelope.js";
 import { EcldError } from "./errors.js";
 import { type PayloadHeader, payloadStream } from "./payload.js";
+import { type TaskSpec, cidHash } from "./proof.js";
+
+/**
+ * The spec `submitTask` takes for an uploaded input: `inputCidHash` is keccak256 of `inputCid`
+ * as text (the contract reverts `InputCidMismatch` when it is not), `inputHash` keccak256 of
+ * the ciphertext stored under it.
+ */
+export function taskSpec(p: {
+  imageId: Hex;
+  inputHash: Hex;
+  inputCid: string;
+  memoryMb: number;
+  maxRuntimeS: number;
+  deadline: bigint;
+}): TaskSpec {
+  return {
+    imageId: p.imageId,
+    inputHash: p.inputHash,
+    inputCidHash: cidHash(p.inputCid),
+    memoryMb: p.memoryMb,
+    maxRuntimeS: p.maxRuntimeS,
+    deadline: p.deadline,
+  };
+}
 
 /** A task input encrypted by {@link encryptInputStream}, ready to upload. */
 export interface EncryptedInput {

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Address, type Hex, bytesToHex, hexToBytes, keccak256 } from "viem";
 import { describe, expect, it } from "vitest";
-import { EcldError, decrypt, encodePayload, encryptInputStream, generateResultIdentity, payloadStream } from "../src/index.js";
+import { EcldError, decrypt, encodePayload, encryptInputStream, generateResultIdentity, payloadStream, taskSpec } from "../src/index.js";
 import { readVectors } from "./util.js";
 
 interface Vector { name: string; requester: Address; recipient: string; code: Hex | null; input: Hex; encoded: Hex }
@@ -90,6 +90,22 @@ describe("encryptInputStream", () => {
     const input = new Uint8Array(100_000);
     await expect(encryptInputStream([recipient], { requester: v.requester, recipient: v.recipient, inputLength: input.length + 5 }, chunked(input, [50_000])))
       .rejects.toThrow(/ended after 100000 bytes/);
+  });
+});
+
+describe("taskSpec", () => {
+  it("commits to the input CID: inputCidHash is keccak256 of its UTF-8 text, as submitTask checks", () => {
+    const inputCid = "bafkreia3zjtcgsdjg4zcd3cmrekhqvtzgy7amn537lv3mi2gr5fwdmdy6e";
+    const p = { imageId: keccak256(new Uint8Array([1])), inputHash: keccak256(new Uint8Array([2])), inputCid, memoryMb: 64, maxRuntimeS: 10, deadline: 1_900_000_000n };
+    expect(taskSpec(p)).toEqual({
+      imageId: p.imageId,
+      inputHash: p.inputHash,
+      inputCidHash: "0x4999d240334ef1cad72c8c4cc90822b8ecb72105f4054d1a9d247245da7c7294",
+      memoryMb: 64,
+      maxRuntimeS: 10,
+      deadline: 1_900_000_000n,
+    });
+    expect(taskSpec(p).inputCidHash).toBe(keccak256(new TextEncoder().encode(inputCid)));
   });
 });
 

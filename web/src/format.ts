@@ -24,17 +24,23 @@ export function duration(s: number): string {
   return `${h > 0 ? `${h}:` : ""}${mm}:${String(sec).padStart(2, "0")}`;
 }
 
-/** What each status code means (DESIGN.md, "Status codes of execution"). */
+/**
+ * What each status code means, who was at fault and who was paid (docs/protocol.md, "Status
+ * codes of execution"): codes below 16 pay the node its price and return the rest of the
+ * escrow, 16 and up return all of it.
+ */
 export const STATUS_MEANINGS: Readonly<Record<number, string>> = {
   0: "the program ran and exited 0; the node was paid",
   1: "the program failed (non-zero exit or trap); the node was paid",
-  2: "the program exceeded the task's own time limit; the node was paid",
-  3: "the program exceeded a memory, fuel or output limit; the node was paid",
+  2: "the program used up the fuel of the task's run time (counted in instructions, the same on every node); the node was paid",
+  3: "the program exceeded the task's memory limit or the output limit; the node was paid",
   4: "the enclave could not decrypt or parse the input payload (the requester's fault); the node was paid",
   5: "the supplied code is missing or does not compile or parse (the requester's fault); the node was paid",
-  16: "the input was unavailable or did not match its hash (a system fault); the requester was refunded",
+  6: "the input is what the requester's CID names, but not the input hash the requester committed (the requester's fault); the node was paid",
+  16: "the input could not be fetched, or was not what its CID names (a system fault); the requester was refunded",
   17: "the image was unavailable or did not match its measurement (a system fault); the requester was refunded",
   18: "the enclave failed (a system fault); the requester was refunded",
+  19: "the enclave ran out of wall-clock time with fuel left: its host paused or starved it (a system fault); the requester was refunded",
 };
 
 /** Names of the ImageRegistry platform bits. */

@@ -97,6 +97,8 @@ const state: {
   identity?: string;
   recipient?: string;
   images: Image[];
+  /** Images their owners revoked: their held tasks can be reclaimed at once, their proofs are not trusted. */
+  revoked: Set<Hex>;
   offers: Offer[];
   token: { decimals: number; symbol: string };
   busy: boolean;
@@ -104,7 +106,7 @@ const state: {
   /** The task the page shows (the one running, or reattached to). */
   current?: bigint;
   pendingDecrypt?: { taskId: bigint; bytes: Uint8Array; verified: VerifiedProof };
-} = { chainOk: false, images: [], offers: [], token: { decimals: 18, symbol: "tokens" }, busy: false };
+} = { chainOk: false, images: [], revoked: new Set(), offers: [], token: { decimals: 18, symbol: "tokens" }, busy: false };
 
 async function main(): Promise<void> {
   const app = document.getElementById("app")!;
@@ -331,8 +333,10 @@ async function main(): Promise<void> {
   const steps = el("ol", { class: "steps", id: "steps" }, ...STEPS.map((s) => el("li", { "data-step": s }, el("span", { class: "label" }, STEP_LABELS[s]), el("span", { class: "detail", id: `step-${s}` }))));
   const runStatus = el("p", { id: "run-status", role: "status", "aria-live": "polite" });
   const countdown = el("p", { id: "countdown" });
+  /** Cancel (an open task) or reclaim (a held task of a revoked image) while a task is followed. */
+  const taskActions = el("p", { id: "task-actions" });
   const runError = el("div", { id: "run-error-box" });
-  const runSection = el("section", { id: "run", "aria-labelledby": "run-h" }, el("h2", { id: "run-h" }, "5. Run"), submitBtn, submitWhy, steps, runStatus, countdown, runError);
+  const runSection = el("section", { id: "run", "aria-labelledby": "run-h" }, el("h2", { id: "run-h" }, "5. Run"), submitBtn, submitWhy, steps, runStatus, countdown, taskActions, runError);
 
   // 6. Proof and result
   const verdict = el("div", { id: "verdict" });
@@ -372,7 +376,7 @@ async function main(): Promise<void> {
     if (detail !== undefined) replace(li.querySelector(".detail")!, ` — ${detail}`);
     if (mode === "active" || mode === "err") replace(runStatus, `${STEP_LABELS[s]}${detail === undefined ? "" : `: ${detail}`}`);
   };
-  const resetSteps = () => { for (const s of STEPS) setStep(s, "", ""); replace(runStatus); replace(runError); replace(verdict); replace(proofBox, "No proof yet."); replace(resultBox); replace(countdown); };
+  const resetSteps = () => { for (const s of STEPS) setStep(s, "", ""); replace(runStatus); replace(runError); replace(verdict); replace(proofBox, "No proof yet."); replace(resultBox); replace(countdown); replace(taskActions); };
 
   // Deadlines are checked against block time, which a development chain may run ahead of.
   // The next block's time is at least the latest block's plus one.
@@ -398,24 +402,35 @@ async function main(): Promise<void> {
   };
   const stopCountdown = () => { if (timer !== undefined) clearInterval(timer); timer = undefined; replace(countdown); };
 
-  function reclaimButton(taskId: bigint): HTMLButtonElement {
-    const b = el("button", { type: "button", class: "reclaim", id: `reclaim-${taskId}` }, `Reclaim the escrow of task ${taskId}`);
+  /**
+   * Takes a task's whole escrow back (one wallet prompt): `reclaim` for a task past its deadline
+   * or of a revoked image, `cancel` for a task no node holds (at any time).
+   */
+  function escrowButton(taskId: bigint, how: "reclaim" | "cancel"): HTMLButtonElement {
+    const b = el("button", { type: "button", class: how, id: `${how}-${taskId}` },
+      how === "reclaim" ? `Reclaim the escrow of task ${taskId}` : `Cancel task ${taskId} (no node holds it; the escrow comes back)`);
     b.addEventListener("click", () => void (async () => {
       const w = state.wallet;
       try {
         if (w === undefined) throw new EcldError("TaskError", "no wallet connected", { hint: "connect the wallet that submitted the task (section 1)" });
         if (!state.chainOk) throw new WrongChainError(walletChain, chainId);
         b.disabled = true;
-        const tx = await client.reclaim(w, taskId);
-        replace(runStatus, el("span", { class: "ok", id: "reclaimed" }, `Task ${taskId} reclaimed: the escrow is back in your account (transaction ${tx}).`));
+        const tx = how === "reclaim" ? await client.reclaim(w, taskId) : await client.cancel(w, taskId);
+        replace(taskActions);
+        replace(runStatus, el("span", { class: "ok", id: how === "reclaim" ? "reclaimed" : "cancelled" },
+          `Task ${taskId} ${how === "reclaim" ? "reclaimed" : "cancelled"}: the whole escrow is back in your account (transaction ${tx}).`));
         await Promise.all([loadHistory(), showBalance()]);
       } catch (e) { b.disabled = false; showError(runError, explainE(e)); }
     })());
     return b;
   }
+  function reclaimButton(taskId: bigint): HTMLButtonElement {
+    return escrowButton(taskId, "reclaim");
+  }
 
   const row = (k: string, v: string | Node, id?: string) => [el("dt", {}, k), el("dd", { class: "mono", ...(id === undefined ? {} : { id }) }, v)];
   const showProof = (verified: VerifiedProof, node: Address) => {
+    const spec = verified.proof.spec;
     replace(proofBox, el("dl", { class: "proof" },
       ...row("status", `${verified.status} ${verified.statusName}`, "proof-status"),
       ...row("meaning", STATUS_MEANINGS[verified.status] ?? "a status this page does not know", "status-meaning"),
@@ -424,8 +439,11 @@ async function main(): Promise<void> {
       ...row("measurement", verified.image.measurement),
       ...row("platform", verified.insecureSim ? el("span", { class: "warn", id: "proof-sim" }, "sim — INSECURE: the image accepts the simulated platform, whose proofs show nothing about isolation") : "hardware only"),
       ...row("node", node),
-      ...row("input hash", verified.proof.inputHash),
+      ...row("task spec", `${spec.memoryMb} MB of memory, ${spec.maxRuntimeS} s of run time, deadline ${new Date(Number(spec.deadline) * 1000).toISOString()}`, "proof-spec"),
+      ...row("input hash", spec.inputHash),
+      ...row("input CID hash", spec.inputCidHash),
       ...row("result hash", verified.proof.resultHash),
+      ...row("result CID hash", verified.proof.resultCidHash),
       ...row("code hash", verified.proof.codeHash === zeroHash ? "none (the image's own program)" : verified.proof.codeHash, "proof-code-hash"),
       ...row("runtime", `${verified.proof.runtimeMs} ms`),
       ...row("chain", String(verified.chainId)),
@@ -458,7 +476,7 @@ async function main(): Promise<void> {
       setStep("decrypt", "done", result === undefined ? "no result to decrypt" : `${bytes(result.stdout.length)} of output, ${bytes(result.stderr.length)} of diagnostics`);
       replace(runStatus, el("span", { class: "ok" }, `Task ${taskId} done: status ${verified.status} ${verified.statusName}.`));
       if (result === undefined) {
-        replace(resultBox, el("p", { class: "warn" }, "The enclave produced no result (the input could not be read)."));
+        replace(resultBox, el("p", { class: "warn" }, "The enclave produced no result (the status above says why)."));
       } else {
         state.output = result.stdout;
         const dl = el("button", { id: "download", type: "button" }, "Download output");
@@ -493,7 +511,7 @@ async function main(): Promise<void> {
   // Following another task (Show, a new run) supersedes the one followed before.
   let followGen = 0;
   class Superseded extends Error {}
-  const follow = async (taskId: bigint, known?: { inputHash: Hex; code: Uint8Array | undefined }) => {
+  const follow = async (taskId: bigint, known?: { inputHash: Hex; inputCid: string; code: Uint8Array | undefined }) => {
     const mine = ++followGen;
     const live = <T>(v: T): T => { if (mine !== followGen) throw new Superseded(); return v; };
     state.current = taskId;
@@ -513,8 +531,11 @@ async function main(): Promise<void> {
       // Matched node: named in the submission, or claimed later.
       step = "match";
       let node: Address | undefined = info.state.kind === "matched" ? info.state.node : undefined;
+      if (info.state.kind === "matched" && state.revoked.has(info.imageId))
+        replace(taskActions, el("span", { class: "warn" }, `The image of task ${taskId} was revoked by its owner: no proof for it will be accepted. `), reclaimButton(taskId));
       if (info.state.kind === "open") {
         setStep("match", "active", "waiting for a node to claim the task");
+        replace(taskActions, escrowButton(taskId, "cancel"));
         startCountdown(taskId, info.deadline);
         for (;;) {
           const st = live(await client.taskState(taskId, info.block));
@@ -522,6 +543,7 @@ async function main(): Promise<void> {
           if (st.kind !== "open") break;
           live(await new Promise((r) => setTimeout(r, 500)));
         }
+        if (node !== undefined) replace(taskActions);
       }
       if (node !== undefined) setStep("match", "done", `node ${node}`);
       step = "run";
@@ -543,7 +565,7 @@ async function main(): Promise<void> {
       if (node === undefined) setStep("match", "done", `node ${outcome.node}`);
       setStep("run", "done", `${outcome.proof.runtimeMs} ms in the enclave`);
       step = "proof";
-      setStep("proof", "done", `block ${outcome.block}: status ${outcome.proof.status} ${statusName(outcome.proof.status)}, ${tokenText(outcome.amount)} settled`);
+      setStep("proof", "done", `block ${outcome.block}: status ${outcome.proof.status} ${statusName(outcome.proof.status)}, ${tokenText(outcome.paid)} to the node, ${tokenText(outcome.refunded)} back to the requester`);
       step = "download";
       setStep("download", "active", `result ${outcome.resultCid || "(none)"}`);
       const ciphertext = live(await client.download(outcome));
@@ -552,11 +574,11 @@ async function main(): Promise<void> {
       setStep("verify", "active");
       // After a reload the uploaded bytes are gone; the proof's input hash is then the one your
       // own transaction put on chain (TaskSubmitted), which is what the proof is read against.
-      const verified = live(await client.verify(outcome, known === undefined ? undefined : { inputHash: known.inputHash }, ciphertext));
+      const verified = live(await client.verify(outcome, known === undefined ? undefined : { inputHash: known.inputHash, inputCid: known.inputCid }, ciphertext));
       if (known !== undefined && !proofNamesCode(known.code, verified.proof))
         throw new EcldError("VerifyError", `the proof of task ${taskId} names code ${verified.proof.codeHash}, not the code sent`, { details: `sent ${codeHashOf(known.code)}`, hint: "do not trust this result: the node ran other code than yours" });
-      setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)}; input hash ${shortHex(verified.proof.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} ${known === undefined ? " match your submission on chain and the stored result" : " match the bytes you uploaded and the stored result"}${known?.code === undefined ? "" : "; code hash matches your code"}`);
-      replace(verdict, el("p", { class: "ok", id: "verified" }, "Proof verified: signed by the image's registered enclave key, for this chain and contract, over the input uploaded and the result downloaded."));
+      setStep("verify", "done", `signature by the image's enclave signer ${shortHex(verified.signer)} over the task's spec as submitted; input hash ${shortHex(verified.proof.spec.inputHash)} and result hash ${shortHex(verified.proof.resultHash)} ${known === undefined ? " match your submission on chain and the stored result" : " match the bytes you uploaded and the stored result"}; result CID ${verified.resultCid || "(none)"} is the one signed${known?.code === undefined ? "" : "; code hash matches your code"}`);
+      replace(verdict, el("p", { class: "ok", id: "verified" }, "Proof verified: signed by the image's registered enclave key, for this chain and contract, over your task's spec (input, memory, run time, deadline), the input uploaded and the result downloaded from the CID it names."));
       showProof(verified, outcome.node);
       step = "decrypt";
       await decryptAndShow(taskId, ciphertext, verified);
@@ -620,13 +642,13 @@ async function main(): Promise<void> {
       setStep("upload", "done", `${bytes(enc.length)} stored as ${cid}`);
       step = "permit";
       const submitted = await client.submitUploaded(wallet, image, req, { cid, inputHash: enc.inputHash }, (s) => {
-        if (s === "permit") { step = "permit"; setStep("permit", "active", `${tokenText(offer.price)} to the Marketplace`); }
-        if (s === "submit") { step = "submit"; setStep("permit", "done", `${tokenText(offer.price)} to the Marketplace`); setStep("submit", "active", "waiting for the wallet and the block"); }
+        if (s === "permit") { step = "permit"; setStep("permit", "active", `${tokenText(offer.price)} escrowed by the Marketplace until the task ends`); }
+        if (s === "submit") { step = "submit"; setStep("permit", "done", `${tokenText(offer.price)} escrowed by the Marketplace until the task ends`); setStep("submit", "active", "waiting for the wallet and the block"); }
       });
-      setStep("submit", "done", `transaction ${submitted.tx}, block ${submitted.block}, task ${submitted.taskId}`);
+      setStep("submit", "done", `transaction ${submitted.tx}, block ${submitted.block}, task ${submitted.taskId}, escrow ${tokenText(submitted.maxPrice)}, node's price ${tokenText(submitted.price)}`);
       history.replaceState(null, "", `#task=${submitted.taskId}`);
       localStorage.setItem(storageKey, String(submitted.taskId));
-      await follow(submitted.taskId, { inputHash: enc.inputHash, code });
+      await follow(submitted.taskId, { inputHash: enc.inputHash, inputCid: cid, code });
     } catch (e) {
       const x = explainE(e);
       setStep(step, "err", x.title);
@@ -651,12 +673,15 @@ async function main(): Promise<void> {
         const final = t.state.kind === "done" || t.state.kind === "reclaimed";
         const left = Number(t.deadline) + 1 - now;
         const stateText = t.state.kind === "done" ? `done: ${t.state.status} ${t.state.statusName}` : t.state.kind === "matched" ? `running on ${shortHex(t.state.node)}` : t.state.kind === "open" ? "open (waiting for a node)" : "reclaimed";
+        const settled = t.state.kind === "done" ? { title: `${tokenText(t.state.paid)} to the node, ${tokenText(t.state.refunded)} back to you (escrow ${tokenText(t.maxPrice)})` } : {};
+        const action = t.state.kind === "open" ? escrowButton(t.taskId, "cancel")
+          : t.state.kind === "matched" && (left <= 0 || state.revoked.has(t.imageId)) ? reclaimButton(t.taskId) : null;
         const show = el("button", { type: "button", class: "show" }, `Show task ${t.taskId}`);
         show.addEventListener("click", () => { history.replaceState(null, "", `#task=${t.taskId}`); resetSteps(); void follow(t.taskId); });
         return el("tr", { id: `history-${t.taskId}` },
-          el("td", {}, String(t.taskId)), el("td", {}, imageName(t.imageId)), el("td", { class: "state" }, stateText),
+          el("td", {}, String(t.taskId)), el("td", {}, imageName(t.imageId)), el("td", { class: "state", ...settled }, stateText),
           el("td", {}, final ? "–" : left > 0 ? `in ${duration(left)}` : "passed"),
-          el("td", {}, show, !final && left <= 0 ? reclaimButton(t.taskId) : null));
+          el("td", {}, show, action));
       }));
     } catch (e) { showError(historyStatus, explainE(e), "history-error"); }
   }
@@ -672,6 +697,7 @@ async function main(): Promise<void> {
       publicClient.readContract({ address: cfg.deployment.token, abi: devTokenAbi, functionName: "symbol" }),
     ]);
     state.images = images.filter((i) => !i.deprecated).sort((a, b) => a.name.localeCompare(b.name));
+    state.revoked = new Set(images.filter((i) => i.revoked).map((i) => i.id));
     state.offers = offers;
     state.token = { decimals, symbol };
     renderImages();

@@ -405,7 +405,7 @@ async function run() {
     const inputCid = JSON.parse((await cidRes.text()).trim().split("\n").pop()).Hash;
     await pub.waitForTransactionReceipt({ hash: await wallet.writeContract({ chain: null, address: deployment.token, abi: tokenAbi, functionName: "approve", args: [deployment.marketplace, 5n] }) });
     // More memory than any node offers: no node takes it.
-    const spec = { imageId: imageId("stats"), inputHash: keccak256(input), memoryMb: 1_000_000, maxRuntimeS: 10, deadline };
+    const spec = { imageId: imageId("stats"), inputHash: keccak256(input), inputCidHash: keccak256(toBytes(inputCid)), memoryMb: 1_000_000, maxRuntimeS: 10, deadline };
     await pub.waitForTransactionReceipt({ hash: await wallet.writeContract({ chain: null, address: deployment.marketplace, abi: marketAbi, functionName: "submitTask", args: [spec, inputCid, 5n, 0n] }) });
     const { page: p5 } = await newPage();
     await p5.goto(url);
@@ -414,6 +414,8 @@ async function run() {
     const row = await p5.waitForSelector("#history-body tr:first-child");
     const id = (await row.getAttribute("id")).replace("history-", "");
     assert.match(await p5.textContent(`#history-${id} .state`), /open/);
+    // No node holds it: the history offers to cancel it at once.
+    assert.ok(await p5.$(`#history-${id} button.cancel`), "an open task can be cancelled from the history");
     await p5.click(`#history-${id} button.show`);
     await p5.waitForSelector("#time-left");
     assert.match(await p5.textContent("#time-left"), new RegExp(`Time left before task ${id}'s deadline: \\d+:\\d\\d`));

@@ -1,7 +1,7 @@
 import { createPublicClient, createWalletClient, defineChain, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EcldClient, EcldError, StoreClient, devTokenAbi, marketplaceAbi, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile } from "../../src/index.js";
+import { EcldClient, EcldError, StoreClient, cidHash, devTokenAbi, marketplaceAbi, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile, taskSpec } from "../../src/index.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { keccak256 } from "viem";
@@ -44,7 +44,9 @@ describe("a whole task from TypeScript against ecld up", () => {
     expect(verified.statusName).toBe("SUCCESS");
     expect(verified.signer).toBe(stats!.enclaveSigner);
     expect(verified.marketplace).toBe(stack.deployment.marketplace);
-    expect(verified.proof.inputHash).toBe(submitted.inputHash);
+    expect(verified.proof.spec).toEqual(submitted.spec);
+    expect(verified.proof.spec.inputCidHash).toBe(cidHash(submitted.inputCid));
+    expect(verified.proof.resultCidHash).toBe(cidHash(verified.resultCid));
     expect(result).toBeDefined();
     expect(result!.exitCode).toBe(0);
     const out = new TextDecoder().decode(result!.stdout);
@@ -54,12 +56,18 @@ describe("a whole task from TypeScript against ecld up", () => {
     // A tampered result or a proof for another input is refused before decryption.
     const outcome = await client.waitForOutcome(submitted.taskId, submitted.block);
     if (outcome.kind !== "result") throw new Error("expected a result");
+    // The escrow was held whole: the node got its price, the requester the rest.
+    expect(outcome.paid).toBe(submitted.price);
+    expect(outcome.paid + outcome.refunded).toBe(submitted.maxPrice);
     const bytes = await client.download(outcome);
     const tampered = bytes.slice();
     tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1;
     await expect(client.verify(outcome, submitted.input, tampered)).rejects.toBeInstanceOf(EcldError);
     await expect(client.verify(outcome, new Uint8Array([1]), bytes)).rejects.toThrow(/another input/);
     await expect(client.verify({ ...outcome, proof: { ...outcome.proof, status: 1 } }, submitted.input, bytes)).rejects.toThrow(/signed by/);
+    const otherSpec = { ...outcome.proof.spec, memoryMb: outcome.proof.spec.memoryMb + 1 };
+    await expect(client.verify({ ...outcome, proof: { ...outcome.proof, spec: otherSpec } }, submitted.input, bytes)).rejects.toThrow(/signed by/);
+    await expect(client.verify({ ...outcome, resultCid: submitted.inputCid }, submitted.input, bytes)).rejects.toThrow(/another result CID/);
     // The result is for our key only.
     expect(decodeResultEnvelope(await decrypt(identity, bytes)).status).toBe(0);
     await expect(decrypt((await generateResultIdentity()).identity, bytes)).rejects.toThrow(/decryption failed/);
@@ -121,7 +129,7 @@ describe("a whole task from TypeScript against ecld up", () => {
     await expect(readVerifiedFile(v.cid, lying, 1 << 30)).rejects.toThrow(/does not match/);
   }, 60_000);
 
-  it("lists the account's tasks with their state and reclaims an unmatched task after its deadline", async (ctx) => {
+  it("lists the account's tasks with their state and cancels an unmatched task at once", async (ctx) => {
     if (stack === undefined) missingPeer(ctx, ECLD_MISSING);
     const { client, wallet } = clients(stack);
     const me = wallet.account.address;
@@ -129,8 +137,8 @@ describe("a whole task from TypeScript against ecld up", () => {
     // An open task no offer can take (more memory than any node offers), deadline in a few seconds.
     const inputCid = await client.store.add(new TextEncoder().encode("not run"));
     const price = 7n;
-    const deadline = (await client.chainNow()) + 3n;
-    const spec = { imageId: stats.id, inputHash: keccak256(new TextEncoder().encode("not run")), memoryMb: 1_000_000, maxRuntimeS: 10, deadline };
+    const deadline = (await client.chainNow()) + 600n;
+    const spec = taskSpec({ imageId: stats.id, inputHash: keccak256(new TextEncoder().encode("not run")), inputCid, memoryMb: 1_000_000, maxRuntimeS: 10, deadline });
     const approve = await wallet.writeContract({ address: stack.deployment.token, abi: devTokenAbi, functionName: "approve", args: [stack.deployment.marketplace, price] });
     await client.publicClient.waitForTransactionReceipt({ hash: approve });
     const sub = await wallet.writeContract({ address: stack.deployment.marketplace, abi: marketplaceAbi, functionName: "submitTask", args: [spec, inputCid, price, 0n] });
@@ -140,19 +148,20 @@ describe("a whole task from TypeScript against ecld up", () => {
     const open = mine[0]!;
     expect(open.state).toEqual({ kind: "open" });
     expect(open.deadline).toBe(deadline);
-    expect(open.price).toBe(price);
+    expect(open.maxPrice).toBe(price);
+    expect(open.price).toBe(0n);
+    expect(open.spec).toEqual(spec);
     expect(open.requester).toBe(me);
     // Earlier tasks of this file ran to completion.
     expect(mine.slice(1).every((t) => t.state.kind === "done" && t.state.statusName === "SUCCESS")).toBe(true);
     expect(await client.tasksOf("0x000000000000000000000000000000000000dEaD")).toEqual([]);
-    // Before the deadline the SDK refuses; after it the escrow comes back.
-    await expect(client.reclaim(wallet, open.taskId)).rejects.toThrow(/before its deadline/);
-    while ((await client.chainNow()) <= deadline) await new Promise((r) => setTimeout(r, 500));
+    // No node holds it: it is cancelled before its deadline, and the whole escrow comes back.
     const balanceOf = () => client.publicClient.readContract({ address: stack!.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [me] });
     const before = await balanceOf();
-    await client.reclaim(wallet, open.taskId);
+    await client.cancel(wallet, open.taskId);
     expect(await balanceOf()).toBe(before + price);
     expect((await client.task(open.taskId)).state).toEqual({ kind: "reclaimed" });
     await expect(client.reclaim(wallet, open.taskId)).rejects.toThrow(/already reclaimed/);
+    await expect(client.cancel(wallet, open.taskId)).rejects.toThrow(/already reclaimed/);
   }, 60_000);
 });
