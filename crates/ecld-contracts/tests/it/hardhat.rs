@@ -79,6 +79,7 @@ async fn devnet_and_hardhat_agree_on_every_call() {
     let (devnet, mut on_devnet) = devnet::start().await;
     scenarios::run_all(&mut on_devnet).await;
     assert!(on_devnet.transcript.len() > 100, "the sequence ran");
+    eprintln!("gas used on ecld-devnet, by call:\n{}", gas_by_call(&on_devnet.transcript));
     devnet.shutdown().await.expect("shutdown");
 
     let Some(hh) =
@@ -111,6 +112,21 @@ async fn devnet_and_hardhat_agree_on_every_call() {
         on_hardhat.transcript.len(),
         above.iter().max().unwrap_or(&0)
     );
+}
+
+/// The gas used by the mined calls of a transcript, per label: least and most, and how many.
+fn gas_by_call(transcript: &[(String, Outcome)]) -> String {
+    let mut by = std::collections::BTreeMap::<&str, (u64, u64, usize)>::new();
+    for (label, outcome) in transcript {
+        if let Outcome::Mined { gas_used, .. } = outcome {
+            let e = by.entry(label).or_insert((u64::MAX, 0, 0));
+            *e = (e.0.min(*gas_used), e.1.max(*gas_used), e.2 + 1);
+        }
+    }
+    by.iter()
+        .map(|(label, (least, most, n))| format!("  {label}: {least}..={most} ({n} calls)"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How far above the least sufficient gas limit hardhat's `eth_estimateGas` may answer.

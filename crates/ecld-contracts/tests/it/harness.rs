@@ -3,7 +3,7 @@
 use alloy::{
     contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
-    primitives::{Address, B256, Bytes, U256, keccak256},
+    primitives::{Address, B256, Bytes, U256, Uint, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
     rpc::types::TransactionReceipt,
     signers::{SignerSync, local::PrivateKeySigner},
@@ -34,8 +34,18 @@ pub(crate) const FAR: u64 = T0 + 10 * 365 * 86_400;
 pub(crate) const MINT: u128 = 1_000_000;
 /// Price of the default offer, and the requester's default maxPrice.
 pub(crate) const PRICE: u128 = 1_000;
+/// The input CID the harness submits tasks with; `spec()` commits to its keccak256.
+pub(crate) const INPUT_CID: &str = "bafkreidgvpkjawlxz6sffxzwgooowe5yt7i6wsyg236mfoks77nywkptdq";
+/// The result CID the harness's proofs sign.
+pub(crate) const RESULT_CID: &str = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku";
+
+/// A token amount as the contracts take it.
+pub(crate) fn u96(amount: u128) -> Uint<96, 2> {
+    Uint::from(amount)
+}
 
 /// One account: its key and a provider that signs with it.
+#[derive(Clone)]
 pub(crate) struct Account {
     pub(crate) key: PrivateKeySigner,
     pub(crate) provider: DynProvider,
@@ -306,15 +316,28 @@ impl Env {
         }
     }
 
-    /// A live task's escrow, as the contract's calls take it back (0 once settled).
-    pub(crate) fn esc(&self, task: u64) -> alloy::primitives::Uint<96, 2> {
-        alloy::primitives::Uint::from(self.ledger.escrow(task))
+    /// A live task's maxPrice (its escrow), as the contract's calls take it back (0 once
+    /// settled).
+    pub(crate) fn max_price(&self, task: u64) -> Uint<96, 2> {
+        u96(self.ledger.task(task).map_or(0, |t| t.max_price))
     }
 
+    /// The price of the offer holding a live task (0 while open or once settled).
+    pub(crate) fn price(&self, task: u64) -> Uint<96, 2> {
+        u96(self.ledger.task(task).map_or(0, |t| t.price))
+    }
+
+    /// Who submitted a live task (the default requester for an unknown one).
+    pub(crate) fn requester_of(&self, task: u64) -> Address {
+        self.ledger.task(task).map_or_else(|| self.requester.address(), |t| t.requester)
+    }
+
+    /// A spec for the default image, committing to [`INPUT_CID`].
     pub(crate) fn spec(&self, deadline: u64) -> TaskSpec {
         TaskSpec {
             imageId: self.image_id,
             inputHash: keccak256(b"input ciphertext"),
+            inputCidHash: keccak256(INPUT_CID),
             memoryMb: 256,
             maxRuntimeS: 60,
             deadline,
@@ -344,13 +367,26 @@ impl Env {
         self.ok("approve", token.approve(d.marketplace, U256::MAX)).await;
     }
 
-    /// Submits a task with a permit for `max_price`, naming `offer_id` (0 = open); returns
-    /// the task id.
+    /// The requester submits a task with a permit for `max_price`, naming `offer_id` (0 =
+    /// open); returns the task id.
     pub(crate) async fn submit(&mut self, spec: &TaskSpec, max_price: u128, offer_id: u64) -> u64 {
+        let requester = self.requester.clone();
+        self.submit_by(&requester, spec, max_price, offer_id).await
+    }
+
+    /// `requester` submits a task with [`INPUT_CID`] and a permit for `max_price`, naming
+    /// `offer_id` (0 = open); returns the task id.
+    pub(crate) async fn submit_by(
+        &mut self,
+        requester: &Account,
+        spec: &TaskSpec,
+        max_price: u128,
+        offer_id: u64,
+    ) -> u64 {
         let d = self.deployment;
         let permit = sign_permit(
-            &self.requester.provider,
-            &self.requester.key,
+            &requester.provider,
+            &requester.key,
             d.token,
             d.marketplace,
             U256::from(max_price),
@@ -358,11 +394,10 @@ impl Env {
         )
         .await
         .expect("permit");
-        let provider = self.requester.provider.clone();
-        let market = Marketplace::new(d.marketplace, provider);
+        let market = requester.market(&d);
         let call = market.submitTaskWithPermit(
             spec.clone(),
-            "bafkreidgvpkjawlxz6sffxzwgooowe5yt7i6wsyg236mfoks77nywkptdq".into(),
+            INPUT_CID.into(),
             max_price.try_into().expect("u96"),
             offer_id,
             permit.deadline,
@@ -386,19 +421,22 @@ impl Env {
         Bytes::from(key.sign_hash_sync(&digest).expect("sign").as_bytes().to_vec())
     }
 
+    /// What the enclave attests for `task_id` run under `spec`, its result at [`RESULT_CID`].
     pub(crate) fn proof(&self, task_id: u64, spec: &TaskSpec, status: u16) -> Proof {
         Proof {
             task_id,
-            image_id: spec.imageId,
-            input_hash: spec.inputHash,
+            spec: spec.clone(),
             code_hash: B256::ZERO,
             result_hash: keccak256(format!("result of {task_id}")),
+            result_cid: RESULT_CID.into(),
             status,
             runtime_ms: 1234,
         }
     }
 
-    /// `node` relays a proof signed by `key` (for `signed`, which may differ from the task).
+    /// `node` relays `proof`'s fields (its `result_cid` included) with `signature` for
+    /// `task_id` under `spec` (either may differ from what was signed), passing back the
+    /// task's requester, maxPrice and price as the events gave them.
     pub(crate) async fn result_call(
         &mut self,
         node: u8,
@@ -407,15 +445,29 @@ impl Env {
         proof: &Proof,
         signature: Bytes,
     ) -> Result<TransactionReceipt, ContractError> {
+        let terms = (self.requester_of(task_id), self.max_price(task_id), self.price(task_id));
+        self.result_call_with(node, task_id, spec, terms, proof, signature).await
+    }
+
+    /// `result_call` with the (requester, maxPrice, price) passed back chosen by the caller.
+    pub(crate) async fn result_call_with(
+        &mut self,
+        node: u8,
+        task_id: u64,
+        spec: &TaskSpec,
+        (requester, max_price, price): (Address, Uint<96, 2>, Uint<96, 2>),
+        proof: &Proof,
+        signature: Bytes,
+    ) -> Result<TransactionReceipt, ContractError> {
         let d = self.deployment;
-        let provider = self.node(node).provider.clone();
-        let market = Marketplace::new(d.marketplace, provider);
+        let market = self.node(node).market(&d);
         let call = market.submitResult(
             U256::from(task_id),
             spec.clone(),
-            self.requester.address(),
-            self.esc(task_id),
-            "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku".into(),
+            requester,
+            max_price,
+            price,
+            proof.result_cid.clone(),
             proof.result_hash,
             proof.code_hash,
             proof.status,

@@ -1,15 +1,17 @@
 //! Token conservation, checked against what the chain holds.
 //!
 //! The test keeps its own ledger: every Marketplace event of a mined transaction says which
-//! tokens should have moved (an escrow taken, a claim's refund, a payment, a refund). The
-//! chain's token balances, the Marketplace's totals and its task words must agree with that
-//! ledger. None of these checks restates an identity the contract computes: `held` is
-//! derived from the other totals, so it is compared with the token balance, never with them.
+//! tokens should have moved (the requester's maxPrice escrowed whole at submission, nothing at
+//! a claim or a release, the holding offer's price to the node and the rest back to the
+//! requester at settlement, the whole escrow back at a refund or a reclaim). The chain's token
+//! balances, the Marketplace's totals and its task words must agree with that ledger. None of
+//! these checks restates an identity the contract computes: `held` is derived from the other
+//! totals, so it is compared with the token balance, never with them.
 
 use std::collections::BTreeMap;
 
 use alloy::{
-    primitives::{Address, FixedBytes, Log, U256, Uint, keccak256},
+    primitives::{Address, FixedBytes, Log, Uint, keccak256},
     sol_types::{SolEventInterface as _, SolValue as _},
 };
 use ecld_contracts::{Marketplace::MarketplaceEvents as Ev, TaskSpec};
@@ -19,8 +21,13 @@ use ecld_types::{Settlement, StatusCode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LiveTask {
     pub(crate) requester: Address,
-    /// The escrow: TaskSubmitted's price, or TaskClaimed's after a claim.
-    pub(crate) escrow: u128,
+    /// The escrow: TaskSubmitted's maxPrice, held whole until the task ends.
+    pub(crate) max_price: u128,
+    /// The holding offer's price (TaskSubmitted's when matched there, else TaskClaimed's); 0
+    /// while the task is open.
+    pub(crate) price: u128,
+    /// The holding offer; 0 while open.
+    pub(crate) offer: u64,
     pub(crate) spec: TaskSpec,
 }
 
@@ -36,8 +43,8 @@ pub(crate) struct Ledger {
     paid: u128,
     refunded: u128,
     live: BTreeMap<u64, LiveTask>,
-    /// Events that contradict the ledger (a settlement of an unknown task, an amount that is
-    /// not the task's escrow).
+    /// Events that contradict the ledger (a settlement of an unknown task, amounts that do not
+    /// split the task's escrow as its status class says).
     faults: Vec<String>,
 }
 
@@ -80,9 +87,9 @@ impl Ledger {
         self.balances.keys().copied()
     }
 
-    /// The escrow the ledger holds for a live task (0 for an unknown one).
-    pub(crate) fn escrow(&self, task: u64) -> u128 {
-        self.live.get(&task).map_or(0, |t| t.escrow)
+    /// A live task as the events describe it (`None` once settled or reclaimed).
+    pub(crate) fn task(&self, task: u64) -> Option<&LiveTask> {
+        self.live.get(&task)
     }
 
     fn transfer(&mut self, from: Address, to: Address, amount: u128, why: &str) {
@@ -92,19 +99,6 @@ impl Ledger {
             None => self.faults.push(format!("{why}: {from} sends {amount} but holds {balance}")),
         }
         *self.balances.entry(to).or_default() += amount;
-    }
-
-    fn settle(&mut self, id: U256, amount: u128, what: &str) -> Option<LiveTask> {
-        let task = self.live.remove(&id.to());
-        match &task {
-            None => self.faults.push(format!("{what} of task {id}, which is not live")),
-            Some(t) if t.escrow != amount => self.faults.push(format!(
-                "{what} of task {id} moves {amount}, but its escrow is {}",
-                t.escrow
-            )),
-            Some(_) => {}
-        }
-        task
     }
 
     /// Books one log of a mined transaction; logs of other contracts are ignored.
@@ -119,71 +113,130 @@ impl Ledger {
         let market = self.market;
         match event.data {
             Ev::TaskSubmitted(e) => {
-                let escrow: u128 = e.price.to();
+                let (max_price, price): (u128, u128) = (e.maxPrice.to(), e.price.to());
+                let id = e.taskId;
+                if e.offerId == 0 && price != 0 {
+                    self.faults.push(format!("open task {id} submitted with price {price}"));
+                }
+                if price > max_price {
+                    self.faults.push(format!("task {id} matched at {price} above {max_price}"));
+                }
+                // The event carries the input CID; the spec commits to its hash.
                 let spec = TaskSpec {
                     imageId: e.imageId,
                     inputHash: e.inputHash,
+                    inputCidHash: keccak256(e.inputCid.as_bytes()),
                     memoryMb: e.memoryMb,
                     maxRuntimeS: e.maxRuntimeS,
                     deadline: e.deadline,
                 };
-                self.transfer(e.requester, market, escrow, "escrow");
-                self.escrowed += escrow;
-                let task = LiveTask { requester: e.requester, escrow, spec };
-                if self.live.insert(e.taskId.to(), task).is_some() {
-                    self.faults.push(format!("task {} submitted twice", e.taskId));
+                self.transfer(e.requester, market, max_price, "escrow");
+                self.escrowed += max_price;
+                let task =
+                    LiveTask { requester: e.requester, max_price, price, offer: e.offerId, spec };
+                if self.live.insert(id.to(), task).is_some() {
+                    self.faults.push(format!("task {id} submitted twice"));
                 }
             }
             Ev::TaskClaimed(e) => {
-                let (price, refund): (u128, u128) = (e.price.to(), e.refund.to());
+                let price: u128 = e.price.to();
                 let Some(task) = self.live.get_mut(&e.taskId.to()) else {
                     self.faults.push(format!("claim of task {}, which is not live", e.taskId));
                     return;
                 };
-                if task.escrow != price + refund {
-                    let escrow = task.escrow;
+                if task.offer != 0 {
                     self.faults.push(format!(
-                        "claim of task {} keeps {price} and refunds {refund}, but its escrow is \
-                         {escrow}",
-                        e.taskId
+                        "claim of task {} by offer {}, but offer {} holds it",
+                        e.taskId, e.offerId, task.offer
                     ));
                 }
-                task.escrow = price;
-                let requester = task.requester;
-                self.transfer(market, requester, refund, "claim refund");
-                self.refunded += refund;
+                if price > task.max_price {
+                    self.faults.push(format!(
+                        "claim of task {} at {price}, above its maxPrice {}",
+                        e.taskId, task.max_price
+                    ));
+                }
+                // A claim moves no tokens: the whole escrow stays held until the task ends.
+                task.offer = e.offerId;
+                task.price = price;
+            }
+            Ev::TaskReleased(e) => {
+                let Some(task) = self.live.get_mut(&e.taskId.to()) else {
+                    self.faults.push(format!("release of task {}, which is not live", e.taskId));
+                    return;
+                };
+                if task.offer != e.offerId || e.offerId == 0 {
+                    self.faults.push(format!(
+                        "release of task {} by offer {}, but offer {} holds it",
+                        e.taskId, e.offerId, task.offer
+                    ));
+                }
+                // Back on the market on its original terms.
+                task.offer = 0;
+                task.price = 0;
             }
             Ev::ResultSubmitted(e) => {
-                let amount: u128 = e.amount.to();
-                let Some(task) = self.settle(e.taskId, amount, "result") else { return };
-                // Who is paid follows the protocol's status classes (ecld-types), not the
-                // contract.
-                match StatusCode::try_from(e.status).map(StatusCode::settlement) {
-                    Ok(Settlement::PayNode) => {
-                        self.transfer(market, e.node, amount, "payment");
-                        self.paid += amount;
-                    }
-                    Ok(Settlement::RefundRequester) => {
-                        self.transfer(market, task.requester, amount, "refund");
-                        self.refunded += amount;
-                    }
-                    Err(err) => {
-                        self.faults.push(format!("task {} settled with {err}", e.taskId));
-                    }
+                let (paid, refunded): (u128, u128) = (e.paid.to(), e.refunded.to());
+                let id = e.taskId;
+                let Some(task) = self.live.remove(&id.to()) else {
+                    self.faults.push(format!("result of task {id}, which is not live"));
+                    return;
+                };
+                if task.offer == 0 || task.offer != e.offerId {
+                    self.faults.push(format!(
+                        "result of task {id} through offer {}, but offer {} holds it",
+                        e.offerId, task.offer
+                    ));
                 }
+                // How the escrow splits follows the protocol's status classes (ecld-types),
+                // not the contract.
+                let expected = match StatusCode::try_from(e.status).map(StatusCode::settlement) {
+                    Ok(Settlement::PayNode) => (task.price, task.max_price - task.price),
+                    Ok(Settlement::RefundRequester) => (0, task.max_price),
+                    Err(err) => {
+                        self.faults.push(format!("task {id} settled with {err}"));
+                        (paid, refunded)
+                    }
+                };
+                if (paid, refunded) != expected {
+                    self.faults.push(format!(
+                        "result of task {id} (status {}) pays {paid} and refunds {refunded}, but \
+                         its escrow {} at price {} splits into {} and {}",
+                        e.status, task.max_price, task.price, expected.0, expected.1
+                    ));
+                }
+                self.transfer(market, e.node, paid, "payment");
+                self.paid += paid;
+                self.transfer(market, task.requester, refunded, "refund");
+                self.refunded += refunded;
             }
             Ev::TaskReclaimed(e) => {
                 let amount: u128 = e.amount.to();
-                if let Some(task) = self.settle(e.taskId, amount, "reclaim") {
-                    if task.requester != e.requester {
-                        self.faults.push(format!(
-                            "task {} reclaimed by {}, submitted by {}",
-                            e.taskId, e.requester, task.requester
-                        ));
-                    }
-                    self.transfer(market, e.requester, amount, "reclaim");
-                    self.refunded += amount;
+                let id = e.taskId;
+                let Some(task) = self.live.remove(&id.to()) else {
+                    self.faults.push(format!("reclaim of task {id}, which is not live"));
+                    return;
+                };
+                if amount != task.max_price {
+                    self.faults.push(format!(
+                        "reclaim of task {id} moves {amount}, but its escrow is {}",
+                        task.max_price
+                    ));
                 }
+                if task.offer != e.offerId {
+                    self.faults.push(format!(
+                        "reclaim of task {id} names offer {}, but offer {} holds it",
+                        e.offerId, task.offer
+                    ));
+                }
+                if task.requester != e.requester {
+                    self.faults.push(format!(
+                        "task {id} reclaimed by {}, submitted by {}",
+                        e.requester, task.requester
+                    ));
+                }
+                self.transfer(market, e.requester, amount, "reclaim");
+                self.refunded += amount;
             }
             _ => {}
         }
@@ -191,10 +244,11 @@ impl Ledger {
 }
 
 /// The word the Marketplace stores for a live task: the leading 24 bytes of
-/// `keccak256(abi.encode(spec, enclaveSigner, requester, price))`, computed here.
+/// `keccak256(abi.encode(spec, enclaveSigner, requester, maxPrice, price))`, computed here.
 fn commitment(task: &LiveTask, enclave_signer: Address) -> FixedBytes<24> {
-    let price = Uint::<96, 2>::from(task.escrow);
-    let encoded = (task.spec.clone(), enclave_signer, task.requester, price).abi_encode();
+    let (max_price, price) = (Uint::<96, 2>::from(task.max_price), Uint::<96, 2>::from(task.price));
+    let encoded =
+        (task.spec.clone(), enclave_signer, task.requester, max_price, price).abi_encode();
     FixedBytes::from_slice(&keccak256(encoded)[..24])
 }
 
@@ -210,7 +264,7 @@ impl Ledger {
         };
         let market_balance = chain.balances.get(&self.market).copied().unwrap_or_default();
         expect("Marketplace token balance vs totals().held", market_balance, chain.held);
-        let live_escrow: u128 = self.live.values().map(|t| t.escrow).sum();
+        let live_escrow: u128 = self.live.values().map(|t| t.max_price).sum();
         expect("totals().held vs the live tasks' escrow", chain.held, live_escrow);
         expect("totals().escrowed vs the escrows of TaskSubmitted", chain.escrowed, self.escrowed);
         expect("totals().paid vs the payments of ResultSubmitted", chain.paid, self.paid);
@@ -230,8 +284,8 @@ impl Ledger {
                     if *word != expected {
                         bad.push(format!(
                             "task {id}: stored word {word} does not commit to requester {}, \
-                             escrow {} (expected {expected})",
-                            task.requester, task.escrow
+                             maxPrice {}, price {} (expected {expected})",
+                            task.requester, task.max_price, task.price
                         ));
                     }
                 }
@@ -250,7 +304,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use alloy::{
-        primitives::{Address, B256, FixedBytes, Log, U256, Uint},
+        primitives::{Address, B256, FixedBytes, Log, U256, Uint, keccak256},
         sol_types::SolEvent,
     };
     use ecld_contracts::{Marketplace, TaskSpec};
@@ -258,27 +312,38 @@ mod tests {
     use super::{Ledger, LiveTask, Snapshot, commitment};
 
     const MINT: u128 = 1_000_000;
+    /// The offers' price.
     const PRICE: u128 = 1_000;
+    /// The requester's maxPrice: the escrow.
+    const MAX: u128 = 3 * PRICE;
+    const OFFER: u64 = 1;
     const MARKET: Address = Address::repeat_byte(0xaa);
     const REQUESTER: Address = Address::repeat_byte(0x01);
     const NODE: Address = Address::repeat_byte(0x02);
     const SIGNER: Address = Address::repeat_byte(0x03);
+    const CID: &str = "cid";
 
     fn spec() -> TaskSpec {
         TaskSpec {
             imageId: B256::repeat_byte(0x10),
             inputHash: B256::repeat_byte(0x20),
+            inputCidHash: keccak256(CID),
             memoryMb: 256,
             maxRuntimeS: 60,
             deadline: 2_000_000_000,
         }
     }
 
+    fn live(offer: u64, price: u128) -> LiveTask {
+        LiveTask { requester: REQUESTER, max_price: MAX, price, offer, spec: spec() }
+    }
+
     fn log(event: &impl SolEvent) -> Log {
         Log { address: MARKET, data: event.encode_log_data() }
     }
 
-    fn submitted(task: u64, price: u128) -> Log {
+    /// TaskSubmitted at maxPrice MAX, matched to `offer` at `price` (offer 0: open, price 0).
+    fn submitted(task: u64, offer: u64, price: u128) -> Log {
         let s = spec();
         log(&Marketplace::TaskSubmitted {
             taskId: U256::from(task),
@@ -288,33 +353,48 @@ mod tests {
             memoryMb: s.memoryMb,
             maxRuntimeS: s.maxRuntimeS,
             deadline: s.deadline,
+            maxPrice: Uint::from(MAX),
             price: Uint::from(price),
-            offerId: 0,
-            inputCid: "cid".into(),
+            offerId: offer,
+            inputCid: CID.into(),
         })
     }
 
-    fn result(task: u64, status: u16, amount: u128) -> Log {
+    fn claimed(task: u64, offer: u64, price: u128) -> Log {
+        log(&Marketplace::TaskClaimed {
+            taskId: U256::from(task),
+            offerId: offer,
+            node: NODE,
+            price: Uint::from(price),
+        })
+    }
+
+    fn released(task: u64, offer: u64) -> Log {
+        log(&Marketplace::TaskReleased { taskId: U256::from(task), offerId: offer, node: NODE })
+    }
+
+    fn result(task: u64, status: u16, paid: u128, refunded: u128) -> Log {
         log(&Marketplace::ResultSubmitted {
             taskId: U256::from(task),
-            offerId: 1,
+            offerId: OFFER,
             node: NODE,
             signer: SIGNER,
             resultHash: B256::ZERO,
             codeHash: B256::ZERO,
             status,
             runtimeMs: 1,
-            amount: Uint::from(amount),
-            resultCid: "cid".into(),
+            paid: Uint::from(paid),
+            refunded: Uint::from(refunded),
+            resultCid: CID.into(),
             signature: vec![0; 65].into(),
         })
     }
 
-    fn reclaimed(task: u64, amount: u128) -> Log {
+    fn reclaimed(task: u64, offer: u64, amount: u128) -> Log {
         log(&Marketplace::TaskReclaimed {
             taskId: U256::from(task),
             requester: REQUESTER,
-            offerId: 0,
+            offerId: offer,
             amount: Uint::from(amount),
         })
     }
@@ -328,29 +408,44 @@ mod tests {
     }
 
     /// The chain as a correct contract leaves it after `paid + refunded + live` tasks were
-    /// submitted at PRICE, the first `paid + refunded` settled, the rest still live.
-    fn honest(paid: u128, refunded: u128, live: u128) -> Snapshot {
-        let escrowed = (paid + refunded + live) * PRICE;
+    /// submitted at maxPrice MAX and matched to OFFER at PRICE, the first `paid` settled
+    /// paying the node, the next `refunded` refunded or reclaimed, the rest still live.
+    fn honest(paid: u128, refunded: u128, live_tasks: u128) -> Snapshot {
+        let settled = paid + refunded;
         let mut tasks = BTreeMap::new();
-        for id in 1..=(paid + refunded) {
+        for id in 1..=settled {
             tasks.insert(u64::try_from(id).unwrap(), FixedBytes::ZERO);
         }
-        for id in (paid + refunded + 1)..=(paid + refunded + live) {
-            let task = LiveTask { requester: REQUESTER, escrow: PRICE, spec: spec() };
-            tasks.insert(u64::try_from(id).unwrap(), commitment(&task, SIGNER));
+        for id in (settled + 1)..=(settled + live_tasks) {
+            tasks.insert(u64::try_from(id).unwrap(), commitment(&live(OFFER, PRICE), SIGNER));
         }
         Snapshot {
-            escrowed,
+            escrowed: (settled + live_tasks) * MAX,
             paid: paid * PRICE,
-            refunded: refunded * PRICE,
-            held: live * PRICE,
+            refunded: paid * (MAX - PRICE) + refunded * MAX,
+            held: live_tasks * MAX,
             supply: 2 * MINT,
             balances: BTreeMap::from([
-                (REQUESTER, MINT - (paid + live) * PRICE),
+                (REQUESTER, MINT - paid * PRICE - live_tasks * MAX),
                 (NODE, MINT + paid * PRICE),
-                (MARKET, live * PRICE),
+                (MARKET, live_tasks * MAX),
             ]),
             tasks,
+        }
+    }
+
+    /// The chain as a correct contract leaves it with `tasks` live (ids from 1) and nothing
+    /// settled.
+    fn all_live(tasks: &[LiveTask]) -> Snapshot {
+        let held: u128 = tasks.iter().map(|t| t.max_price).sum();
+        Snapshot {
+            escrowed: held,
+            paid: 0,
+            refunded: 0,
+            held,
+            supply: 2 * MINT,
+            balances: BTreeMap::from([(REQUESTER, MINT - held), (NODE, MINT), (MARKET, held)]),
+            tasks: (1..).zip(tasks.iter().map(|t| commitment(t, SIGNER))).collect(),
         }
     }
 
@@ -358,38 +453,33 @@ mod tests {
     fn honest_chain_passes() {
         // Task 1 paid, task 2 reclaimed, task 3 live.
         let ledger = ledger(&[
-            submitted(1, PRICE),
-            result(1, 0, PRICE),
-            submitted(2, PRICE),
-            reclaimed(2, PRICE),
-            submitted(3, PRICE),
+            submitted(1, OFFER, PRICE),
+            result(1, 0, PRICE, MAX - PRICE),
+            submitted(2, OFFER, PRICE),
+            reclaimed(2, OFFER, MAX),
+            submitted(3, OFFER, PRICE),
         ]);
         assert_eq!(ledger.check(&honest(1, 1, 1), SIGNER), Vec::<String>::new());
     }
 
     #[test]
     fn refund_recorded_without_moving_tokens_fails() {
-        let ledger = ledger(&[submitted(1, PRICE), reclaimed(1, PRICE)]);
+        let ledger = ledger(&[submitted(1, OFFER, PRICE), reclaimed(1, OFFER, MAX)]);
         assert!(ledger.check(&honest(0, 1, 0), SIGNER).is_empty());
         // The contract counts the refund and emits TaskReclaimed, but never transfers: the
         // totals are consistent with each other (escrowed = paid + refunded + held), the tokens
         // are still in the Marketplace.
         let mut chain = honest(0, 1, 0);
-        chain.balances.insert(REQUESTER, MINT - PRICE);
-        chain.balances.insert(MARKET, PRICE);
+        chain.balances.insert(REQUESTER, MINT - MAX);
+        chain.balances.insert(MARKET, MAX);
         assert_eq!(chain.escrowed, chain.paid + chain.refunded + chain.held);
         let bad = ledger.check(&chain, SIGNER);
         assert_eq!(
             bad,
             [
-                format!(
-                    "Marketplace token balance vs totals().held: chain has {PRICE}, expected 0"
-                ),
-                format!(
-                    "token balance of {REQUESTER}: chain has {}, expected {MINT}",
-                    MINT - PRICE
-                ),
-                format!("token balance of {MARKET}: chain has {PRICE}, expected 0"),
+                format!("Marketplace token balance vs totals().held: chain has {MAX}, expected 0"),
+                format!("token balance of {REQUESTER}: chain has {}, expected {MINT}", MINT - MAX),
+                format!("token balance of {MARKET}: chain has {MAX}, expected 0"),
             ]
         );
     }
@@ -398,11 +488,11 @@ mod tests {
     fn refund_class_paid_to_node_fails() {
         // Status 16 refunds the requester; a contract paying the node instead, while counting
         // a refund, leaves every total right and the wrong balances.
-        let ledger = ledger(&[submitted(1, PRICE), result(1, 16, PRICE)]);
+        let ledger = ledger(&[submitted(1, OFFER, PRICE), result(1, 16, 0, MAX)]);
         let mut chain = honest(0, 1, 0);
         assert!(ledger.check(&chain, SIGNER).is_empty());
-        chain.balances.insert(REQUESTER, MINT - PRICE);
-        chain.balances.insert(NODE, MINT + PRICE);
+        chain.balances.insert(REQUESTER, MINT - MAX);
+        chain.balances.insert(NODE, MINT + MAX);
         let bad = ledger.check(&chain, SIGNER);
         assert_eq!(bad.len(), 2, "{bad:?}");
         assert!(bad.iter().all(|b| b.starts_with("token balance of")), "{bad:?}");
@@ -410,13 +500,13 @@ mod tests {
 
     #[test]
     fn totals_that_disagree_with_events_fail() {
-        // held is derived (escrowed - paid - refunded); here it matches the balance, but a
+        // held is derived (escrowed - paid - refunded); here it matches the balance, but the
         // payment was counted as a refund.
-        let ledger = ledger(&[submitted(1, PRICE), result(1, 0, PRICE)]);
+        let ledger = ledger(&[submitted(1, OFFER, PRICE), result(1, 0, PRICE, MAX - PRICE)]);
         let mut chain = honest(1, 0, 0);
         assert!(ledger.check(&chain, SIGNER).is_empty());
         chain.paid = 0;
-        chain.refunded = PRICE;
+        chain.refunded = MAX;
         let bad = ledger.check(&chain, SIGNER);
         assert_eq!(
             bad,
@@ -425,7 +515,8 @@ mod tests {
                     "totals().paid vs the payments of ResultSubmitted: chain has 0, expected {PRICE}"
                 ),
                 format!(
-                    "totals().refunded vs the refunds of the events: chain has {PRICE}, expected 0"
+                    "totals().refunded vs the refunds of the events: chain has {MAX}, expected {}",
+                    MAX - PRICE
                 ),
             ]
         );
@@ -433,21 +524,29 @@ mod tests {
 
     #[test]
     fn task_words_must_match_the_events() {
-        let ledger = ledger(&[submitted(1, PRICE), submitted(2, PRICE), result(1, 0, PRICE)]);
+        let ledger = ledger(&[
+            submitted(1, OFFER, PRICE),
+            submitted(2, OFFER, PRICE),
+            result(1, 0, PRICE, MAX - PRICE),
+        ]);
         let chain = honest(1, 0, 1);
         assert!(ledger.check(&chain, SIGNER).is_empty());
-        // Settled task still stored; live task deleted; live task committing to another price.
+        // Settled task still stored; live task deleted; live task committing to another price;
+        // live task committing to another escrow.
         let mut stale = chain.clone();
         stale.tasks.insert(1, FixedBytes::repeat_byte(1));
         let mut gone = chain.clone();
         gone.tasks.insert(2, FixedBytes::ZERO);
-        let mut repriced = chain;
-        let cheaper = LiveTask { requester: REQUESTER, escrow: PRICE - 1, spec: spec() };
-        repriced.tasks.insert(2, commitment(&cheaper, SIGNER));
+        let mut repriced = chain.clone();
+        repriced.tasks.insert(2, commitment(&live(OFFER, PRICE - 1), SIGNER));
+        let mut shrunk = chain;
+        let smaller = LiveTask { max_price: PRICE, ..live(OFFER, PRICE) };
+        shrunk.tasks.insert(2, commitment(&smaller, SIGNER));
         for (chain, says) in [
             (stale, "task 1 is live on chain but settled"),
             (gone, "task 2 is gone on chain but not settled"),
             (repriced, "task 2: stored word"),
+            (shrunk, "task 2: stored word"),
         ] {
             let bad = ledger.check(&chain, SIGNER);
             assert!(bad.len() == 1 && bad[0].starts_with(says), "{says}: {bad:?}");
@@ -455,14 +554,62 @@ mod tests {
     }
 
     #[test]
-    fn settlement_of_another_amount_fails() {
-        // The event pays more than was escrowed: the ledger flags the event itself.
-        let ledger = ledger(&[submitted(1, PRICE), result(1, 0, PRICE + 1)]);
-        let bad = ledger.check(&honest(1, 0, 0), SIGNER);
+    fn settlement_must_split_the_escrow_by_status_class() {
+        // The node is paid the whole escrow, not its price: the ledger flags the event itself.
+        let whole = ledger(&[submitted(1, OFFER, PRICE), result(1, 0, MAX, 0)]);
+        let bad = whole.check(&honest(1, 0, 0), SIGNER);
         assert!(
-            bad.iter().any(|b| b
-                == &format!("result of task 1 moves {}, but its escrow is {PRICE}", PRICE + 1)),
+            bad.contains(&format!(
+                "result of task 1 (status 0) pays {MAX} and refunds 0, but its escrow {MAX} at \
+                 price {PRICE} splits into {PRICE} and {}",
+                MAX - PRICE
+            )),
             "{bad:?}"
         );
+        // A refund class that still pays the node its price.
+        let paying = ledger(&[submitted(1, OFFER, PRICE), result(1, 19, PRICE, MAX - PRICE)]);
+        let bad = paying.check(&honest(0, 1, 0), SIGNER);
+        assert!(bad.iter().any(|b| b.starts_with("result of task 1 (status 19) pays")), "{bad:?}");
+        // Amounts that do not add up to the escrow (tokens left stranded in the Marketplace).
+        let short = ledger(&[submitted(1, OFFER, PRICE), result(1, 6, PRICE, 0)]);
+        let bad = short.check(&honest(1, 0, 0), SIGNER);
+        assert!(bad.iter().any(|b| b.starts_with("result of task 1 (status 6) pays")), "{bad:?}");
+    }
+
+    #[test]
+    fn a_claim_moves_no_tokens() {
+        // An open task claimed at PRICE keeps its whole escrow.
+        let ledger = ledger(&[submitted(1, 0, 0), claimed(1, OFFER, PRICE)]);
+        let chain = all_live(&[live(OFFER, PRICE)]);
+        assert_eq!(ledger.check(&chain, SIGNER), Vec::<String>::new());
+        // A contract refunding maxPrice - price at the claim (as one did) leaves the requester
+        // richer and the escrow short.
+        let mut refunding = chain;
+        refunding.balances.insert(REQUESTER, MINT - PRICE);
+        refunding.balances.insert(MARKET, PRICE);
+        refunding.refunded = MAX - PRICE;
+        refunding.held = PRICE;
+        let bad = ledger.check(&refunding, SIGNER);
+        assert!(bad.contains(&format!(
+            "totals().held vs the live tasks' escrow: chain has {PRICE}, expected {MAX}"
+        )));
+        assert!(bad.iter().any(|b| b.starts_with(&format!("token balance of {REQUESTER}"))));
+    }
+
+    #[test]
+    fn a_release_restores_the_open_terms() {
+        // A 1-wei offer claims and releases: the task is open again at its maxPrice.
+        let released_once = ledger(&[submitted(1, 0, 0), claimed(1, 7, 1), released(1, 7)]);
+        let chain = all_live(&[live(0, 0)]);
+        assert_eq!(released_once.check(&chain, SIGNER), Vec::<String>::new());
+        // A contract keeping the 1-wei price in the commitment strands the task.
+        let mut stranded = chain;
+        stranded.tasks.insert(1, commitment(&live(0, 1), SIGNER));
+        let bad = released_once.check(&stranded, SIGNER);
+        assert!(bad.len() == 1 && bad[0].starts_with("task 1: stored word"), "{bad:?}");
+        // A release by an offer that does not hold the task is an event the ledger refuses.
+        let by_another = ledger(&[submitted(1, 0, 0), claimed(1, 7, 1), released(1, 8)]);
+        let bad = by_another.check(&all_live(&[live(0, 0)]), SIGNER);
+        assert!(bad.iter().any(|b| b.starts_with("release of task 1 by offer 8")), "{bad:?}");
     }
 }
