@@ -242,7 +242,7 @@ async fn main() -> anyhow::Result<()> {
         gas[0] == gas[1]
     );
     let section = format!(
-        "## Devnet\n\nMachine: {}; {}; dev profile (dependencies at opt-level 2). Reproduce: \
+        "## Devnet\n\nMachine: {}; {}; dev profile (hot dependencies at opt-level 2, the rest at 1). Reproduce: \
          `cargo run -p ecld-devnet --bin devnet-bench -- {txs} {runs} {senders}`.\n\n\
          Throughput of the same transaction mix on ecld-devnet (in the bench process) and on \
          `hardhat node` (npm hardhat 2.29.1, Osaka, automine, own process), side by side in one \

@@ -283,7 +283,7 @@ async fn main() {
     let mut s = String::new();
     s.push_str("## Store\n\n");
     s.push_str(&format!(
-        "Machine: {}; {}; dev profile (dependencies at opt-level 2). \
+        "Machine: {}; {}; dev profile (hot dependencies at opt-level 2, the rest at 1). \
          `cargo run -p ecld-store --bin ecld-store-bench -- {mib} {runs}`.\n\n",
         machine.cores_and_cpu(),
         machine.date,

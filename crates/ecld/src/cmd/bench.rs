@@ -199,7 +199,7 @@ fn render(
     let machine = ecld_benchkit::Machine::detect();
     let mut s = String::new();
     s.push_str(&format!(
-        "Machine: {} cores, {}. Date: {}. Dev profile (dependencies at opt-level 2). \
+        "Machine: {} cores, {}. Date: {}. Dev profile (hot dependencies at opt-level 2, the rest at 1). \
          Measured with `ecld bench e2e` on a fresh `ecld up` stack (devnet, store, CAS, one node, \
          sim TEE), image `{}`, input `{}`. Reproduce: `scripts/build-programs && cargo run -p ecld -- bench e2e`.\n\n",
         machine.cores,

@@ -159,7 +159,7 @@ fn render(a: &NodeArgs, elapsed: Duration, before: &str, after: &str, all: &[f64
     let per_second = a.tasks as f64 / elapsed.as_secs_f64();
     let machine = ecld_benchkit::Machine::detect();
     let mut s = format!(
-        "Machine: {} cores, {}. Date: {}. Dev profile (dependencies at opt-level 2). \
+        "Machine: {} cores, {}. Date: {}. Dev profile (hot dependencies at opt-level 2, the rest at 1). \
          Measured with `ecld bench node`: a fresh `ecld up --no-node` stack (devnet, store, CAS, \
          sim TEE); {} open tasks of image `{}` (input `{}`) are submitted first, then one node \
          (in process) with one offer of {} slots drains them: it claims each task, fetches the \
