@@ -5,7 +5,9 @@ pragma solidity 0.8.28;
 /// @notice An image id is keccak256(abi.encode(manifest)): it names exactly one set of
 ///         published fields and never changes meaning. A new version is a new id. Anyone may
 ///         publish a manifest (the id pins its content, owner included); only the owner may
-///         deprecate it, which stops new tasks for it while running tasks still settle.
+///         deprecate it, which stops new tasks for it while running tasks still settle, or
+///         revoke it (its enclave key leaked, or its code is unsafe), which from that block
+///         refuses every claim and proof for it and lets requesters take their escrow back.
 contract ImageRegistry {
     /// TEE platform bits.
     uint8 public constant PLATFORM_SIM = 1;
@@ -38,6 +40,7 @@ contract ImageRegistry {
         address enclaveSigner;
         uint8 platforms;
         bool deprecated;
+        bool revoked;
         address owner;
         address casIdentity;
         bytes32 measurement;
@@ -62,6 +65,8 @@ contract ImageRegistry {
         string version
     );
     event ImageDeprecated(bytes32 indexed imageId);
+    /// The image's enclave signer is no longer trusted: no claim or proof for it is accepted.
+    event ImageRevoked(bytes32 indexed imageId, address indexed enclaveSigner);
 
     /// An image with this id is already published; publish a new version instead.
     error ImageExists(bytes32 imageId);
@@ -110,11 +115,26 @@ contract ImageRegistry {
 
     /// @notice Stops new tasks for the image. Tasks already submitted still settle.
     function deprecate(bytes32 imageId) external {
-        Image storage img = images[imageId];
-        if (img.enclaveSigner == address(0)) revert UnknownImage(imageId);
-        if (img.owner != msg.sender) revert NotImageOwner(imageId, msg.sender, img.owner);
+        Image storage img = _owned(imageId);
         img.deprecated = true;
         emit ImageDeprecated(imageId);
+    }
+
+    /// @notice Revokes the image for good: from this block the Marketplace refuses claims and
+    ///         proofs for it, and its open and held tasks can be reclaimed by their requesters
+    ///         at once. Also deprecates it. Revoking twice is a no-op.
+    function revoke(bytes32 imageId) external {
+        Image storage img = _owned(imageId);
+        if (img.revoked) return;
+        img.deprecated = true;
+        img.revoked = true;
+        emit ImageRevoked(imageId, img.enclaveSigner);
+    }
+
+    function _owned(bytes32 imageId) private view returns (Image storage img) {
+        img = images[imageId];
+        if (img.enclaveSigner == address(0)) revert UnknownImage(imageId);
+        if (img.owner != msg.sender) revert NotImageOwner(imageId, msg.sender, img.owner);
     }
 
     /// @notice The image's full record; reverts with UnknownImage if it does not exist.
@@ -126,8 +146,12 @@ contract ImageRegistry {
 
     /// @notice What the Marketplace checks, in one storage read. signer is zero for an unknown
     ///         image.
-    function imageStatus(bytes32 imageId) external view returns (address signer, uint8 platforms, bool deprecated) {
+    function imageStatus(bytes32 imageId)
+        external
+        view
+        returns (address signer, uint8 platforms, bool deprecated, bool revoked)
+    {
         Image storage img = images[imageId];
-        return (img.enclaveSigner, img.platforms, img.deprecated);
+        return (img.enclaveSigner, img.platforms, img.deprecated, img.revoked);
     }
 }

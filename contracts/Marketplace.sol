@@ -13,11 +13,14 @@ interface IERC20Permit {
 
 /// @title Marketplace: matches tasks with compute offers, escrows the price, settles on proof.
 /// @notice Every call is O(1). A task is one storage word: a 192-bit commitment to its
-///         spec, the image's enclave signer, the requester and the escrowed price, plus the
-///         offer holding it. Callers pass spec, requester and price back (as emitted in
-///         TaskSubmitted, and TaskClaimed for the price after a claim). CIDs live only in
-///         calldata and events. Settlement follows the status code: < 16 pays the node, >= 16 refunds
-///         the requester. Fee-on-transfer and rebasing tokens are not supported.
+///         spec, the image's enclave signer, the requester, the escrow (the requester's
+///         maxPrice, held whole until the task ends) and the price of the offer holding it,
+///         plus that offer. Callers pass spec, requester, maxPrice and price back (as emitted
+///         in TaskSubmitted and TaskClaimed). CIDs live in calldata and events; the spec
+///         commits to the input CID's hash. Settlement follows the status code signed by the
+///         image's enclave over the whole spec and the result's CID: < 16 pays the node its
+///         price and returns the rest of the escrow, >= 16 refunds the requester in full.
+///         Fee-on-transfer and rebasing tokens are not supported.
 contract Marketplace {
     // ---------------------------------------------------------------- types
 
@@ -28,9 +31,12 @@ contract Marketplace {
         bytes32 imageId;
         /// keccak256 of the input ciphertext as stored.
         bytes32 inputHash;
-        /// Memory the task needs, MB.
+        /// keccak256 of the input's CID as text (the `inputCid` of submitTask).
+        bytes32 inputCidHash;
+        /// Memory the task needs, MB: the enclave's memory limit.
         uint32 memoryMb;
-        /// Run time the task may use, seconds.
+        /// Run time the task may use, seconds: the enclave's fuel budget is
+        /// maxRuntimeS * FUEL_PER_SECOND, and its wall-clock allowance derives from it.
         uint32 maxRuntimeS;
         /// Unix time after which the task can no longer be claimed or proven, and the
         /// requester may reclaim the escrow.
@@ -53,8 +59,8 @@ contract Marketplace {
 
     /// A live task: one word. Deleted at settlement.
     struct Task {
-        /// Leading 192 bits of keccak256(abi.encode(spec, enclaveSigner, requester, price)),
-        /// where price is the escrow: the matched offer's price, or maxPrice while open.
+        /// Leading 192 bits of keccak256(abi.encode(spec, enclaveSigner, requester, maxPrice,
+        /// price)): maxPrice is the escrow, price the holding offer's price (0 while open).
         bytes24 commitment;
         /// 0 while open.
         uint64 offerId;
@@ -70,13 +76,19 @@ contract Marketplace {
 
     // ---------------------------------------------------------------- constants
 
+    bytes32 public constant TASK_SPEC_TYPEHASH = keccak256(
+        "TaskSpec(bytes32 imageId,bytes32 inputHash,bytes32 inputCidHash,uint32 memoryMb,uint32 maxRuntimeS,uint64 deadline)"
+    );
     bytes32 public constant RESULT_TYPEHASH = keccak256(
-        "Result(uint256 taskId,bytes32 imageId,bytes32 inputHash,bytes32 codeHash,bytes32 resultHash,uint16 status,uint64 runtimeMs)"
+        "Result(uint256 taskId,TaskSpec spec,bytes32 codeHash,bytes32 resultHash,bytes32 resultCidHash,uint16 status,uint64 runtimeMs)TaskSpec(bytes32 imageId,bytes32 inputHash,bytes32 inputCidHash,uint32 memoryMb,uint32 maxRuntimeS,uint64 deadline)"
     );
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     /// First status code that refunds the requester.
     uint16 public constant FIRST_SYSTEM_STATUS = 16;
+    /// Highest status codes of each class (0-6 pay the node, 16-19 refund).
+    uint16 private constant LAST_PAID_STATUS = 6;
+    uint16 private constant LAST_SYSTEM_STATUS = 19;
     /// secp256k1n / 2: signatures with a higher s are refused (EIP-2).
     uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
@@ -121,8 +133,8 @@ contract Marketplace {
         uint96 price
     );
     event OfferWithdrawn(uint64 indexed offerId, address indexed node);
-    /// Everything a node needs to take and run the task. `price` is the escrow: the offer's
-    /// price when matched at submission (offerId != 0), else the requester's maxPrice.
+    /// Everything a node needs to take and run the task. `maxPrice` is the escrow; `price` is
+    /// the offer's price when matched at submission (offerId != 0), else 0.
     event TaskSubmitted(
         uint256 indexed taskId,
         address indexed requester,
@@ -131,17 +143,19 @@ contract Marketplace {
         uint32 memoryMb,
         uint32 maxRuntimeS,
         uint64 deadline,
+        uint96 maxPrice,
         uint96 price,
         uint64 offerId,
         string inputCid
     );
-    /// An open task was claimed; `refund` (maxPrice minus the offer's price) went back to the
-    /// requester and `price` stays in escrow.
-    event TaskClaimed(uint256 indexed taskId, uint64 indexed offerId, address indexed node, uint96 price, uint96 refund);
-    /// The node gave the task back; it is open again.
+    /// An open task was claimed at the offer's `price`; the whole escrow stays held until the
+    /// task ends.
+    event TaskClaimed(uint256 indexed taskId, uint64 indexed offerId, address indexed node, uint96 price);
+    /// The node gave the task back; it is open again, on its original terms.
     event TaskReleased(uint256 indexed taskId, uint64 indexed offerId, address indexed node);
-    /// A proof of execution was accepted and the task settled: `amount` went to the node when
-    /// status < 16, else back to the requester. `signer` is the recovered enclave signer.
+    /// A proof of execution was accepted and the task settled: when status < 16 the node got
+    /// `paid` (its price) and the requester `refunded` (the rest of the escrow); else the
+    /// requester got the whole escrow back. `signer` is the recovered enclave signer.
     event ResultSubmitted(
         uint256 indexed taskId,
         uint64 indexed offerId,
@@ -151,17 +165,23 @@ contract Marketplace {
         bytes32 codeHash,
         uint16 status,
         uint64 runtimeMs,
-        uint96 amount,
+        uint96 paid,
+        uint96 refunded,
         string resultCid,
         bytes signature
     );
-    /// The requester took the escrow back after the deadline.
+    /// The requester took the escrow back: after the deadline, before any node claimed the
+    /// task (a cancel), or once the image was revoked.
     event TaskReclaimed(uint256 indexed taskId, address indexed requester, uint64 indexed offerId, uint96 amount);
 
     // ---------------------------------------------------------------- errors
 
     error UnknownImage(bytes32 imageId);
     error ImageDeprecated(bytes32 imageId);
+    /// The image was revoked by its publisher: no claim or proof is accepted for it.
+    error ImageRevoked(bytes32 imageId);
+    /// submitTask: spec.inputCidHash is not keccak256 of the inputCid passed.
+    error InputCidMismatch(bytes32 expected, bytes32 actual);
     /// The offer's platform is not among the image's allowed platforms.
     error PlatformNotAllowed(bytes32 imageId, uint8 platform, uint8 allowed);
     /// Offer terms invalid: platform must be one of 1, 2, 4 and slots at least 1.
@@ -178,7 +198,7 @@ contract Marketplace {
     error PriceTooHigh(uint64 offerId, uint96 price, uint96 maxPrice);
     /// The deadline is in the past (at submission, claim, or proof).
     error DeadlinePassed(uint256 taskId, uint64 deadline);
-    /// Reclaim before the deadline.
+    /// Reclaim of a task a node holds, before the deadline, for an image that is not revoked.
     error DeadlineNotReached(uint256 taskId, uint64 deadline);
     /// No live task with this id: never submitted, or already settled or reclaimed.
     error TaskNotActive(uint256 taskId);
@@ -189,7 +209,7 @@ contract Marketplace {
     error TaskNotClaimed(uint256 taskId);
     /// Only the node holding the task (through its offer) may do this.
     error NotTaskHolder(uint256 taskId, address caller, address holder);
-    /// reclaim: the caller is not the requester, or the spec or price passed is not the
+    /// reclaim: the caller is not the requester, or the spec or prices passed are not the
     /// task's.
     error SpecMismatchOrNotRequester(uint256 taskId, address caller);
     /// The proof was not signed by the image's enclave signer (wrong key, task, chain id,
@@ -197,7 +217,7 @@ contract Marketplace {
     error WrongSigner(uint256 taskId, address recovered, address expected);
     /// The signature is not 65 bytes r‖s‖v with low s and v in {27, 28}.
     error MalformedSignature();
-    /// Not a status code of the protocol (0-5, 16-18).
+    /// Not a status code of the protocol (0-6, 16-19).
     error UnknownStatus(uint16 status);
     /// The token refused a transfer.
     error TokenTransferFailed();
@@ -270,8 +290,9 @@ contract Marketplace {
 
     // ---------------------------------------------------------------- tasks
 
-    /// @notice Submits a task, escrowing `maxPrice` (open task, offerId 0) or the named
-    ///         offer's price (matched now). Needs an allowance; see submitTaskWithPermit.
+    /// @notice Submits a task, escrowing `maxPrice` until it ends. With offerId 0 the task is
+    ///         open for any fitting offer to claim; else it is matched now, at the named
+    ///         offer's price. Needs an allowance; see submitTaskWithPermit.
     function submitTask(TaskSpec calldata spec, string calldata inputCid, uint96 maxPrice, uint64 offerId)
         external
         returns (uint256 taskId)
@@ -296,11 +317,12 @@ contract Marketplace {
         return _submit(spec, inputCid, maxPrice, offerId);
     }
 
-    /// @notice Takes an open task for one of the caller's offers. The escrow drops to the
-    ///         offer's price; the difference goes back to the requester now.
+    /// @notice Takes an open task for one of the caller's offers, at the offer's price. The
+    ///         whole escrow stays held: the rest goes back to the requester when the task
+    ///         settles, and a released task returns to the market on its original terms.
     /// @param requester As in TaskSubmitted.
-    /// @param escrow TaskSubmitted's price.
-    function claimTask(uint256 taskId, uint64 offerId, TaskSpec calldata spec, address requester, uint96 escrow)
+    /// @param maxPrice TaskSubmitted's maxPrice (the escrow).
+    function claimTask(uint256 taskId, uint64 offerId, TaskSpec calldata spec, address requester, uint96 maxPrice)
         external
     {
         Task storage t = tasks[taskId];
@@ -308,38 +330,38 @@ contract Marketplace {
         if (commitment == bytes24(0)) revert TaskNotActive(taskId);
         if (t.offerId != 0) revert TaskAlreadyClaimed(taskId, t.offerId);
         if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
-        // A deprecated image takes no new tasks, but tasks already submitted may still run.
-        (address signer, uint8 platforms,) = registry.imageStatus(spec.imageId);
-        if (commitment != _commit(spec, signer, requester, escrow)) revert SpecMismatch(taskId);
+        // A deprecated image takes no new tasks, but tasks already submitted may still run;
+        // a revoked one runs nothing more.
+        (address signer, uint8 platforms,, bool revoked) = registry.imageStatus(spec.imageId);
+        if (commitment != _commit(spec, signer, requester, maxPrice, 0)) revert SpecMismatch(taskId);
+        if (revoked) revert ImageRevoked(spec.imageId);
         Offer storage o = offers[offerId];
         if (o.node != msg.sender) {
             if (o.node == address(0)) revert UnknownOffer(offerId);
             revert NotOfferNode(offerId, msg.sender, o.node);
         }
-        uint96 price = _take(o, offerId, spec, platforms, escrow);
-        uint96 refund;
-        unchecked {
-            refund = escrow - price;
-        }
-        t.commitment = _commit(spec, signer, requester, price);
+        uint96 price = _take(o, offerId, spec, platforms, maxPrice);
+        t.commitment = _commit(spec, signer, requester, maxPrice, price);
         t.offerId = offerId;
-        if (refund != 0) {
-            unchecked {
-                totalRefunded += refund;
-            }
-            _send(requester, refund);
-        }
-        emit TaskClaimed(taskId, offerId, msg.sender, price, refund);
+        emit TaskClaimed(taskId, offerId, msg.sender, price);
     }
 
-    /// @notice The holding node gives the task back: it is open again and the slot is free.
-    function releaseTask(uint256 taskId) external {
+    /// @notice The holding node gives the task back: it is open again, with its whole escrow
+    ///         and original terms, and the slot is free.
+    /// @param price TaskClaimed's price (or TaskSubmitted's, when matched at submission).
+    function releaseTask(uint256 taskId, TaskSpec calldata spec, address requester, uint96 maxPrice, uint96 price)
+        external
+    {
         Task storage t = tasks[taskId];
-        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
+        bytes24 commitment = t.commitment;
+        if (commitment == bytes24(0)) revert TaskNotActive(taskId);
         uint64 offerId = t.offerId;
         if (offerId == 0) revert TaskNotClaimed(taskId);
         Offer storage o = offers[offerId];
         if (o.node != msg.sender) revert NotTaskHolder(taskId, msg.sender, o.node);
+        (address signer,,,) = registry.imageStatus(spec.imageId);
+        if (commitment != _commit(spec, signer, requester, maxPrice, price)) revert SpecMismatch(taskId);
+        t.commitment = _commit(spec, signer, requester, maxPrice, 0);
         t.offerId = 0;
         unchecked {
             o.usedSlots -= 1;
@@ -347,14 +369,18 @@ contract Marketplace {
         emit TaskReleased(taskId, offerId, msg.sender);
     }
 
-    /// @notice The holding node relays the enclave's proof; the task settles at once.
+    /// @notice The holding node relays the enclave's proof; the task settles at once. The
+    ///         enclave signs the whole spec (so the limits it enforced are the requester's)
+    ///         and the hash of the result's CID (so the result is where the proof says).
     /// @param requester As in TaskSubmitted.
-    /// @param price The escrow: TaskSubmitted's price, or TaskClaimed's after a claim.
+    /// @param maxPrice TaskSubmitted's maxPrice (the escrow).
+    /// @param price TaskClaimed's price (or TaskSubmitted's, when matched at submission).
     /// @param signature 65 bytes r‖s‖v over the EIP-712 Result message.
     function submitResult(
         uint256 taskId,
         TaskSpec calldata spec,
         address requester,
+        uint96 maxPrice,
         uint96 price,
         string calldata resultCid,
         bytes32 resultHash,
@@ -363,7 +389,9 @@ contract Marketplace {
         uint64 runtimeMs,
         bytes calldata signature
     ) external {
-        if (status > 18 || (status > 5 && status < FIRST_SYSTEM_STATUS)) revert UnknownStatus(status);
+        if (status > LAST_SYSTEM_STATUS || (status > LAST_PAID_STATUS && status < FIRST_SYSTEM_STATUS)) {
+            revert UnknownStatus(status);
+        }
         Task memory t = tasks[taskId];
         if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
         if (t.offerId == 0) revert TaskNotClaimed(taskId);
@@ -375,49 +403,63 @@ contract Marketplace {
         address signer = _recover(
             keccak256(
                 abi.encode(
-                    RESULT_TYPEHASH, taskId, spec.imageId, spec.inputHash, codeHash, resultHash, status, runtimeMs
+                    RESULT_TYPEHASH,
+                    taskId,
+                    _hashSpec(spec),
+                    codeHash,
+                    resultHash,
+                    keccak256(bytes(resultCid)),
+                    status,
+                    runtimeMs
                 )
             ),
             signature
         );
-        // The commitment binds the spec, the image's signer, the requester and the price: one
-        // hash checks them all, with no registry call. On mismatch, find out which for the
-        // error.
-        if (t.commitment != _commit(spec, signer, requester, price)) _explainMismatch(taskId, spec, signer);
+        // The commitment binds the spec, the image's signer, the requester and both prices:
+        // one hash checks them all. On mismatch, find out which for the error.
+        if (t.commitment != _commit(spec, signer, requester, maxPrice, price)) _explainMismatch(taskId, spec, signer);
+        (,,, bool revoked) = registry.imageStatus(spec.imageId);
+        if (revoked) revert ImageRevoked(spec.imageId);
 
         delete tasks[taskId];
         unchecked {
             o.usedSlots -= 1;
         }
-        address to;
+        uint96 paid;
+        uint96 refunded = maxPrice;
         if (status < FIRST_SYSTEM_STATUS) {
-            to = node;
+            paid = price;
             unchecked {
-                totalPaid += price;
-            }
-        } else {
-            to = requester;
-            unchecked {
-                totalRefunded += price;
+                // _take guaranteed price <= maxPrice.
+                refunded = maxPrice - price;
+                totalPaid += paid;
             }
         }
+        unchecked {
+            totalRefunded += refunded;
+        }
         emit ResultSubmitted(
-            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, price, resultCid, signature
+            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, paid, refunded, resultCid, signature
         );
-        _send(to, price);
+        _send(node, paid);
+        _send(requester, refunded);
     }
 
-    /// @notice After the deadline, the requester takes back the escrow of a task that has no
-    ///         result; a holding node's slot is freed.
-    function reclaim(uint256 taskId, TaskSpec calldata spec, uint96 price) external {
+    /// @notice The requester takes back the whole escrow of a task that has no result: any
+    ///         time while no node holds it (a cancel), at once if its image was revoked, else
+    ///         after the deadline. A holding node's slot is freed.
+    /// @param price 0 for an open task, else the holding offer's price (TaskClaimed's).
+    function reclaim(uint256 taskId, TaskSpec calldata spec, uint96 maxPrice, uint96 price) external {
         Task memory t = tasks[taskId];
         if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
-        (address signer,,) = registry.imageStatus(spec.imageId);
-        if (t.commitment != _commit(spec, signer, msg.sender, price)) {
+        (address signer,,, bool revoked) = registry.imageStatus(spec.imageId);
+        if (t.commitment != _commit(spec, signer, msg.sender, maxPrice, price)) {
             // Only the commitment is stored, so a stranger and a wrong spec or price look alike.
             revert SpecMismatchOrNotRequester(taskId, msg.sender);
         }
-        if (block.timestamp <= spec.deadline) revert DeadlineNotReached(taskId, spec.deadline);
+        if (t.offerId != 0 && !revoked && block.timestamp <= spec.deadline) {
+            revert DeadlineNotReached(taskId, spec.deadline);
+        }
         delete tasks[taskId];
         if (t.offerId != 0) {
             unchecked {
@@ -425,10 +467,10 @@ contract Marketplace {
             }
         }
         unchecked {
-            totalRefunded += price;
+            totalRefunded += maxPrice;
         }
-        emit TaskReclaimed(taskId, msg.sender, t.offerId, price);
-        _send(msg.sender, price);
+        emit TaskReclaimed(taskId, msg.sender, t.offerId, maxPrice);
+        _send(msg.sender, maxPrice);
     }
 
     // ---------------------------------------------------------------- views
@@ -452,9 +494,18 @@ contract Marketplace {
     }
 
     /// @notice The commitment a task with these fields has, for clients checking them.
-    function commitmentOf(TaskSpec calldata spec, address requester, uint96 price) external view returns (bytes24) {
-        (address signer,,) = registry.imageStatus(spec.imageId);
-        return _commit(spec, signer, requester, price);
+    function commitmentOf(TaskSpec calldata spec, address requester, uint96 maxPrice, uint96 price)
+        external
+        view
+        returns (bytes24)
+    {
+        (address signer,,,) = registry.imageStatus(spec.imageId);
+        return _commit(spec, signer, requester, maxPrice, price);
+    }
+
+    /// @notice The EIP-712 hashStruct of a spec, as nested in Result proofs.
+    function hashSpec(TaskSpec calldata spec) external pure returns (bytes32) {
+        return _hashSpec(spec);
     }
 
     /// @notice The EIP-712 domain separator of Result proofs.
@@ -469,23 +520,26 @@ contract Marketplace {
         private
         returns (uint256 taskId)
     {
-        (address signer, uint8 platforms, bool deprecated) = registry.imageStatus(spec.imageId);
+        (address signer, uint8 platforms, bool deprecated,) = registry.imageStatus(spec.imageId);
         if (signer == address(0)) revert UnknownImage(spec.imageId);
+        // Revoking also deprecates.
         if (deprecated) revert ImageDeprecated(spec.imageId);
+        bytes32 cidHash = keccak256(bytes(inputCid));
+        if (cidHash != spec.inputCidHash) revert InputCidMismatch(spec.inputCidHash, cidHash);
         uint64 count = taskCount;
         unchecked {
             taskId = count + 1;
         }
         if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
-        uint96 price = maxPrice;
+        uint96 price;
         if (offerId != 0) {
             Offer storage o = offers[offerId];
             if (o.node == address(0)) revert UnknownOffer(offerId);
             price = _take(o, offerId, spec, platforms, maxPrice);
         }
         taskCount = uint64(taskId);
-        totalEscrowed += price;
-        tasks[taskId] = Task({commitment: _commit(spec, signer, msg.sender, price), offerId: offerId});
+        totalEscrowed += maxPrice;
+        tasks[taskId] = Task({commitment: _commit(spec, signer, msg.sender, maxPrice, price), offerId: offerId});
         emit TaskSubmitted(
             taskId,
             msg.sender,
@@ -494,11 +548,12 @@ contract Marketplace {
             spec.memoryMb,
             spec.maxRuntimeS,
             spec.deadline,
+            maxPrice,
             price,
             offerId,
             inputCid
         );
-        _receive(msg.sender, price);
+        _receive(msg.sender, maxPrice);
     }
 
     /// Checks the offer fits the task and takes a slot; returns the price to escrow.
@@ -536,24 +591,38 @@ contract Marketplace {
         if (platform != 1 && platform != 2 && platform != 4) revert InvalidOffer("platform must be 1, 2 or 4");
         if (slots == 0) revert InvalidOffer("slots must be at least 1");
         if (imageId != bytes32(0)) {
-            (address signer, uint8 platforms, bool deprecated) = registry.imageStatus(imageId);
+            (address signer, uint8 platforms, bool deprecated,) = registry.imageStatus(imageId);
             if (signer == address(0)) revert UnknownImage(imageId);
             if (deprecated) revert ImageDeprecated(imageId);
             if (platforms & platform == 0) revert PlatformNotAllowed(imageId, platform, platforms);
         }
     }
 
-    function _commit(TaskSpec calldata spec, address signer, address requester, uint96 price)
+    function _commit(TaskSpec calldata spec, address signer, address requester, uint96 maxPrice, uint96 price)
         private
         pure
         returns (bytes24)
     {
-        return bytes24(keccak256(abi.encode(spec, signer, requester, price)));
+        return bytes24(keccak256(abi.encode(spec, signer, requester, maxPrice, price)));
+    }
+
+    function _hashSpec(TaskSpec calldata spec) private pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                TASK_SPEC_TYPEHASH,
+                spec.imageId,
+                spec.inputHash,
+                spec.inputCidHash,
+                spec.memoryMb,
+                spec.maxRuntimeS,
+                spec.deadline
+            )
+        );
     }
 
     /// Reverts with the precise reason a proof did not match: wrong signer, or wrong spec.
     function _explainMismatch(uint256 taskId, TaskSpec calldata spec, address recovered) private view {
-        (address expected,,) = registry.imageStatus(spec.imageId);
+        (address expected,,,) = registry.imageStatus(spec.imageId);
         if (expected != address(0) && recovered != expected) revert WrongSigner(taskId, recovered, expected);
         revert SpecMismatch(taskId);
     }

@@ -17,8 +17,10 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 RESULT_TYPE = (
-    "Result(uint256 taskId,bytes32 imageId,bytes32 inputHash,bytes32 codeHash,"
-    "bytes32 resultHash,uint16 status,uint64 runtimeMs)"
+    "Result(uint256 taskId,TaskSpec spec,bytes32 codeHash,bytes32 resultHash,"
+    "bytes32 resultCidHash,uint16 status,uint64 runtimeMs)"
+    "TaskSpec(bytes32 imageId,bytes32 inputHash,bytes32 inputCidHash,uint32 memoryMb,"
+    "uint32 maxRuntimeS,uint64 deadline)"
 )
 DOMAIN_TYPE = (
     "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -33,14 +35,23 @@ TYPES = {
     ],
     "Result": [
         {"name": "taskId", "type": "uint256"},
-        {"name": "imageId", "type": "bytes32"},
-        {"name": "inputHash", "type": "bytes32"},
+        {"name": "spec", "type": "TaskSpec"},
         {"name": "codeHash", "type": "bytes32"},
         {"name": "resultHash", "type": "bytes32"},
+        {"name": "resultCidHash", "type": "bytes32"},
         {"name": "status", "type": "uint16"},
         {"name": "runtimeMs", "type": "uint64"},
     ],
+    "TaskSpec": [
+        {"name": "imageId", "type": "bytes32"},
+        {"name": "inputHash", "type": "bytes32"},
+        {"name": "inputCidHash", "type": "bytes32"},
+        {"name": "memoryMb", "type": "uint32"},
+        {"name": "maxRuntimeS", "type": "uint32"},
+        {"name": "deadline", "type": "uint64"},
+    ],
 }
+U32_MAX = 2**32 - 1
 
 U64_MAX = 2**64 - 1
 
@@ -77,6 +88,10 @@ CASES = [
      "0x" + "00" * 32, "0x" + "00" * 32, 16, 0),
     ("image unavailable", 137, address("marketplace polygon"), 17, h("image d"), h("input 17"),
      "0x" + "00" * 32, "0x" + "00" * 32, 17, 0),
+    ("input mismatch", 31337, address("marketplace a"), 6, h("image a"), h("input 6"),
+     "0x" + "00" * 32, "0x" + "00" * 32, 6, 0),
+    ("stalled", 31337, address("marketplace a"), 19, h("image a"), h("input 19"),
+     "0x" + "00" * 32, "0x" + "00" * 32, 19, 40000),
     ("enclave failure, extreme values", U64_MAX, "0x" + "ff" * 20, U64_MAX, "0x" + "ff" * 32,
      "0x" + "ff" * 32, "0x" + "ff" * 32, "0x" + "ff" * 32, 18, U64_MAX),
     ("zero contract", 1, "0x" + "00" * 20, 1, "0x" + "00" * 32, "0x" + "00" * 32,
@@ -84,17 +99,32 @@ CASES = [
 ]
 
 
+def cid_hash(label: str, empty: bool) -> str:
+    """keccak256 of a CID's text; of the empty string for a proof without a result."""
+    return "0x" + keccak(text="" if empty else f"bafk{label}").hex()
+
+
 def vector(i, case):
     name, chain_id, contract, task_id, image_id, input_hash, code_hash, result_hash, status, \
         runtime = case
     contract = to_checksum_address(contract)
     domain = {"name": "ecld", "version": "1", "chainId": chain_id, "verifyingContract": contract}
-    message = {
-        "taskId": task_id,
+    extreme = image_id == "0x" + "ff" * 32
+    spec = {
         "imageId": image_id,
         "inputHash": input_hash,
+        "inputCidHash": "0x" + "ff" * 32 if extreme else cid_hash(f"input {task_id}", False),
+        "memoryMb": U32_MAX if extreme else 64 * (1 + i % 4),
+        "maxRuntimeS": U32_MAX if extreme else 10 + i,
+        "deadline": U64_MAX if extreme else 1_900_000_000 + i,
+    }
+    message = {
+        "taskId": task_id,
+        "spec": spec,
         "codeHash": code_hash,
         "resultHash": result_hash,
+        "resultCidHash": "0x" + "ff" * 32 if extreme
+        else cid_hash(f"result {task_id}", result_hash == "0x" + "00" * 32),
         "status": status,
         "runtimeMs": runtime,
     }
@@ -114,7 +144,8 @@ def vector(i, case):
         "privateKey": private_key,
         "signer": signer,
         "domain": {"chainId": str(chain_id), "verifyingContract": contract},
-        "message": {**message, "taskId": str(task_id), "runtimeMs": str(runtime)},
+        "message": {**message, "taskId": str(task_id), "runtimeMs": str(runtime),
+                    "spec": {**spec, "deadline": str(spec["deadline"])}},
         "domainSeparator": "0x" + signable.header.hex(),
         "structHash": "0x" + signable.body.hex(),
         "digest": "0x" + digest.hex(),

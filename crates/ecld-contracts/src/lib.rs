@@ -10,7 +10,7 @@ pub use bindings::{DevToken, IERC20Permit, ImageRegistry, Marketplace};
 pub use deploy::{DeployError, DeployOptions, Deployment, deploy_all};
 pub use errors::{ContractError, decode_revert};
 pub use permit::{PermitError, PermitSignature, permit_digest, sign_permit};
-pub use proof::{Proof, result_digest, result_struct_hash};
+pub use proof::{Proof, result_digest, result_struct_hash, spec_struct_hash};
 
 /// The TaskSpec a task was submitted with; callers pass it back to `claimTask`,
 /// `submitResult` and `reclaim`.

@@ -1,25 +1,38 @@
 //! The EIP-712 `Result` message the enclave signs and `submitResult` checks.
 //!
 //! Domain `{name: "ecld", version: "1", chainId, verifyingContract: Marketplace}`, type
-//! `Result(uint256 taskId,bytes32 imageId,bytes32 inputHash,bytes32 codeHash,bytes32
-//! resultHash,uint16 status,uint64 runtimeMs)`. `ecld-crypto` signs it; this module is the
-//! contract side's reference, used to check both agree.
+//! `Result(uint256 taskId,TaskSpec spec,bytes32 codeHash,bytes32 resultHash,bytes32
+//! resultCidHash,uint16 status,uint64 runtimeMs)` with the task's whole `TaskSpec` nested.
+//! `ecld-crypto` signs it; this module is the contract side's reference, used to check both
+//! agree.
 
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256, U256, keccak256},
     sol_types::{Eip712Domain, SolStruct},
 };
+
+use crate::TaskSpec;
 
 mod types {
     #![allow(missing_docs, unreachable_pub)]
     alloy::sol! {
         #[derive(Debug)]
-        struct Result {
-            uint256 taskId;
+        struct TaskSpec {
             bytes32 imageId;
             bytes32 inputHash;
+            bytes32 inputCidHash;
+            uint32 memoryMb;
+            uint32 maxRuntimeS;
+            uint64 deadline;
+        }
+
+        #[derive(Debug)]
+        struct Result {
+            uint256 taskId;
+            TaskSpec spec;
             bytes32 codeHash;
             bytes32 resultHash;
+            bytes32 resultCidHash;
             uint16 status;
             uint64 runtimeMs;
         }
@@ -27,18 +40,18 @@ mod types {
 }
 
 /// The fields of a proof of execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
     /// Task the proof is for.
     pub task_id: u64,
-    /// Image that ran.
-    pub image_id: B256,
-    /// keccak256 of the input ciphertext.
-    pub input_hash: B256,
+    /// The task's spec, as committed on chain.
+    pub spec: TaskSpec,
     /// keccak256 of user-supplied code, zero when the image ran its own program.
     pub code_hash: B256,
     /// keccak256 of the result ciphertext.
     pub result_hash: B256,
+    /// The result's CID (its keccak256 is signed).
+    pub result_cid: String,
     /// Status code of execution.
     pub status: u16,
     /// Run time, ms.
@@ -47,16 +60,38 @@ pub struct Proof {
 
 impl Proof {
     fn message(&self) -> types::Result {
+        let s = &self.spec;
         types::Result {
             taskId: U256::from(self.task_id),
-            imageId: self.image_id,
-            inputHash: self.input_hash,
+            spec: types::TaskSpec {
+                imageId: s.imageId,
+                inputHash: s.inputHash,
+                inputCidHash: s.inputCidHash,
+                memoryMb: s.memoryMb,
+                maxRuntimeS: s.maxRuntimeS,
+                deadline: s.deadline,
+            },
             codeHash: self.code_hash,
             resultHash: self.result_hash,
+            resultCidHash: keccak256(self.result_cid.as_bytes()),
             status: self.status,
             runtimeMs: self.runtime_ms,
         }
     }
+}
+
+/// hashStruct(TaskSpec): what the contract's `hashSpec` returns.
+pub fn spec_struct_hash(spec: &TaskSpec) -> B256 {
+    let p = Proof {
+        task_id: 0,
+        spec: spec.clone(),
+        code_hash: B256::ZERO,
+        result_hash: B256::ZERO,
+        result_cid: String::new(),
+        status: 0,
+        runtime_ms: 0,
+    };
+    p.message().spec.eip712_hash_struct()
 }
 
 /// The proof domain of a Marketplace.

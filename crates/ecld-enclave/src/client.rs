@@ -16,7 +16,7 @@ use std::{ffi::OsStr, process::Stdio, time::Duration};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::protocol::{
-    Done, Limits, ProofFields, Ready, Request, Response, TaskBinding,
+    Done, ProofFields, Ready, Request, Response, TaskBinding,
     frame::{FrameError, read_frame_async, write_frame_async},
 };
 
@@ -58,10 +58,8 @@ pub enum ClientError {
 /// One task for the enclave.
 #[derive(Debug, Clone)]
 pub struct Task {
-    /// What the proof will be bound to.
+    /// What the proof will be bound to; the enclave derives the limits from its spec.
     pub binding: TaskBinding,
-    /// The limits the program runs under.
-    pub limits: Limits,
     /// The input ciphertext as fetched from the store (empty if it could not be fetched).
     pub input: Vec<u8>,
 }
@@ -78,6 +76,9 @@ pub struct TaskOutcome {
     pub result: Vec<u8>,
     /// Public one-line explanation for logs.
     pub message: String,
+    /// The CID the result must be published under (its hash is signed), empty when there is
+    /// no result.
+    pub result_cid: String,
 }
 
 /// A running enclave process, ready for tasks. Dropping it kills the process.
@@ -90,6 +91,11 @@ pub struct EnclaveProcess {
 }
 
 impl EnclaveProcess {
+    /// The enclave process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts `program args…` (stdin/stdout piped, stderr inherited for its log) and waits up
     /// to [`DEFAULT_STARTUP_TIMEOUT`] for its `Ready` frame.
     pub async fn spawn<I, S>(program: impl AsRef<OsStr>, args: I) -> Result<Self, ClientError>
@@ -149,15 +155,16 @@ impl EnclaveProcess {
     /// Runs one task and returns its signed outcome. Every program outcome, including
     /// failures, is a successful return with the status in `proof.status`.
     pub async fn run(&mut self, task: Task) -> Result<TaskOutcome, ClientError> {
-        let request = Request::Run { task: task.binding, limits: task.limits };
+        let request = Request::Run { task: task.binding };
         write_frame_async(&mut self.stdin, &request, &task.input).await?;
         let frame = read_frame_async::<Response>(&mut self.stdout).await?;
         match frame.header {
-            Response::Done(Done { proof, signature, message }) => Ok(TaskOutcome {
+            Response::Done(Done { proof, signature, message, result_cid }) => Ok(TaskOutcome {
                 proof,
                 signature: signature.to_vec(),
                 result: frame.blob,
                 message,
+                result_cid,
             }),
             Response::Error { message } => Err(ClientError::Refused(message)),
             other => Err(ClientError::Unexpected(kind(&other))),

@@ -1,12 +1,13 @@
-//! One task, end to end inside the enclave: check the input hash, decrypt, parse the
-//! payload, run the program, encrypt the result to the payload's recipient, sign the proof.
+//! One task, end to end inside the enclave: check the input against its CID and hash,
+//! decrypt, parse the payload, run the program under the spec's limits, encrypt the result
+//! to the payload's recipient, name its CID, sign the proof over the spec and the CID.
 
 use std::{
     panic::{AssertUnwindSafe, catch_unwind},
     time::Duration,
 };
 
-use alloy_primitives::{B256, Bytes};
+use alloy_primitives::{B256, Bytes, keccak256};
 use ecld_crypto::{Payload, ProofDomain, ResultProof, envelope};
 use ecld_types::{ImageId, StatusCode, content_hash};
 
@@ -83,14 +84,10 @@ impl Enclave {
         }
     }
 
-    /// Runs one task. Every outcome of the input and the program is a signed [`Answer`];
-    /// only a task for another image, or a signer failure, is an error.
-    pub fn run(
-        &self,
-        task: &TaskBinding,
-        limits: &Limits,
-        input: &[u8],
-    ) -> Result<Answer, TaskError> {
+    /// Runs one task under the limits of its spec ([`Limits::for_spec`]). Every outcome of
+    /// the input and the program is a signed [`Answer`]; only a task for another image, or a
+    /// signer failure, is an error.
+    pub fn run(&self, task: &TaskBinding, input: &[u8]) -> Result<Answer, TaskError> {
         if let Some(mine) = self.image_id
             && mine != task.image_id
         {
@@ -100,7 +97,8 @@ impl Enclave {
                 mine,
             });
         }
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.execute(task, limits, input)))
+        let limits = Limits::for_spec(task.memory_mb, task.max_runtime_s);
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.execute(task, &limits, input)))
             .unwrap_or_else(|_| {
                 Outcome::bare(
                     StatusCode::EnclaveFailure,
@@ -111,18 +109,32 @@ impl Enclave {
     }
 
     fn execute(&self, task: &TaskBinding, limits: &Limits, input: &[u8]) -> Outcome {
-        let actual = content_hash(input);
         if input.is_empty() {
             return Outcome::bare(
                 StatusCode::InputUnavailable,
                 "the node could not fetch the input",
             );
         }
-        if actual != task.input_hash {
+        // Whose fault a wrong input is: bytes that are not what the requester's CID names
+        // came from the node (or a store); bytes that are, but do not hash to what the
+        // requester committed, are the requester's own.
+        let cid = cid_text(input);
+        if keccak256(cid.as_bytes()) != task.input_cid_hash {
             return Outcome::bare(
                 StatusCode::InputUnavailable,
                 format!(
-                    "input hash mismatch: the bytes hash to {actual}, the task names {}",
+                    "the input bytes are {cid}, not the CID the task names (its hash is {})",
+                    task.input_cid_hash
+                ),
+            );
+        }
+        let actual = content_hash(input);
+        if actual != task.input_hash {
+            return Outcome::bare(
+                StatusCode::InputMismatch,
+                format!(
+                    "input hash mismatch: the bytes of the requester's CID hash to {actual}, the \
+                     requester committed {}",
                     task.input_hash
                 ),
             );
@@ -174,40 +186,47 @@ impl Enclave {
     }
 
     fn sign(&self, task: &TaskBinding, outcome: Outcome) -> Result<Answer, TaskError> {
-        let result_hash =
-            if outcome.result.is_empty() { B256::ZERO } else { content_hash(&outcome.result) };
-        let runtime_ms = u64::try_from(outcome.runtime.as_millis()).unwrap_or(u64::MAX);
-        let proof = ResultProof {
-            task_id: task.task_id.get(),
-            image_id: task.image_id.0,
-            input_hash: task.input_hash,
-            code_hash: outcome.code_hash,
-            result_hash,
-            status: outcome.status,
-            runtime_ms,
+        let (result_hash, result_cid) = if outcome.result.is_empty() {
+            (B256::ZERO, String::new())
+        } else {
+            (content_hash(&outcome.result), cid_text(&outcome.result))
         };
-        let domain = ProofDomain { chain_id: task.chain_id, verifying_contract: task.marketplace };
-        let signature = proof
-            .sign(&self.secrets.signer, &domain)
-            .map_err(|e| TaskError::Signing(e.to_string()))?;
+        let result_cid_hash = keccak256(result_cid.as_bytes());
+        let runtime_ms = u64::try_from(outcome.runtime.as_millis()).unwrap_or(u64::MAX);
         let fields = ProofFields {
             task_id: task.task_id,
             image_id: task.image_id,
             input_hash: task.input_hash,
+            input_cid_hash: task.input_cid_hash,
+            memory_mb: task.memory_mb,
+            max_runtime_s: task.max_runtime_s,
+            deadline: task.deadline,
             code_hash: outcome.code_hash,
             result_hash,
+            result_cid_hash,
             status: outcome.status,
             runtime_ms,
         };
+        let proof: ResultProof = fields.to_proof();
+        let domain = ProofDomain { chain_id: task.chain_id, verifying_contract: task.marketplace };
+        let signature = proof
+            .sign(&self.secrets.signer, &domain)
+            .map_err(|e| TaskError::Signing(e.to_string()))?;
         Ok(Answer {
             done: Done {
                 proof: fields,
                 signature: Bytes::copy_from_slice(&signature.0),
                 message: outcome.message,
+                result_cid,
             },
             result: outcome.result,
         })
     }
+}
+
+/// The CID the store gives `bytes` (CIDv1, raw leaves, 256 KiB chunks), as text.
+fn cid_text(bytes: &[u8]) -> String {
+    ecld_store::unixfs::file_cid(bytes).to_string()
 }
 
 /// A task that carries code, or one for a runner image: code that is missing, does not

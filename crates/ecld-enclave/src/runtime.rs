@@ -4,8 +4,9 @@
 //! A task's program sees WASI preview 1 with stdin = the payload's input, stdout = a pipe
 //! bounded by the task's output limit, stderr = a 64 KiB diagnostic pipe, one fixed argument
 //! (`program`), no environment, no preopened directories (no file system) and no sockets.
-//! Time is bounded by epoch interruption, memory by a resource limiter, and optionally
-//! instructions by fuel. Whatever the program does, the outcome is an [`Exit`] value and
+//! The task's run time is a fuel budget (instructions, deterministic: TIMEOUT); the wall
+//! clock is bounded by epoch interruption (a generous allowance; running past it means the
+//! host paused or starved the enclave: STALLED); memory by a resource limiter. Whatever the program does, the outcome is an [`Exit`] value and
 //! the runtime is ready for the next task.
 //!
 //! On a `wasm-v1` runner image the compile of a user module that is not cached yet counts
@@ -58,10 +59,18 @@ pub enum RuntimeError {
 }
 
 /// Engine options fixed for the life of an enclave.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RuntimeOptions {
-    /// Meter fuel so that [`Limits::fuel`] is honoured (costs some speed).
+    /// Meter fuel so that [`Limits::fuel`] is honoured (costs some speed). An enclave always
+    /// does: its tasks' run time is fuel. Off only in benchmarks that measure its cost.
     pub meter_fuel: bool,
+}
+
+impl Default for RuntimeOptions {
+    /// Fuel metered, as in every enclave.
+    fn default() -> Self {
+        Self { meter_fuel: true }
+    }
 }
 
 /// The engine and the thread that advances its epoch.
@@ -151,7 +160,7 @@ pub enum Exit {
     Exited(i32),
     /// The program trapped (including stack overflow and aborts); the text is the trap.
     Trapped(String),
-    /// The program ran past the time limit.
+    /// The program ran past the wall-clock allowance.
     TimedOut,
     /// The program used up its fuel.
     OutOfFuel,
@@ -167,8 +176,11 @@ impl Exit {
         match self {
             Self::Exited(0) => StatusCode::Success,
             Self::Exited(_) | Self::Trapped(_) => StatusCode::ProgramError,
-            Self::TimedOut => StatusCode::Timeout,
-            Self::OutOfFuel | Self::MemoryLimit | Self::OutputLimit => StatusCode::ResourceLimit,
+            // The wall clock is the host's to stretch: running past it is not the program's
+            // fault. Fuel is counted in instructions: using it up is.
+            Self::TimedOut => StatusCode::Stalled,
+            Self::OutOfFuel => StatusCode::Timeout,
+            Self::MemoryLimit | Self::OutputLimit => StatusCode::ResourceLimit,
         }
     }
 
@@ -537,8 +549,14 @@ fn append_note(stderr: &mut Vec<u8>, exit: &Exit, limits: &Limits) {
     let note = match exit {
         Exit::Exited(code) => format!("exited with code {code}"),
         Exit::Trapped(trap) => format!("trapped: {trap}"),
-        Exit::TimedOut => format!("stopped: ran past the time limit of {} ms", limits.time_ms),
-        Exit::OutOfFuel => format!("stopped: used up its fuel ({})", limits.fuel.unwrap_or(0)),
+        Exit::TimedOut => format!(
+            "stopped: ran past the wall-clock allowance of {} ms (the host paused or starved the \
+             enclave)",
+            limits.time_ms
+        ),
+        Exit::OutOfFuel => {
+            format!("stopped: used up its fuel ({}: the task's run time)", limits.fuel.unwrap_or(0))
+        }
         Exit::MemoryLimit => {
             format!("stopped: needed more than the memory limit of {} bytes", limits.memory_bytes)
         }

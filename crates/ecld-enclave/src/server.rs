@@ -37,7 +37,7 @@ pub fn serve(
             Err(e) => return Err(e),
         };
         match frame.header {
-            Request::Run { task, limits } => match enclave.run(&task, &limits, &frame.blob) {
+            Request::Run { task } => match enclave.run(&task, &frame.blob) {
                 Ok(answer) => {
                     info!(target: "ecld_enclave", task = %task.task_id, status = answer.done.proof.status.code(),
                           runtime_ms = answer.done.proof.runtime_ms, "{}", answer.done.message);

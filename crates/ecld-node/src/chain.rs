@@ -164,7 +164,9 @@ pub struct TaskInfo {
     pub max_runtime_s: u32,
     /// Unix time after which the task can no longer be claimed or proven.
     pub deadline: u64,
-    /// Escrow at submission (max price for an open task).
+    /// The escrow: the requester's max price, held whole until the task ends.
+    pub max_price: U256,
+    /// The price of the offer holding the task (0 while open): what a paid proof pays.
     pub price: U256,
     /// The offer it was matched to at submission, if any.
     pub offer: Option<OfferId>,
@@ -178,9 +180,34 @@ impl TaskInfo {
         TaskSpec {
             imageId: self.image.0,
             inputHash: self.input_hash,
+            inputCidHash: self.input_cid_hash(),
             memoryMb: self.memory_mb,
             maxRuntimeS: self.max_runtime_s,
             deadline: self.deadline,
+        }
+    }
+
+    /// keccak256 of the input CID's text, as the spec commits to it.
+    pub fn input_cid_hash(&self) -> B256 {
+        alloy::primitives::keccak256(self.input_cid.as_bytes())
+    }
+
+    /// What the enclave binds its proof to: the spec, and the domain.
+    pub fn binding(
+        &self,
+        chain_id: u64,
+        marketplace: Address,
+    ) -> ecld_enclave::protocol::TaskBinding {
+        ecld_enclave::protocol::TaskBinding {
+            task_id: self.id,
+            image_id: self.image,
+            input_hash: self.input_hash,
+            input_cid_hash: self.input_cid_hash(),
+            memory_mb: self.memory_mb,
+            max_runtime_s: self.max_runtime_s,
+            deadline: self.deadline,
+            chain_id,
+            marketplace,
         }
     }
 
@@ -193,7 +220,7 @@ impl TaskInfo {
         image_ok
             && offer.memory_mb >= self.memory_mb
             && offer.max_runtime_s >= self.max_runtime_s
-            && offer.price <= self.price
+            && offer.price <= self.max_price
             && image_platforms & offer.platform.code() != 0
     }
 }
@@ -209,7 +236,7 @@ pub enum ChainEvent {
         task: TaskId,
         /// Offer.
         offer: OfferId,
-        /// The escrow from now on (the offer's price).
+        /// The offer's price: what a paid proof pays the node.
         price: U256,
     },
     /// A task is open again.
@@ -472,14 +499,21 @@ impl Chain {
             offer.get(),
             task.spec(),
             task.requester,
-            to_u96("claimTask", task.price)?,
+            to_u96("claimTask", task.max_price)?,
         );
         self.send("claimTask", call).await
     }
 
-    /// `releaseTask`.
-    pub async fn release(&self, task: TaskId) -> Result<Mined, ChainError> {
-        self.send("releaseTask", self.market.releaseTask(U256::from(task.get()))).await
+    /// `releaseTask`: the task returns to the market on its original terms.
+    pub async fn release(&self, task: &TaskInfo) -> Result<Mined, ChainError> {
+        let call = self.market.releaseTask(
+            U256::from(task.id.get()),
+            task.spec(),
+            task.requester,
+            to_u96("releaseTask", task.max_price)?,
+            to_u96("releaseTask", task.price)?,
+        );
+        self.send("releaseTask", call).await
     }
 
     /// `submitResult`.
@@ -498,6 +532,7 @@ impl Chain {
             U256::from(task.id.get()),
             task.spec(),
             task.requester,
+            to_u96("submitResult", task.max_price)?,
             to_u96("submitResult", task.price)?,
             result_cid.to_owned(),
             result_hash,
@@ -612,6 +647,7 @@ fn convert(ev: MarketplaceEvents) -> Option<ChainEvent> {
             memory_mb: e.memoryMb,
             max_runtime_s: e.maxRuntimeS,
             deadline: e.deadline,
+            max_price: u96(e.maxPrice),
             price: u96(e.price),
             offer: OfferId::new(e.offerId),
             input_cid: e.inputCid,

@@ -321,6 +321,7 @@ mod tests {
             runtime_ms: 10,
             code_hash: B256::ZERO,
             signature: Bytes::from(vec![1u8; 65]),
+            result_cid: "bafkreiresult".into(),
         }
     }
 

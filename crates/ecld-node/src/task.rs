@@ -27,6 +27,9 @@ pub struct Outcome {
     pub code_hash: B256,
     /// The enclave's 65-byte EIP-712 signature.
     pub signature: Bytes,
+    /// The CID the enclave signed for the result (empty without a result): the upload must
+    /// give exactly this one.
+    pub result_cid: String,
 }
 
 /// How a task left this node.
@@ -261,6 +264,7 @@ mod tests {
             runtime_ms: 3,
             code_hash: B256::ZERO,
             signature: Bytes::from(vec![7u8; 65]),
+            result_cid: "bafkreiresult".into(),
         }
     }
 

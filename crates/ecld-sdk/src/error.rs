@@ -47,6 +47,17 @@ pub enum VerifyError {
         /// keccak256 of the bytes received.
         actual: B256,
     },
+    /// The proof names another result CID than the one relayed with it.
+    #[error(
+        "the proof of task {task} was signed for another result CID than {cid}: the result is \
+         not where the proof says; do not use it"
+    )]
+    ResultCidMismatch {
+        /// The task.
+        task: TaskId,
+        /// The CID relayed with the proof.
+        cid: String,
+    },
     /// The store returned result bytes that do not match the result's CID.
     #[error(
         "the store returned altered bytes for the result {cid} of task {task} ({detail}): the \

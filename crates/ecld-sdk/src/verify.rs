@@ -5,6 +5,7 @@
 //!   ImageRegistry (so an attested enclave of *that* image produced it), over the domain of
 //!   *this* chain id and *this* Marketplace contract (so it is not replayed from elsewhere);
 //! - the proven input hash is the one the task was submitted with;
+//! - the proof signs the CID the result was relayed under;
 //! - keccak256 of the result bytes downloaded from the store equals the proven result hash.
 
 use ecld_crypto::{ProofDomain, ProofSignature, ResultProof};
@@ -76,6 +77,9 @@ pub fn check(
             proven: record.proof.input_hash,
         });
     }
+    if alloy::primitives::keccak256(record.result_cid.as_bytes()) != record.proof.result_cid_hash {
+        return Err(VerifyError::ResultCidMismatch { task, cid: record.result_cid.clone() });
+    }
     if let Some(bytes) = result {
         let actual = content_hash(bytes);
         if actual != record.proof.result_hash {
@@ -104,8 +108,13 @@ mod tests {
             task_id: 5,
             image_id: B256::repeat_byte(1),
             input_hash: B256::repeat_byte(2),
+            input_cid_hash: B256::repeat_byte(3),
+            memory_mb: 64,
+            max_runtime_s: 10,
+            deadline: 1_900_000_000,
             code_hash: B256::ZERO,
             result_hash: content_hash(&result),
+            result_cid_hash: alloy::primitives::keccak256("bafkrei"),
             status: StatusCode::Success,
             runtime_ms: 12,
         };
@@ -216,6 +225,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, VerifyError::WrongSigner { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_result_relayed_under_another_cid_is_rejected() {
+        let (key, domain, mut record, result) = setup();
+        let (task, image) = ids();
+        record.result_cid = "bafkreiother".into();
+        let err = check(
+            task,
+            image,
+            &domain,
+            key.address(),
+            B256::repeat_byte(2),
+            &record,
+            Some(&result),
+        )
+        .unwrap_err();
+        assert!(matches!(err, VerifyError::ResultCidMismatch { .. }), "{err}");
     }
 
     #[test]

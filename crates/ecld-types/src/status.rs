@@ -35,7 +35,7 @@ pub enum Settlement {
 
 /// Why a status code number was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("status code {0} is not defined by the ecld protocol (known: 0-5 and 16-18)")]
+#[error("status code {0} is not defined by the ecld protocol (known: 0-6 and 16-19)")]
 pub struct ParseStatusError(pub u16);
 
 /// The status code of an execution, as signed in the proof and stored on chain.
@@ -47,37 +47,48 @@ pub enum StatusCode {
     Success = 0,
     /// 1: the program exited non-zero or trapped. The node is paid.
     ProgramError = 1,
-    /// 2: the program exceeded the task's own time limit. The node is paid.
+    /// 2: the program used up its fuel: the budget of the task's own run time
+    /// (`maxRuntimeS` × the protocol's fuel per second). Counted in instructions, not wall
+    /// time, so no host can cause it by pausing or starving the enclave. The node is paid.
     Timeout = 2,
-    /// 3: the program exceeded its memory, fuel or output limit. The node is paid.
+    /// 3: the program exceeded the task's memory limit or the protocol's output limit. The
+    /// node is paid.
     ResourceLimit = 3,
     /// 4: the payload cannot be decrypted or parsed. The requester's fault; the node is paid.
     InputInvalid = 4,
     /// 5: user-supplied code is missing, does not compile or parse. The requester's fault;
     /// the node is paid.
     CodeInvalid = 5,
-    /// 16: the input could not be fetched or its hash does not match. The requester is
-    /// refunded.
+    /// 6: the input's bytes are the ones the requester's CID names, but their keccak256 is
+    /// not the `inputHash` the requester committed. The requester's fault; the node is paid.
+    InputMismatch = 6,
+    /// 16: the input could not be fetched, or its bytes are not the ones its CID names. The
+    /// requester is refunded.
     InputUnavailable = 16,
     /// 17: the image could not be fetched or its measurement does not match. The requester
     /// is refunded.
     ImageUnavailable = 17,
     /// 18: the enclave failed for reasons of its own. The requester is refunded.
     EnclaveFailure = 18,
+    /// 19: the program had fuel left but the enclave's wall-clock allowance ran out: its host
+    /// paused or starved it. The node's fault; the requester is refunded.
+    Stalled = 19,
 }
 
 impl StatusCode {
     /// Every defined code, in numeric order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Success,
         Self::ProgramError,
         Self::Timeout,
         Self::ResourceLimit,
         Self::InputInvalid,
         Self::CodeInvalid,
+        Self::InputMismatch,
         Self::InputUnavailable,
         Self::ImageUnavailable,
         Self::EnclaveFailure,
+        Self::Stalled,
     ];
 
     /// The first code that counts as the system's fault. The contract uses the same bound.
@@ -97,9 +108,11 @@ impl StatusCode {
             Self::ResourceLimit => "RESOURCE_LIMIT",
             Self::InputInvalid => "INPUT_INVALID",
             Self::CodeInvalid => "CODE_INVALID",
+            Self::InputMismatch => "INPUT_MISMATCH",
             Self::InputUnavailable => "INPUT_UNAVAILABLE",
             Self::ImageUnavailable => "IMAGE_UNAVAILABLE",
             Self::EnclaveFailure => "ENCLAVE_FAILURE",
+            Self::Stalled => "STALLED",
         }
     }
 
@@ -108,8 +121,11 @@ impl StatusCode {
         match self {
             Self::Success => Fault::None,
             Self::ProgramError | Self::Timeout | Self::ResourceLimit => Fault::Program,
-            Self::InputInvalid | Self::CodeInvalid => Fault::Requester,
-            Self::InputUnavailable | Self::ImageUnavailable | Self::EnclaveFailure => Fault::System,
+            Self::InputInvalid | Self::CodeInvalid | Self::InputMismatch => Fault::Requester,
+            Self::InputUnavailable
+            | Self::ImageUnavailable
+            | Self::EnclaveFailure
+            | Self::Stalled => Fault::System,
         }
     }
 
@@ -126,15 +142,21 @@ impl StatusCode {
         match self {
             Self::Success => "the program ran and succeeded",
             Self::ProgramError => "the program exited with an error or trapped",
-            Self::Timeout => "the program ran past the task's time limit",
-            Self::ResourceLimit => "the program exceeded its memory, fuel or output limit",
+            Self::Timeout => "the program used up the fuel of the task's run time",
+            Self::ResourceLimit => "the program exceeded its memory or output limit",
             Self::InputInvalid => "the input payload could not be decrypted or parsed",
             Self::CodeInvalid => "the supplied code is missing or does not compile",
-            Self::InputUnavailable => "the input could not be fetched or its hash did not match",
+            Self::InputMismatch => {
+                "the input is what the requester's CID names, but not what its committed hash names"
+            }
+            Self::InputUnavailable => {
+                "the input could not be fetched, or was not what its CID names"
+            }
             Self::ImageUnavailable => {
                 "the image could not be fetched or did not match its measurement"
             }
             Self::EnclaveFailure => "the enclave failed",
+            Self::Stalled => "the enclave was paused or starved past its wall-clock allowance",
         }
     }
 
@@ -184,7 +206,7 @@ mod tests {
 
     #[test]
     fn undefined_codes_are_refused() {
-        for raw in [6u16, 15, 19, 255, u16::MAX] {
+        for raw in [7u16, 15, 20, 255, u16::MAX] {
             assert_eq!(StatusCode::try_from(raw), Err(ParseStatusError(raw)));
         }
     }

@@ -108,6 +108,7 @@ async fn measure(url: &str) -> Result<Figures> {
     let spec = TaskSpec {
         imageId: image,
         inputHash: keccak256("input"),
+        inputCidHash: keccak256(CID),
         memoryMb: 256,
         maxRuntimeS: 60,
         deadline: now + 86_400,
@@ -147,15 +148,15 @@ async fn measure(url: &str) -> Result<Figures> {
         }
     };
     let me = keys[1].address();
-    let result = |task: u64, status: u16| {
+    let result = |task: u64, status: u16, max: u64| {
         let (node_m, enclave, spec) = (&node_m, &enclave, spec.clone());
         async move {
             let proof = Proof {
                 task_id: task,
-                image_id: image,
-                input_hash: spec.inputHash,
+                spec: spec.clone(),
                 code_hash: B256::ZERO,
                 result_hash: keccak256(format!("result {task}")),
+                result_cid: CID.into(),
                 status,
                 runtime_ms: 1500,
             };
@@ -167,6 +168,7 @@ async fn measure(url: &str) -> Result<Figures> {
                         U256::from(task),
                         spec,
                         me,
+                        alloy::primitives::Uint::from(max),
                         price,
                         CID.into(),
                         proof.result_hash,
@@ -186,15 +188,15 @@ async fn measure(url: &str) -> Result<Figures> {
     // The first task of a requester and a node pays one-off costs (first permit nonce, the
     // node's first token balance); the steady state is what every later task costs.
     let (t, first_submit) = submit_permit(PRICE, offer).await?;
-    let first_result = result(t, 0).await?;
+    let first_result = result(t, 0, PRICE).await?;
     fig.push(("first task: submitTaskWithPermit (matched)", first_submit));
     fig.push(("first task: submitResult (pay node)", first_result));
     let (t, submit) = submit_permit(PRICE, offer).await?;
-    let paid = result(t, 0).await?;
+    let paid = result(t, 0, PRICE).await?;
     fig.push(("submitTaskWithPermit (matched)", submit));
     fig.push(("submitResult (status 0, pay node)", paid));
     let (t, _) = submit_permit(PRICE, offer).await?;
-    fig.push(("submitResult (status 16, refund)", result(t, 16).await?));
+    fig.push(("submitResult (status 16, refund)", result(t, 16, PRICE).await?));
     let (t, open) = submit_permit(2 * PRICE, 0).await?;
     fig.push(("submitTaskWithPermit (open)", open));
     let r = mined(
@@ -211,24 +213,44 @@ async fn measure(url: &str) -> Result<Figures> {
             .await,
     )
     .await?;
-    fig.push(("claimTask (refunds maxPrice - price)", r.gas_used));
-    let r = mined("releaseTask", node_m.releaseTask(U256::from(t)).send().await).await?;
+    fig.push(("claimTask", r.gas_used));
+    let max = alloy::primitives::Uint::from(2 * PRICE);
+    let r = mined(
+        "releaseTask",
+        node_m.releaseTask(U256::from(t), spec.clone(), me, max, price).send().await,
+    )
+    .await?;
     fig.push(("releaseTask", r.gas_used));
     let r = mined(
         "claimTask",
-        node_m.claimTask(U256::from(t), offer, spec.clone(), me, price).send().await,
+        node_m.claimTask(U256::from(t), offer, spec.clone(), me, max).send().await,
     )
     .await?;
-    fig.push(("claimTask (no refund)", r.gas_used));
-    result(t, 0).await?;
+    fig.push(("claimTask (after a release)", r.gas_used));
+    fig.push(("submitResult (pay node, refund maxPrice - price)", result(t, 0, 2 * PRICE).await?));
+    let (t, _) = submit_permit(PRICE, 0).await?;
+    let r = mined(
+        "reclaim",
+        req_m
+            .reclaim(
+                U256::from(t),
+                spec.clone(),
+                alloy::primitives::Uint::from(PRICE),
+                Default::default(),
+            )
+            .send()
+            .await,
+    )
+    .await?;
+    fig.push(("reclaim (open task: a cancel)", r.gas_used));
     let (t, _) = submit_permit(PRICE, offer).await?;
     let _: serde_json::Value =
         deployer.raw_request("evm_setNextBlockTimestamp".into(), (spec.deadline + 1,)).await?;
     let _: serde_json::Value =
         deployer.raw_request("evm_mine".into(), serde_json::json!([])).await?;
-    let r =
-        mined("reclaim", req_m.reclaim(U256::from(t), spec.clone(), price).send().await).await?;
-    fig.push(("reclaim (held task)", r.gas_used));
+    let r = mined("reclaim", req_m.reclaim(U256::from(t), spec.clone(), price, price).send().await)
+        .await?;
+    fig.push(("reclaim (held task, after the deadline)", r.gas_used));
     let r = mined("withdrawOffer", node_m.withdrawOffer(offer).send().await).await?;
     fig.push(("withdrawOffer", r.gas_used));
     fig.push(("lifecycle: submitTaskWithPermit + submitResult", submit + paid));

@@ -183,8 +183,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         task_id: 1,
         image_id: B256::repeat_byte(1),
         input_hash: B256::repeat_byte(2),
+        input_cid_hash: B256::repeat_byte(4),
+        memory_mb: 256,
+        max_runtime_s: 60,
+        deadline: 1_900_000_000,
         code_hash: B256::ZERO,
         result_hash: B256::repeat_byte(3),
+        result_cid_hash: B256::repeat_byte(5),
         status: StatusCode::Success,
         runtime_ms: 10,
     };
@@ -264,7 +269,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          (including the 1 MiB pattern buffer and the runtime).\n\n{table}\n{goals}",
         machine.cores_and_cpu(),
         machine.date,
-        if profile == "release" { "" } else { " (dependencies at opt-level 2)" },
+        if profile == "release" { "" } else { " (hot dependencies at opt-level 2, the rest at 1)" },
         if profile == "release" { " --release" } else { "" },
     );
     println!("{section}");

@@ -23,8 +23,13 @@ fn sample() -> ResultProof {
         task_id: 1,
         image_id: B256::ZERO,
         input_hash: B256::ZERO,
+        input_cid_hash: B256::ZERO,
+        memory_mb: 0,
+        max_runtime_s: 0,
+        deadline: 0,
         code_hash: B256::ZERO,
         result_hash: B256::ZERO,
+        result_cid_hash: B256::ZERO,
         status: StatusCode::Success,
         runtime_ms: 0,
     }
@@ -50,13 +55,20 @@ fn digests_signatures_and_signers_match_eth_account() {
     for v in vectors {
         let name = s(v, "name");
         let m = &v["message"];
+        let spec = &m["spec"];
         let status = u16::try_from(m["status"].as_u64().unwrap()).unwrap();
+        let u32_of = |k: &str| u32::try_from(spec[k].as_u64().unwrap()).unwrap();
         let p = ResultProof {
             task_id: s(m, "taskId").parse().unwrap(),
-            image_id: s(m, "imageId").parse().unwrap(),
-            input_hash: s(m, "inputHash").parse().unwrap(),
+            image_id: s(spec, "imageId").parse().unwrap(),
+            input_hash: s(spec, "inputHash").parse().unwrap(),
+            input_cid_hash: s(spec, "inputCidHash").parse().unwrap(),
+            memory_mb: u32_of("memoryMb"),
+            max_runtime_s: u32_of("maxRuntimeS"),
+            deadline: s(spec, "deadline").parse().unwrap(),
             code_hash: s(m, "codeHash").parse().unwrap(),
             result_hash: s(m, "resultHash").parse().unwrap(),
+            result_cid_hash: s(m, "resultCidHash").parse().unwrap(),
             status: StatusCode::try_from(status).unwrap(),
             runtime_ms: s(m, "runtimeMs").parse().unwrap(),
         };

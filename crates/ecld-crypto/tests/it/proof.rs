@@ -13,8 +13,13 @@ fn sample() -> (ResultProof, ProofDomain, SignerKey) {
         task_id: 9,
         image_id: B256::repeat_byte(1),
         input_hash: B256::repeat_byte(2),
+        input_cid_hash: B256::repeat_byte(4),
+        memory_mb: 256,
+        max_runtime_s: 60,
+        deadline: 1_900_000_000,
         code_hash: B256::ZERO,
         result_hash: B256::repeat_byte(3),
+        result_cid_hash: B256::repeat_byte(5),
         status: StatusCode::Success,
         runtime_ms: 250,
     };
@@ -66,8 +71,15 @@ fn every_field_change_is_wrong_signer() {
         ResultProof { task_id: 10, ..p },
         ResultProof { image_id: B256::repeat_byte(7), ..p },
         ResultProof { input_hash: B256::repeat_byte(7), ..p },
+        ResultProof { input_cid_hash: B256::repeat_byte(7), ..p },
+        // The limits the enclave enforced are signed: a node that ran it under others
+        // cannot pass the proof off as one for the requester's spec.
+        ResultProof { memory_mb: 1, ..p },
+        ResultProof { max_runtime_s: 1, ..p },
+        ResultProof { deadline: p.deadline + 1, ..p },
         ResultProof { code_hash: B256::repeat_byte(7), ..p },
         ResultProof { result_hash: B256::repeat_byte(7), ..p },
+        ResultProof { result_cid_hash: B256::repeat_byte(7), ..p },
         ResultProof { status: StatusCode::EnclaveFailure, ..p },
         ResultProof { runtime_ms: 251, ..p },
     ];

@@ -55,13 +55,14 @@ impl Bench {
         .await?)
     }
 
-    /// Round trips of one task through a warm enclave process.
+    /// Round trips of one task through a warm enclave process, under the limits of a spec
+    /// with `memory_mb` and `max_runtime_s` (the enclave meters fuel, as always).
     async fn round_trips(
         &self,
         module: &Path,
         stdin: &[u8],
         n: usize,
-        limits: Limits,
+        (memory_mb, max_runtime_s): (u32, u32),
     ) -> anyhow::Result<Vec<Duration>> {
         let mut enclave = self.spawn(module).await?;
         let input = self.input(stdin)?;
@@ -72,10 +73,15 @@ impl Bench {
                     task_id: TaskId::new(i as u64 + 1).context("task id")?,
                     image_id: ImageId(B256::ZERO),
                     input_hash: content_hash(&input),
+                    input_cid_hash: ecld_types::keccak256(
+                        ecld_store::unixfs::file_cid(&input).to_string().as_bytes(),
+                    ),
+                    memory_mb,
+                    max_runtime_s,
+                    deadline: u64::MAX,
                     chain_id: 31337,
                     marketplace: Address::ZERO,
                 },
-                limits,
                 input: input.clone(),
             };
             let started = Instant::now();
@@ -127,8 +133,9 @@ async fn main() -> anyhow::Result<()> {
     // 1. Per-task overhead: a trivial program (echo of 32 bytes) through the process boundary,
     // minus the same program run in process.
     let echo = bench.root.join("testdata/enclave/echo.wasm");
-    let limits = Limits::default();
-    let round_trip = median(bench.round_trips(&echo, &[b'x'; 32], tasks, limits).await?);
+    let echo_spec = (256, 10);
+    let limits = Limits::for_spec(echo_spec.0, echo_spec.1);
+    let round_trip = median(bench.round_trips(&echo, &[b'x'; 32], tasks, echo_spec).await?);
     let rt = Runtime::new(RuntimeOptions::default())?;
     let echo_program = rt.compile(&std::fs::read(&echo)?)?;
     // wasmtime-wasi's synchronous calls must not run on an async worker thread.
@@ -144,13 +151,30 @@ async fn main() -> anyhow::Result<()> {
     let native_bin = build_native_primes(&bench.root)?;
     let reps = 5;
     let input = below.to_string();
-    let kernel_limits = Limits { time_ms: 600_000, memory_bytes: 1 << 30, ..Limits::default() };
+    let kernel_spec = (1024, 600);
+    let kernel_limits = Limits::for_spec(kernel_spec.0, kernel_spec.1);
     let primes = rt.compile(&std::fs::read(&primes_wasm)?)?;
+    // The cost of counting run time in fuel: the same kernel in an engine without metering.
+    let unmetered_rt = Runtime::new(RuntimeOptions { meter_fuel: false })?;
+    let unmetered = unmetered_rt.compile(&std::fs::read(&primes_wasm)?)?;
     let kernel_input = input.clone();
-    let runs = tokio::task::spawn_blocking(move || {
-        (0..reps).map(|_| primes.run(kernel_input.as_bytes(), &kernel_limits)).collect::<Vec<_>>()
+    let (runs, unmetered_runs) = tokio::task::spawn_blocking(move || {
+        let metered = (0..reps)
+            .map(|_| primes.run(kernel_input.as_bytes(), &kernel_limits))
+            .collect::<Vec<_>>();
+        let bare = (0..reps)
+            .map(|_| unmetered.run(kernel_input.as_bytes(), &kernel_limits))
+            .collect::<Vec<_>>();
+        (metered, bare)
     })
     .await?;
+    let mut unmetered_times = Vec::new();
+    for run in unmetered_runs {
+        if run.exit != Exit::Exited(0) {
+            bail!("primes without fuel metering failed: {:?}", run.exit);
+        }
+        unmetered_times.push(run.elapsed);
+    }
     let mut wasm_times = Vec::new();
     let mut wasm_out = Vec::new();
     for run in runs {
@@ -172,14 +196,16 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let boundary =
-        median(bench.round_trips(&primes_wasm, input.as_bytes(), reps, kernel_limits).await?);
+        median(bench.round_trips(&primes_wasm, input.as_bytes(), reps, kernel_spec).await?);
     let (wasm, native) = (median(wasm_times), median(native_times));
     let ratio = wasm.as_secs_f64() / native.as_secs_f64();
+    let unmetered = median(unmetered_times);
+    let fuel_cost = wasm.as_secs_f64() / unmetered.as_secs_f64();
 
     let ecld_benchkit::Machine { cores, cpu, date, .. } = ecld_benchkit::Machine::detect();
     let section = format!(
         "## Enclave\n\n\
-Machine: {cores} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2; the example \
+Machine: {cores} cores, {cpu}; {date}; dev profile (hot dependencies at opt-level 2, the rest at 1; the example \
 programs are release wasm32-wasip1 builds). `cargo build -p ecld && scripts/build-programs && \
 cargo run -p ecld-enclave --bin ecld-enclave-bench -- {tasks} {below}`.\n\n\
 *Per-task overhead*: a warm `ecld enclave` process (module compiled once) runs a trivial \
@@ -192,17 +218,21 @@ median round trip minus the median in-process run of the same program (instantia
 | the program alone, in process | {} |\n\
 | **enclave overhead per task** | **{}** |\n\n\
 *Compute kernel*: `programs/primes` (sieve of Eratosthenes, primes below {below}), the same \
-Rust source as release wasm in the enclave runtime (cranelift, epoch interruption on, no fuel) \
-and as a release native binary (its process start included, ~1 ms). Median of {reps}.\n\n\
+Rust source as release wasm in the enclave runtime (cranelift, epoch interruption and fuel \
+metering on, as in every enclave: a task's run time is fuel) and as a release native binary \
+(its process start included, ~1 ms). Median of {reps}.\n\n\
 | run | median ms |\n| --- | ---: |\n\
 | native (x86_64, release) | {} |\n\
-| enclave runtime, in process | {} |\n\
+| enclave runtime, in process, without fuel metering | {} |\n\
+| enclave runtime, in process (fuel metered) | {} |\n\
 | through a warm `ecld enclave` (round trip) | {} |\n\n\
-Ratio wasm / native: **{ratio:.2}×**.\n\n{}",
+Ratio wasm / native: **{ratio:.2}×**. Cost of fuel metering (metered / unmetered): \
+**{fuel_cost:.2}×**.\n\n{}",
         ms(round_trip),
         ms(program_time),
         ms(overhead),
         ms(native),
+        ms(unmetered),
         ms(wasm),
         ms(boundary),
         ecld_benchkit::goals_table(&[

@@ -19,7 +19,7 @@ use ecld_enclave::{
     attest::ImageSecrets,
     enclave::Enclave,
     image::Measurement,
-    protocol::{Limits, TaskBinding},
+    protocol::TaskBinding,
     result::ResultEnvelope,
     runner::{stdin_frame, wasm_runner_image},
     runtime::{Runtime, RuntimeOptions},
@@ -72,13 +72,18 @@ impl Image {
         input: &[u8],
         memory_mb: u64,
     ) -> anyhow::Result<(StatusCode, Duration)> {
-        let limits = Limits { memory_bytes: memory_mb << 20, ..Limits::default() };
-        let ran = self.task_with(code, input, &limits)?;
+        let ran = self.task_with(code, input, (u32::try_from(memory_mb)?, 10))?;
         Ok((ran.status, ran.took))
     }
 
-    /// One task under `limits`: its status, wall time and decrypted stdout and stderr.
-    fn task_with(&self, code: &[u8], input: &[u8], limits: &Limits) -> anyhow::Result<Ran> {
+    /// One task with a spec of `(memory_mb, max_runtime_s)`: its status, wall time and
+    /// decrypted stdout and stderr.
+    fn task_with(
+        &self,
+        code: &[u8],
+        input: &[u8],
+        (memory_mb, max_runtime_s): (u32, u32),
+    ) -> anyhow::Result<Ran> {
         let payload = Payload::new(
             Address::repeat_byte(1),
             &self.requester.recipient(),
@@ -91,11 +96,17 @@ impl Image {
             task_id: TaskId::new(1).context("task id")?,
             image_id: ImageId(B256::ZERO),
             input_hash: content_hash(&ciphertext),
+            input_cid_hash: ecld_types::keccak256(
+                ecld_store::unixfs::file_cid(&ciphertext).to_string().as_bytes(),
+            ),
+            memory_mb,
+            max_runtime_s,
+            deadline: u64::MAX,
             chain_id: 31337,
             marketplace: Address::ZERO,
         };
         let t = Instant::now();
-        let answer = self.enclave.run(&binding, limits, &ciphertext)?;
+        let answer = self.enclave.run(&binding, &ciphertext)?;
         let took = t.elapsed();
         let output = if answer.result.is_empty() {
             (Vec::new(), Vec::new())
@@ -111,8 +122,7 @@ impl Image {
     /// One run of a CPU-bound `script` on `input`: its wall time and what it printed.
     fn cpu_run(&self, script: &[u8], input: &[u8]) -> anyhow::Result<(Duration, String)> {
         // Long enough for any interpreter on a busy machine; the program is ours.
-        let limits = Limits { time_ms: 3_600_000, memory_bytes: 1 << 30, ..Limits::default() };
-        let ran = self.task_with(script, input, &limits)?;
+        let ran = self.task_with(script, input, (1024, 3_600))?;
         if ran.status != StatusCode::Success {
             bail!(
                 "the CPU benchmark task ended with {}: {}",
@@ -464,7 +474,7 @@ fn main() -> anyhow::Result<()> {
     let ecld_benchkit::Machine { cores, cpu, date, .. } = ecld_benchkit::Machine::detect();
     let section = format!(
         "## Runners\n\n\
-Machine: {cores} cores, {cpu}; {date}; dev profile (dependencies at opt-level 2; the runner \
+Machine: {cores} cores, {cpu}; {date}; dev profile (hot dependencies at opt-level 2, the rest at 1; the runner \
 modules are release wasm32-wasip1 builds). `scripts/build-programs && cargo run -p ecld-enclave \
 --bin ecld-runner-bench -- {reps}`. Each task goes through the whole in-enclave path (keccak \
 input check, age decrypt, payload parse, run, result envelope, age encrypt, EIP-712 sign), \

@@ -53,10 +53,14 @@ impl Fixture {
             task_id: TaskId::new(7).unwrap(),
             image_id: ImageId(B256::repeat_byte(0xaa)),
             input_hash: content_hash(&input),
+            input_cid_hash: keccak256(cid_text(&input).as_bytes()),
+            memory_mb: 256,
+            max_runtime_s: 10,
+            deadline: 1_900_000_000,
             chain_id: 31337,
             marketplace: Address::repeat_byte(0xbb),
         };
-        let answer = self.enclave.run(&binding, &Limits::default(), &input).unwrap();
+        let answer = self.enclave.run(&binding, &input).unwrap();
         let envelope = (!answer.result.is_empty()).then(|| {
             ResultEnvelope::decode(&decrypt_bytes(&self.requester, &answer.result).unwrap())
                 .unwrap()

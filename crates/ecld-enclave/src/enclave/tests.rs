@@ -46,9 +46,7 @@ impl Fixture {
     }
 
     fn run_bound(&self, input: &[u8], input_hash: B256) -> Answer {
-        let limits =
-            Limits { time_ms: 200, memory_bytes: 4 << 20, output_bytes: 64 << 10, fuel: None };
-        self.enclave.run(&binding(input_hash), &limits, input).unwrap()
+        self.enclave.run(&TaskBinding { input_hash, ..binding(input) }, input).unwrap()
     }
 
     fn verify(&self, answer: &Answer) {
@@ -65,11 +63,16 @@ impl Fixture {
     }
 }
 
-fn binding(input_hash: B256) -> TaskBinding {
+/// The task a requester commits `input` with: 4 MiB of memory, 1 s of run time (fuel).
+fn binding(input: &[u8]) -> TaskBinding {
     TaskBinding {
         task_id: TaskId::new(42).unwrap(),
         image_id: ImageId(B256::repeat_byte(0xaa)),
-        input_hash,
+        input_hash: content_hash(input),
+        input_cid_hash: keccak256(cid_text(input).as_bytes()),
+        memory_mb: 4,
+        max_runtime_s: 1,
+        deadline: 1_900_000_000,
         chain_id: 31337,
         marketplace: Address::repeat_byte(0xbb),
     }
@@ -116,19 +119,51 @@ fn proof_does_not_verify_for_another_chain_contract_or_signer() {
     assert!(tampered.verify(&domain(), &sig, f.signer).is_err());
 }
 
+/// Bytes that are what the requester's CID names but not what its committed hash names are
+/// the requester's fault (6, the node is paid); bytes that are not what the CID names came
+/// from the node or a store (16, refund).
 #[test]
-fn input_hash_mismatch_is_16_without_result() {
+fn a_wrong_input_is_blamed_on_whoever_chose_it() {
     let f = fixture(&wat!("echo"));
     let input = f.input(None, b"x");
     let answer = f.run_bound(&input, B256::repeat_byte(1));
-    assert_eq!(answer.done.proof.status, StatusCode::InputUnavailable);
+    assert_eq!(answer.done.proof.status, StatusCode::InputMismatch);
+    assert!(answer.done.proof.status.code() < StatusCode::FIRST_SYSTEM_CODE, "6 pays the node");
     assert_eq!(answer.done.proof.input_hash, B256::repeat_byte(1), "signs the hash the task names");
     assert!(answer.result.is_empty());
     assert!(answer.done.message.contains("input hash mismatch"), "{}", answer.done.message);
     f.verify(&answer);
-    // An input the node could not fetch at all.
-    let answer = f.run_bound(&[], B256::repeat_byte(1));
+    // The node swaps in other bytes: they are not what the requester's CID names.
+    let other = f.input(None, b"y");
+    let answer = f.enclave.run(&binding(&input), &other).unwrap();
     assert_eq!(answer.done.proof.status, StatusCode::InputUnavailable);
+    assert!(answer.done.message.contains("not the CID the task names"), "{}", answer.done.message);
+    f.verify(&answer);
+    // An input the node could not fetch at all.
+    let answer = f.enclave.run(&binding(&input), &[]).unwrap();
+    assert_eq!(answer.done.proof.status, StatusCode::InputUnavailable);
+}
+
+/// The proof names the result's CID, as the store computes it, and the limits of the spec.
+#[test]
+fn the_proof_names_the_result_cid_and_the_spec() {
+    let f = fixture(&wat!("echo"));
+    let input = f.input(None, b"where is it");
+    let answer = f.run(&input);
+    let cid = ecld_store::unixfs::file_cid(&answer.result).to_string();
+    assert_eq!(answer.done.result_cid, cid);
+    assert_eq!(answer.done.proof.result_cid_hash, keccak256(cid.as_bytes()));
+    let b = binding(&input);
+    let p = answer.done.proof;
+    assert_eq!(
+        (p.input_cid_hash, p.memory_mb, p.max_runtime_s, p.deadline),
+        (b.input_cid_hash, b.memory_mb, b.max_runtime_s, b.deadline)
+    );
+    f.verify(&answer);
+    // Without a result, the empty CID.
+    let answer = f.run(b"not an age file");
+    assert!(answer.done.result_cid.is_empty());
+    assert_eq!(answer.done.proof.result_cid_hash, keccak256(b""));
 }
 
 #[test]
@@ -198,7 +233,7 @@ fn tasks_for_another_image_are_refused_unsigned() {
         "none",
         Some(mine),
     );
-    let err = enclave.run(&binding(B256::ZERO), &Limits::default(), b"x").unwrap_err();
+    let err = enclave.run(&binding(b"x"), b"x").unwrap_err();
     assert!(matches!(err, TaskError::WrongImage { .. }), "{err}");
 }
 

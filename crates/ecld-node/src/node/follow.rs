@@ -245,6 +245,7 @@ impl Follower {
                     ours.remove(&task);
                     if let Some(mut info) = self.held.remove(&task) {
                         info.offer = None;
+                        info.price = alloy::primitives::U256::ZERO;
                         self.open.insert(task, info);
                     }
                 }

@@ -4,10 +4,7 @@
 use std::{sync::atomic::Ordering, time::Instant};
 
 use alloy::primitives::{B256, U256};
-use ecld_enclave::{
-    client::Task as EnclaveTask,
-    protocol::{Limits, TaskBinding},
-};
+use ecld_enclave::client::Task as EnclaveTask;
 use ecld_types::{OfferId, StatusCode, TaskId, content_hash};
 
 use super::{Inner, clock};
@@ -176,7 +173,7 @@ async fn step(inner: &Inner, info: &TaskInfo, phase: &Phase) -> Result<Next, Fai
         Phase::Uploaded { outcome, cid, offer } | Phase::Submitted { outcome, cid, offer, .. } => {
             submit(inner, info, *offer, outcome, cid).await
         }
-        Phase::Releasing { .. } => send_release(inner, info.id).await,
+        Phase::Releasing { .. } => send_release(inner, info).await,
         Phase::Done { .. } => Ok(Next::Continue),
     }
 }
@@ -231,8 +228,8 @@ async fn claim(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, F
     }
 }
 
-/// Journals that this node holds the task. The escrow is now the offer's price (also for a
-/// task matched at submission), and submitResult must name it.
+/// Journals that this node holds the task at its offer's price (also for a task matched at
+/// submission): releaseTask and submitResult must name it.
 fn claimed(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next, Failure> {
     let price =
         inner.offers.iter().find(|(id, _)| *id == offer).map_or(info.price, |(_, s)| s.price);
@@ -279,9 +276,10 @@ fn release_for_good(inner: &Inner, info: &TaskInfo, reason: &str) -> Result<Next
     Ok(Next::Continue)
 }
 
-async fn send_release(inner: &Inner, task: TaskId) -> Result<Next, Failure> {
+async fn send_release(inner: &Inner, info: &TaskInfo) -> Result<Next, Failure> {
+    let task = info.id;
     let start = Instant::now();
-    let r = retry(inner.tuning.chain_backoff, "releaseTask", || inner.chain.release(task)).await;
+    let r = retry(inner.tuning.chain_backoff, "releaseTask", || inner.chain.release(info)).await;
     metrics::step("release", start.elapsed());
     match r {
         Ok(mined) => {
@@ -358,18 +356,8 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         signer: image.enclave_signer,
         measurement: image.measurement,
     };
-    let binding = TaskBinding {
-        task_id: info.id,
-        image_id: info.image,
-        input_hash: info.input_hash,
-        chain_id: inner.chain.chain_id(),
-        marketplace: inner.chain.marketplace(),
-    };
-    let limits = Limits {
-        time_ms: u64::from(info.max_runtime_s) * 1000,
-        memory_bytes: u64::from(info.memory_mb) << 20,
-        ..Limits::default()
-    };
+    // The enclave takes its limits from the spec it signs: nothing here sets them.
+    let binding = info.binding(inner.chain.chain_id(), inner.chain.marketplace());
     // A warm enclave may have died since its last task: one retry with a fresh one.
     let mut outcome = None;
     for attempt in 0..2 {
@@ -382,7 +370,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
             }
         };
         let t_run = Instant::now();
-        let ran = warm.process.run(EnclaveTask { binding, limits, input: input.clone() }).await;
+        let ran = warm.process.run(EnclaveTask { binding, input: input.clone() }).await;
         match ran {
             Ok(o) => {
                 metrics::step("enclave_run", t_run.elapsed());
@@ -401,10 +389,16 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
     };
     let p = o.proof;
     let result_hash = if o.result.is_empty() { B256::ZERO } else { content_hash(&o.result) };
+    let expected_cid = if o.result.is_empty() {
+        String::new()
+    } else {
+        ecld_store::unixfs::file_cid(&o.result).to_string()
+    };
     if p.task_id != info.id
         || p.image_id != info.image
         || p.input_hash != info.input_hash
         || p.result_hash != result_hash
+        || o.result_cid != expected_cid
     {
         tracing::error!(target: "ecld_node", "the enclave's proof does not match the task or its result");
         return release(inner, info, "enclave proof mismatch");
@@ -415,6 +409,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
         runtime_ms: p.runtime_ms,
         code_hash: p.code_hash,
         signature: o.signature.into(),
+        result_cid: o.result_cid,
     };
     // The outcome is durable before anything leaves this machine: a restart re-uploads and
     // re-submits exactly these bytes.
@@ -442,6 +437,12 @@ async fn upload(inner: &Inner, task: TaskId, outcome: &Outcome) -> Result<Next, 
         }
         let t = Instant::now();
         match inner.fetcher.upload(&bytes).await {
+            // The store must name the result as the enclave signed it: a proof naming
+            // another CID would not settle.
+            Ok(cid) if cid != outcome.result_cid => {
+                tracing::error!(target: "ecld_node", cid, signed = %outcome.result_cid, "the store named the result differently from the proof; is it a Kubo with other add options?");
+                return Ok(Next::Later("store gave another CID"));
+            }
             Ok(cid) => {
                 metrics::step("upload", t.elapsed());
                 cid

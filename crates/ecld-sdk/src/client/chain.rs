@@ -45,6 +45,10 @@ pub struct Image {
     pub owner: Address,
     /// Whether it takes no new tasks.
     pub deprecated: bool,
+    /// Whether its publisher revoked it: no claim or proof for it is accepted, and its
+    /// tasks' escrows can be reclaimed at once.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 impl Image {
@@ -191,6 +195,7 @@ impl Client {
             platforms: img.platforms,
             owner: img.owner,
             deprecated: img.deprecated,
+            revoked: img.revoked,
         })
     }
 

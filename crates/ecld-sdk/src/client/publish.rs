@@ -133,6 +133,19 @@ impl Client {
         self.image(ImageId(id)).await
     }
 
+    /// Revokes an image this account published: from the block it is mined in, the
+    /// Marketplace refuses every claim and proof for the image, and the requesters of its
+    /// open and held tasks can reclaim their escrow at once. For an image whose enclave key
+    /// leaked or whose code is unsafe; it cannot be undone (publish a new version).
+    ///
+    /// # Errors
+    /// [`Error::NoKey`]; [`Error::Reverted`] when the account is not the image's owner.
+    pub async fn revoke_image(&self, id: ImageId) -> Result<B256, Error> {
+        self.require_wallet()?;
+        let receipt = self.send("revoke", self.registry().revoke(id.0)).await?;
+        Ok(receipt.transaction_hash)
+    }
+
     async fn cas_session(
         &self,
         url: &str,

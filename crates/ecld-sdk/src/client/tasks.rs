@@ -85,7 +85,8 @@ pub struct Submitted {
     pub input_cid: String,
     /// keccak256 of the encrypted input.
     pub input_hash: B256,
-    /// The escrowed price.
+    /// The escrow: the most the task can cost, held until it ends (what a paid proof does
+    /// not pay the node comes back then).
     pub price: U256,
     /// The offer it was matched with, if any.
     pub offer: Option<OfferId>,
@@ -108,8 +109,10 @@ pub struct TaskInfo {
     pub input_hash: B256,
     /// CID of the encrypted input.
     pub input_cid: String,
-    /// Escrow at submission.
+    /// The escrow: the requester's maximum price, held whole until the task ends.
     pub price: U256,
+    /// The matched offer's price when matched at submission, else 0 (a claim sets it).
+    pub matched_price: U256,
     /// Unix time after which the requester may reclaim.
     pub deadline: u64,
     /// Memory asked for, MB.
@@ -128,6 +131,7 @@ impl TaskInfo {
         TaskSpec {
             imageId: self.image.0,
             inputHash: self.input_hash,
+            inputCidHash: alloy::primitives::keccak256(self.input_cid.as_bytes()),
             memoryMb: self.memory_mb,
             maxRuntimeS: self.max_runtime_s,
             deadline: self.deadline,
@@ -170,7 +174,10 @@ fn check_code_hash(task: TaskId, code: Option<&[u8]>, proof: &ResultProof) -> Re
     let sent = ecld_crypto::payload::code_hash(code);
     let unread = matches!(
         proof.status,
-        StatusCode::InputInvalid | StatusCode::InputUnavailable | StatusCode::EnclaveFailure
+        StatusCode::InputInvalid
+            | StatusCode::InputMismatch
+            | StatusCode::InputUnavailable
+            | StatusCode::EnclaveFailure
     );
     if proof.code_hash == sent || (unread && proof.code_hash.is_zero()) {
         return Ok(());
@@ -283,8 +290,9 @@ impl Client {
     }
 
     /// Step 2b: submits a task whose encrypted input is already in the store as `input_cid`
-    /// with hash `input_hash`. The hash is what the enclave checks the fetched bytes
-    /// against: a wrong one makes the task fail with INPUT_UNAVAILABLE (refunded).
+    /// with hash `input_hash`. The enclave checks the fetched bytes against both: bytes that
+    /// are what the CID names but hash to something else fail the task as INPUT_MISMATCH,
+    /// the requester's fault (the node is paid).
     ///
     /// # Errors
     /// As [`Client::submit`].
@@ -319,6 +327,7 @@ impl Client {
         let spec = TaskSpec {
             imageId: req.image.0,
             inputHash: input_hash,
+            inputCidHash: alloy::primitives::keccak256(input_cid.as_bytes()),
             memoryMb: req.memory_mb,
             maxRuntimeS: runtime_s.max(1),
             deadline: chain_time.now() + req.deadline.as_secs().max(1),
@@ -349,7 +358,7 @@ impl Client {
             task,
             input_cid: input_cid.to_owned(),
             input_hash,
-            price: U256::from(ev.inner.data.price),
+            price: U256::from(ev.inner.data.maxPrice),
             offer,
             tx: receipt.transaction_hash,
             block: receipt.block_number.unwrap_or_default(),
@@ -496,7 +505,8 @@ impl Client {
             image: ImageId(ev.imageId),
             input_hash: ev.inputHash,
             input_cid: ev.inputCid,
-            price: U256::from(ev.price),
+            price: U256::from(ev.maxPrice),
+            matched_price: U256::from(ev.price),
             deadline: ev.deadline,
             memory_mb: ev.memoryMb,
             max_runtime_s: ev.maxRuntimeS,
@@ -626,8 +636,13 @@ impl Client {
                 task_id: info.id.get(),
                 image_id: info.image.0,
                 input_hash: info.input_hash,
+                input_cid_hash: alloy::primitives::keccak256(info.input_cid.as_bytes()),
+                memory_mb: info.memory_mb,
+                max_runtime_s: info.max_runtime_s,
+                deadline: info.deadline,
                 code_hash: ev.codeHash,
                 result_hash: ev.resultHash,
+                result_cid_hash: alloy::primitives::keccak256(ev.resultCid.as_bytes()),
                 status,
                 runtime_ms: ev.runtimeMs,
             },
@@ -822,10 +837,11 @@ impl Client {
         })
     }
 
-    /// After the deadline, takes back the escrow of a task without a result.
+    /// Takes back the whole escrow of a task without a result: at any time while no node
+    /// holds it (a cancel), at once when its image was revoked, else after the deadline.
     ///
     /// # Errors
-    /// [`Error::CannotReclaim`] before the deadline or once settled.
+    /// [`Error::CannotReclaim`] for a held task before the deadline, or once settled.
     pub async fn reclaim(&self, id: TaskId) -> Result<B256, Error> {
         let info = self.task(id).await?;
         if info.state.is_final() {
@@ -834,31 +850,47 @@ impl Client {
                 reason: format!("it is already {}", info.state),
             });
         }
-        if self.chain_time().await?.now() <= info.deadline {
-            return Err(Error::CannotReclaim {
-                task: id,
-                reason: format!(
-                    "its deadline (unix time {}) has not passed; try again later",
-                    info.deadline
-                ),
-            });
+        let held = matches!(info.state, TaskState::Matched { .. });
+        if held && self.chain_time().await?.now() <= info.deadline {
+            let status = self
+                .registry()
+                .imageStatus(info.image.0)
+                .call()
+                .await
+                .map_err(|e| self.chain_err(e))?;
+            if !status.revoked {
+                return Err(Error::CannotReclaim {
+                    task: id,
+                    reason: format!(
+                        "a node holds it and its deadline (unix time {}) has not passed; try \
+                         again later",
+                        info.deadline
+                    ),
+                });
+            }
         }
-        // The escrow is the submitted price, or the offer's price once a node claimed it.
-        let topic = B256::from(U256::from(id.get()));
-        let claims = self
-            .logs::<Marketplace::TaskClaimed>(
-                self.inner.deployment.marketplace,
-                Some(topic),
-                Some(info.block),
+        // The commitment names the holding offer's price: the last claim's, or the one
+        // matched at submission; 0 while open.
+        let price = if held {
+            let topic = B256::from(U256::from(id.get()));
+            let claims = self
+                .logs::<Marketplace::TaskClaimed>(
+                    self.inner.deployment.marketplace,
+                    Some(topic),
+                    Some(info.block),
+                )
+                .await?;
+            claims.last().map_or_else(
+                || alloy::primitives::aliases::U96::saturating_from(info.matched_price),
+                |(ev, _)| ev.price,
             )
-            .await?;
-        let escrow = claims.last().map_or_else(
-            || alloy::primitives::aliases::U96::saturating_from(info.price),
-            |(ev, _)| ev.price,
-        );
+        } else {
+            alloy::primitives::aliases::U96::ZERO
+        };
+        let max_price = alloy::primitives::aliases::U96::saturating_from(info.price);
         let market = self.marketplace();
-        let receipt =
-            self.send("reclaim", market.reclaim(U256::from(id.get()), info.spec(), escrow)).await?;
+        let call = market.reclaim(U256::from(id.get()), info.spec(), max_price, price);
+        let receipt = self.send("reclaim", call).await?;
         Ok(receipt.transaction_hash)
     }
 
@@ -910,8 +942,13 @@ mod code_hash_tests {
             task_id: 1,
             image_id: B256::ZERO,
             input_hash: B256::ZERO,
+            input_cid_hash: B256::ZERO,
+            memory_mb: 1,
+            max_runtime_s: 1,
+            deadline: 1,
             code_hash,
             result_hash: B256::ZERO,
+            result_cid_hash: B256::ZERO,
             status,
             runtime_ms: 0,
         }

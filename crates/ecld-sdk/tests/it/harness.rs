@@ -194,12 +194,18 @@ impl Env {
             kubo.unpin(&cid).await.unwrap();
             kubo.repo_gc().await.unwrap();
         }
+        let input_cid_hash = alloy::primitives::keccak256(ev.inputCid.as_bytes());
         let proof = ResultProof {
             task_id: id,
             image_id: ev.imageId,
             input_hash: ev.inputHash,
+            input_cid_hash,
+            memory_mb: ev.memoryMb,
+            max_runtime_s: ev.maxRuntimeS,
+            deadline: ev.deadline,
             code_hash: B256::ZERO,
             result_hash: content_hash(&result),
+            result_cid_hash: alloy::primitives::keccak256(cid.to_string().as_bytes()),
             status,
             runtime_ms: 3,
         };
@@ -211,6 +217,7 @@ impl Env {
         let spec = TaskSpec {
             imageId: ev.imageId,
             inputHash: ev.inputHash,
+            inputCidHash: input_cid_hash,
             memoryMb: ev.memoryMb,
             maxRuntimeS: ev.maxRuntimeS,
             deadline: ev.deadline,
@@ -220,6 +227,7 @@ impl Env {
                 U256::from(id),
                 spec,
                 ev.requester,
+                ev.maxPrice,
                 ev.price,
                 cid.to_string(),
                 proof.result_hash,

@@ -54,10 +54,6 @@ pub(crate) struct Args {
     #[arg(long, value_name = "0x…")]
     image_id: Option<ImageId>,
 
-    /// Meter WebAssembly fuel so that a task's fuel limit is honoured (slower).
-    #[arg(long)]
-    fuel: bool,
-
     /// INSECURE: read the image secrets from this JSON file instead of attesting to a CAS.
     /// For development and benchmarks only.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["cas", "session", "cas_identity"])]
@@ -91,7 +87,8 @@ async fn start(args: &Args) -> anyhow::Result<Enclave> {
         .with_context(|| format!("cannot read the module {}", args.module.display()))?;
     let measurement = Measurement::of(&module);
     tracing::info!(target: "ecld_enclave", %measurement, module = %args.module.display(), "loading module");
-    let runtime = Runtime::new(RuntimeOptions { meter_fuel: args.fuel })?;
+    // Fuel is the task's run time (TIMEOUT must not depend on the host's speed or will).
+    let runtime = Runtime::new(RuntimeOptions { meter_fuel: true })?;
     let program = runtime
         .compile(&module)
         .with_context(|| format!("the module {} cannot run as an image", args.module.display()))?;

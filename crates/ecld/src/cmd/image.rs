@@ -17,6 +17,7 @@ Examples:
   ecld image publish --name mine --module my.wasm --allow-sim    on `ecld up`; then:
   ecld task run mine --input-text hello
   ecld image publish --name wc --module wc.wasm --allow-sim --sim-platform-key 02ab…
+  ecld image revoke mine    the image's key leaked: refuse its claims and proofs from now on
 
 An image whose platforms include `sim` can run on the simulated TEE, which protects nothing:
 use such images only for development. On the stack `ecld up` started, --allow-sim names its
@@ -41,6 +42,13 @@ enum Command {
     /// Upload a WebAssembly module, create its CAS session and publish it in the
     /// ImageRegistry.
     Publish(PublishArgs),
+    /// Revoke an image you published (its enclave key leaked, or its code is unsafe): from
+    /// the next block no node can claim or settle a task for it, and requesters can reclaim
+    /// the escrow of its tasks at once. Cannot be undone.
+    Revoke {
+        /// Image name or id (0x…).
+        image: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -138,6 +146,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .await?;
             output::emit(&image, show)
         }
+        Command::Revoke { image } => {
+            let image = client.resolve_image(&image).await?;
+            let tx = client.revoke_image(image.id).await?;
+            let image = client.image(image.id).await?;
+            output::emit(&image, |i| format!("revoked in transaction {tx}\n{}", show(i)))
+        }
     }
 }
 
@@ -164,7 +178,13 @@ fn show(i: &Image) -> String {
         i.enclave_signer,
         i.cas_identity,
         i.owner,
-        if i.deprecated { "\n  DEPRECATED: no new tasks accepted" } else { "" },
+        if i.revoked {
+            "\n  REVOKED: no claim or proof is accepted; requesters may reclaim its tasks"
+        } else if i.deprecated {
+            "\n  DEPRECATED: no new tasks accepted"
+        } else {
+            ""
+        },
     ));
     s
 }

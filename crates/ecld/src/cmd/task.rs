@@ -57,7 +57,9 @@ enum Command {
     Fetch(FetchArgs),
     /// Your tasks (or everyone's with --all).
     List(ListArgs),
-    /// Take the price back of a task that passed its deadline without a result.
+    /// Take the whole escrow back of a task without a result: at any time while no node
+    /// holds it (a cancel), at once if its image was revoked, else after its deadline.
+    #[command(visible_alias = "cancel")]
     Reclaim(IdArg),
 }
 
@@ -485,6 +487,6 @@ async fn list(client: &Client, a: &ListArgs) -> anyhow::Result<()> {
 async fn reclaim(client: &Client, id: TaskId) -> anyhow::Result<()> {
     let tx = client.reclaim(id).await?;
     output::emit(&serde_json::json!({ "task": id, "reclaimed": true, "tx": tx }), |_| {
-        format!("task {id}: price reclaimed (tx {tx})")
+        format!("task {id}: escrow reclaimed (tx {tx})")
     })
 }

@@ -10,9 +10,9 @@ use ecld_crypto::{AgeIdentity, Payload, ProofDomain, ProofSignature, SignerKey, 
 use ecld_enclave::{
     attest::{DangerLocalSecrets, ImageSecrets},
     client::{EnclaveProcess, Task},
-    protocol::{Limits, TaskBinding},
+    protocol::TaskBinding,
 };
-use ecld_types::{Address, B256, ImageId, StatusCode, TaskId, content_hash};
+use ecld_types::{Address, B256, ImageId, StatusCode, TaskId, content_hash, keccak256};
 
 use crate::e2e_stack::{
     Stack, files_under,
@@ -51,7 +51,12 @@ impl Image {
     }
 
     async fn spawn(&self) -> EnclaveProcess {
-        let module = crate::e2e_stack::repo_root().join("testdata/enclave/echo.wasm");
+        self.spawn_module("echo.wasm").await
+    }
+
+    /// An enclave of this image running `testdata/enclave/<module>`.
+    async fn spawn_module(&self, module: &str) -> EnclaveProcess {
+        let module = crate::e2e_stack::repo_root().join("testdata/enclave").join(module);
         let args = vec![
             "enclave".to_owned(),
             "--module".into(),
@@ -75,21 +80,25 @@ impl Image {
     }
 }
 
-/// The task as the node learns it from `TaskSubmitted`: the input hash is the requester's.
-fn task(on_chain_input_hash: B256, input: Vec<u8>) -> Task {
+/// keccak256 of the CID the store gives `bytes`, as a spec commits to it.
+fn cid_hash(bytes: &[u8]) -> B256 {
+    keccak256(ecld_store::unixfs::file_cid(bytes).to_string().as_bytes())
+}
+
+/// The task as the node learns it from `TaskSubmitted`: the requester committed to the hash
+/// and CID of `committed`; the node sends `input`. 8 MiB of memory, 2 s of run time.
+fn task(committed: &[u8], input: Vec<u8>) -> Task {
     Task {
         binding: TaskBinding {
             task_id: TaskId::new(9).unwrap(),
             image_id: ImageId(B256::repeat_byte(0x11)),
-            input_hash: on_chain_input_hash,
+            input_hash: content_hash(committed),
+            input_cid_hash: cid_hash(committed),
+            memory_mb: 8,
+            max_runtime_s: 2,
+            deadline: 1_900_000_000,
             chain_id: 31337,
             marketplace: MARKET,
-        },
-        limits: Limits {
-            time_ms: 2_000,
-            memory_bytes: 8 << 20,
-            output_bytes: 64 << 10,
-            fuel: None,
         },
         input,
     }
@@ -108,14 +117,13 @@ async fn a_node_cannot_redirect_the_result_to_another_recipient() {
     let requester = AgeIdentity::generate();
     let node = AgeIdentity::generate();
     let original = image.encrypt(&requester.recipient(), b"the requester's secret input");
-    let on_chain = content_hash(&original);
 
     // 1. The node cannot open the requester's payload.
     assert!(envelope::decrypt_bytes(&node, &original).is_err());
 
     // 2. A payload re-encrypted by the node with its own recipient fails the input hash.
     let forged = image.encrypt(&node.recipient(), b"the requester's secret input");
-    let outcome = enclave.run(task(on_chain, forged.clone())).await.unwrap();
+    let outcome = enclave.run(task(&original, forged.clone())).await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::InputUnavailable);
     assert!(outcome.result.is_empty(), "nothing may be encrypted to the node");
     let sig = ProofSignature::from_slice(&outcome.signature).unwrap();
@@ -126,26 +134,134 @@ async fn a_node_cannot_redirect_the_result_to_another_recipient() {
     let mut flipped = original.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x01;
-    let outcome = enclave.run(task(on_chain, flipped)).await.unwrap();
+    let outcome = enclave.run(task(&original, flipped)).await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::InputUnavailable);
     assert!(outcome.result.is_empty());
 
     // 4. Binding the task to the forged ciphertext's own hash gets the node a result for
     //    itself, but the proof names that hash: rebuilt with the hash on chain (what the
     //    contract and the SDK do), it recovers to another signer.
-    let outcome = enclave.run(task(content_hash(&forged), forged)).await.unwrap();
+    let outcome = enclave.run(task(&forged, forged.clone())).await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::Success);
     let mut as_checked = outcome.proof.to_proof();
-    as_checked.input_hash = on_chain;
+    as_checked.input_hash = content_hash(&original);
+    as_checked.input_cid_hash = cid_hash(&original);
     let sig = ProofSignature::from_slice(&outcome.signature).unwrap();
     let err = as_checked.verify(&domain(), &sig, image.signer).unwrap_err();
     assert!(matches!(err, ecld_crypto::ProofError::WrongSigner { .. }), "{err}");
 
     // The honest run still works on the same enclave.
-    let outcome = enclave.run(task(on_chain, original)).await.unwrap();
+    let outcome = enclave.run(task(&original, original.clone())).await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::Success);
     assert!(envelope::decrypt_bytes(&requester, &outcome.result).is_ok());
     assert!(envelope::decrypt_bytes(&node, &outcome.result).is_err());
+}
+
+/// The limits that decide a paid status are the requester's. A node that binds the task to
+/// limits of its own (here: no run time at all, so the program runs out of fuel at once and
+/// the enclave signs TIMEOUT, which pays) gets a proof over *its* spec; rebuilt with the
+/// requester's spec, as the contract and the SDK rebuild it, the proof recovers to another
+/// signer. And the frame has no place for limits: an old-style `limits` field is refused.
+#[tokio::test]
+async fn a_node_that_picks_the_limits_gets_a_proof_for_another_spec() {
+    let image = Image::new();
+    let mut enclave = image.spawn().await;
+    let requester = AgeIdentity::generate();
+    let input = image.encrypt(&requester.recipient(), b"limits are the requester's");
+    let honest = task(&input, input.clone());
+
+    for (what, patched) in [
+        ("no run time (fuel 0)", TaskBinding { max_runtime_s: 0, ..honest.binding }),
+        ("1 MiB of memory", TaskBinding { memory_mb: 1, ..honest.binding }),
+    ] {
+        let outcome = enclave.run(Task { binding: patched, input: input.clone() }).await.unwrap();
+        assert!(
+            matches!(outcome.proof.status, StatusCode::Timeout | StatusCode::ResourceLimit),
+            "{what}: the patched limits must bite: {:?}",
+            outcome.proof.status
+        );
+        // The enclave signed the limits it ran under ...
+        let signed = outcome.proof.to_proof();
+        assert_eq!(
+            (signed.max_runtime_s, signed.memory_mb),
+            (patched.max_runtime_s, patched.memory_mb)
+        );
+        let sig = ProofSignature::from_slice(&outcome.signature).unwrap();
+        signed.verify(&domain(), &sig, image.signer).unwrap();
+        // ... so the proof is worthless for the requester's spec.
+        let as_checked = ecld_crypto::ResultProof {
+            max_runtime_s: honest.binding.max_runtime_s,
+            memory_mb: honest.binding.memory_mb,
+            ..signed
+        };
+        let err = as_checked.verify(&domain(), &sig, image.signer).unwrap_err();
+        assert!(matches!(err, ecld_crypto::ProofError::WrongSigner { .. }), "{what}: {err}");
+    }
+
+    // Under the requester's limits the same program succeeds.
+    let outcome = enclave.run(honest).await.unwrap();
+    assert_eq!(outcome.proof.status, StatusCode::Success);
+}
+
+/// A node that starves its enclave — here it stops every thread of the enclave but the one
+/// that keeps its wall clock, with ptrace, the way a modified host stops a vCPU — cannot
+/// turn the stall into a paid TIMEOUT: the program still had fuel, so the enclave signs
+/// STALLED (19), which refunds the requester. Stopping the whole process (SIGSTOP) stops
+/// the clock too and changes nothing: the program's fuel runs out exactly where it would
+/// have, and the paid TIMEOUT it signs is the requester's program's own doing.
+#[tokio::test]
+async fn a_starved_or_paused_enclave_never_earns_a_paid_timeout() {
+    let image = Image::new();
+    let requester = AgeIdentity::generate();
+    let input = image.encrypt(&requester.recipient(), b"spin");
+    // `spin` loops forever: 1 s of run time is 500 M fuel, used up in well under the 14 s
+    // wall-clock allowance when the enclave runs.
+    let binding = TaskBinding { max_runtime_s: 1, ..task(&input, Vec::new()).binding };
+
+    let mut enclave = image.spawn_module("spin.wasm").await;
+    let pid = enclave.pid().expect("the enclave's pid");
+    let run = tokio::spawn(async move {
+        let outcome = enclave.run(Task { binding, input: input.clone() }).await.unwrap();
+        (enclave, input, outcome)
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let allowance = Duration::from_millis(ecld_enclave::protocol::wall_clock_allowance_ms(1));
+    tokio::task::spawn_blocking(move || starve(pid, allowance + Duration::from_secs(1)))
+        .await
+        .unwrap();
+    let (mut enclave, input, outcome) = run.await.unwrap();
+    assert_eq!(outcome.proof.status, StatusCode::Stalled, "{}", outcome.message);
+    assert!(outcome.proof.status.code() >= StatusCode::FIRST_SYSTEM_CODE, "STALLED refunds");
+    let sig = ProofSignature::from_slice(&outcome.signature).unwrap();
+    outcome.proof.to_proof().verify(&domain(), &sig, image.signer).unwrap();
+
+    // The whole process stopped for longer than the allowance: the same, deterministic
+    // outcome as an undisturbed run (fuel used up: TIMEOUT).
+    let run = tokio::spawn(async move { enclave.run(Task { binding, input }).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    signal(u64::from(pid), "STOP");
+    let resume = Resume(u64::from(pid));
+    tokio::time::sleep(allowance + Duration::from_secs(1)).await;
+    drop(resume);
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.proof.status, StatusCode::Timeout, "{}", outcome.message);
+}
+
+/// Stops every thread of `pid` except its wall clock (`ecld-epoch`) for `pause`, with ptrace
+/// (`starve.py` beside this file: a tracer may stop single threads, signals stop whole
+/// processes).
+fn starve(pid: u32, pause: Duration) {
+    let script = crate::e2e_stack::repo_root().join("crates/ecld/tests/it/starve.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(pid.to_string())
+        .arg(format!("{:.3}", pause.as_secs_f64()))
+        .output()
+        .expect("python3 (needed to stop an enclave's threads with ptrace)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "starve.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stopped: usize = stdout.trim().parse().unwrap();
+    assert!(stopped >= 1, "no thread of the enclave was stopped");
 }
 
 /// With every service logging at `trace` (chain, store, CAS, node and its enclaves all write
@@ -664,11 +780,10 @@ async fn malformed_chain_metrics_and_enclave_requests_get_exact_errors_and_chang
         panic!("no Ready frame first");
     };
     assert_eq!(ready.signer, image.signer);
-    let t = task(B256::ZERO, Vec::new());
-    let mut run = serde_json::to_value(Request::Run { task: t.binding, limits: t.limits }).unwrap();
-    run["limits"]["cpu_cores"] = serde_json::json!(64);
-    let mut bad_address =
-        serde_json::to_value(Request::Run { task: t.binding, limits: t.limits }).unwrap();
+    let t = task(b"", Vec::new());
+    let mut run = serde_json::to_value(Request::Run { task: t.binding }).unwrap();
+    run["task"]["cpu_cores"] = serde_json::json!(64);
+    let mut bad_address = serde_json::to_value(Request::Run { task: t.binding }).unwrap();
     bad_address["task"]["marketplace"] = serde_json::json!("0x1234");
     for (what, header, expected) in [
         (
@@ -691,8 +806,8 @@ async fn malformed_chain_metrics_and_enclave_requests_get_exact_errors_and_chang
     assert_eq!(read_frame::<Response>(&mut stdout).unwrap().header, Response::Pong);
     let requester = AgeIdentity::generate();
     let input = image.encrypt(&requester.recipient(), b"still works");
-    let t = task(content_hash(&input), input.clone());
-    write_frame(&mut stdin, &Request::Run { task: t.binding, limits: t.limits }, &input).unwrap();
+    let t = task(&input, input.clone());
+    write_frame(&mut stdin, &Request::Run { task: t.binding }, &input).unwrap();
     let frame = read_frame::<Response>(&mut stdout).unwrap();
     let Response::Done(done) = frame.header else { panic!("{:?}", frame.header) };
     assert_eq!(done.proof.status, StatusCode::Success);

@@ -704,7 +704,7 @@ async fn submit_as(
     task: TaskId,
     spec: &ecld_contracts::TaskSpec,
     requester: ecld_types::Address,
-    escrow: alloy::primitives::aliases::U96,
+    (max_price, price): (alloy::primitives::aliases::U96, alloy::primitives::aliases::U96),
     cid: &str,
     proof: &ecld_crypto::ResultProof,
     signature: &[u8],
@@ -714,7 +714,8 @@ async fn submit_as(
             U256::from(task.get()),
             spec.clone(),
             requester,
-            escrow,
+            max_price,
+            price,
             cid.to_owned(),
             proof.result_hash,
             proof.code_hash,
@@ -795,37 +796,50 @@ async fn forged_replayed_and_duplicate_proofs_and_claims_are_refused_with_exact_
         panic!("task B is not matched: {:?}", info.state)
     };
     assert_eq!(holder, node);
+    let input_cid_hash = ecld_types::keccak256(info.input_cid.as_bytes());
     let spec = ecld_contracts::TaskSpec {
         imageId: info.image.0,
         inputHash: info.input_hash,
+        inputCidHash: input_cid_hash,
         memoryMb: info.memory_mb,
         maxRuntimeS: info.max_runtime_s,
         deadline: info.deadline,
     };
     let escrow = U96::from(u128::try_from(b.price).unwrap());
+    let price = U96::from(u128::try_from(info.matched_price).unwrap());
     let domain = c.proof_domain();
-    // What an honest enclave signs for B when it cannot get the input: status 16, no result.
-    let honest = ResultProof {
+    // B's spec, over any proof's outcome.
+    let for_b = |p: ResultProof| ResultProof {
         task_id: b.task.get(),
         image_id: stats.id.0,
         input_hash: info.input_hash,
+        input_cid_hash,
+        memory_mb: info.memory_mb,
+        max_runtime_s: info.max_runtime_s,
+        deadline: info.deadline,
+        ..p
+    };
+    // What an honest enclave signs for B when it cannot get the input: status 16, no result.
+    let honest = for_b(ResultProof {
         code_hash: B256::ZERO,
         result_hash: B256::ZERO,
+        result_cid_hash: ecld_types::keccak256(b""),
         status: StatusCode::InputUnavailable,
         runtime_ms: 0,
-    };
+        ..rec_a.proof
+    });
     let sign = |key: &SignerKey, domain: &ProofDomain| honest.sign(key, domain).unwrap();
     let submit = |from, proof: ResultProof, cid: String, sig: Vec<u8>| {
         let (spec, market) = (spec.clone(), if from == node { &as_node } else { &as_requester });
         async move {
-            submit_as(market, from, b.task, &spec, requester, escrow, &cid, &proof, &sig).await
+            submit_as(market, from, b.task, &spec, requester, (escrow, price), &cid, &proof, &sig)
+                .await
         }
     };
     let expected = stats.enclave_signer;
 
     // 1. A's real proof replayed for B.
-    let replayed =
-        ResultProof { task_id: b.task.get(), input_hash: info.input_hash, ..rec_a.proof };
+    let replayed = for_b(rec_a.proof);
     let sig_a = ProofSignature::from_slice(&rec_a.signature).unwrap();
     let r = submit(node, replayed, rec_a.result_cid.clone(), rec_a.signature.to_vec()).await;
     let recovered = wrong_signer("replayed proof", r, b.task, expected);
@@ -857,6 +871,19 @@ async fn forged_replayed_and_duplicate_proofs_and_claims_are_refused_with_exact_
     assert_eq!(recovered, tampered.recover(&domain, &sig).unwrap());
     assert_ne!(recovered, expected);
 
+    // 5b. A proof over limits the node chose (no run time: the program runs out of fuel at
+    //     once, TIMEOUT, which pays), relayed with the task's spec.
+    let patched = ResultProof { max_runtime_s: 0, status: StatusCode::Timeout, ..honest };
+    let sig_patched = patched.sign(&stats_key, &domain).unwrap();
+    let r = submit(node, patched, String::new(), sig_patched.0.to_vec()).await;
+    let recovered = wrong_signer("limits the node chose", r, b.task, expected);
+    let as_checked = ResultProof { max_runtime_s: info.max_runtime_s, ..patched };
+    assert_eq!(recovered, as_checked.recover(&domain, &sig_patched).unwrap());
+    assert_ne!(recovered, expected);
+    // 5c. The honest proof relayed with another result CID than the one it signs.
+    let r = submit(node, honest, "bafkreiother".into(), sig.0.to_vec()).await;
+    assert_ne!(wrong_signer("another result CID", r, b.task, expected), expected);
+
     // 6. The right proof, relayed by an account that does not hold the task.
     match submit(requester, honest, String::new(), sig.0.to_vec()).await {
         Err(ContractError::Marketplace(E::NotTaskHolder(e))) => {
@@ -887,6 +914,7 @@ async fn forged_replayed_and_duplicate_proofs_and_claims_are_refused_with_exact_
             spec.clone(),
             requester,
             escrow,
+            price,
             String::new(),
             B256::ZERO,
             B256::ZERO,

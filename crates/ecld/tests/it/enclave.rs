@@ -10,7 +10,7 @@ use ecld_enclave::{
     client::{ClientError, EnclaveProcess, Task, TaskOutcome},
     image::Measurement,
     protocol::{
-        Limits, Request, Response, TaskBinding,
+        Request, Response, TaskBinding,
         frame::{read_frame, write_frame},
     },
     result::ResultEnvelope,
@@ -69,16 +69,22 @@ impl Image {
     }
 }
 
+/// The task a requester committed `input` with: 8 MiB of memory, 1 s of run time (fuel).
 fn task(input: Vec<u8>) -> Task {
     Task {
         binding: TaskBinding {
             task_id: TaskId::new(5).unwrap(),
             image_id: ImageId(B256::repeat_byte(0x11)),
             input_hash: content_hash(&input),
+            input_cid_hash: ecld_types::keccak256(
+                ecld_store::unixfs::file_cid(&input).to_string().as_bytes(),
+            ),
+            memory_mb: 8,
+            max_runtime_s: 1,
+            deadline: 1_900_000_000,
             chain_id: 31337,
             marketplace: Address::repeat_byte(0x22),
         },
-        limits: Limits { time_ms: 300, memory_bytes: 8 << 20, output_bytes: 256 << 10, fuel: None },
         input,
     }
 }
@@ -153,12 +159,20 @@ async fn result_opens_for_the_requester_only() {
 }
 
 #[tokio::test]
-async fn input_hash_mismatch_is_16_and_garbage_is_4() {
+async fn input_mismatch_is_6_other_bytes_16_and_garbage_4() {
     let image = Image::new("echo.wasm");
     let mut enclave = image.spawn().await;
     let requester = AgeIdentity::generate();
+    // The requester committed a hash its own CID's bytes do not have: its fault (paid).
+    let mut lied = task(image.input(&requester, b"a"));
+    lied.binding.input_hash = content_hash(b"some other ciphertext");
+    let outcome = enclave.run(lied).await.unwrap();
+    assert_eq!(outcome.proof.status, StatusCode::InputMismatch);
+    assert!(outcome.result.is_empty());
+    verify(&outcome, image.signer);
+    // The node sends bytes other than the requester's CID names: not the requester's fault.
     let mut swapped = task(image.input(&requester, b"a"));
-    swapped.binding.input_hash = content_hash(b"some other ciphertext");
+    swapped.input = image.input(&requester, b"b");
     let outcome = enclave.run(swapped).await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::InputUnavailable);
     assert!(outcome.result.is_empty());
