@@ -49,6 +49,12 @@ struct Inner {
     images: std::sync::Mutex<std::collections::HashMap<ecld_types::ImageId, Image>>,
     /// Told the bytes of each upload and download as they go ([`Client::on_transfer`]).
     transfer: std::sync::Mutex<Option<Arc<dyn ecld_store::Progress>>>,
+    /// Held while a transaction takes its nonce and is handed to the chain, so that the
+    /// client's concurrent transactions take consecutive nonces.
+    send_lock: tokio::sync::Mutex<()>,
+    /// Held from reading the permit nonce until the submission that uses the permit is
+    /// mined, so that the client's concurrent submissions never sign the same permit nonce.
+    permit_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -157,6 +163,8 @@ impl Client {
                 poll: DEFAULT_POLL,
                 images: std::sync::Mutex::default(),
                 transfer: std::sync::Mutex::default(),
+                send_lock: tokio::sync::Mutex::default(),
+                permit_lock: tokio::sync::Mutex::default(),
             }),
         })
     }

@@ -215,9 +215,48 @@ impl ChainTime {
     }
 }
 
+/// How `send` reports a transaction that was mined and reverted.
+const MINED_REVERT: &str = "reverted when mined";
+
+/// Whether `e` is a transaction that was mined and reverted (it changed nothing).
+fn mined_revert(e: &Error) -> bool {
+    matches!(e, Error::Reverted { reason, .. } if reason.ends_with(MINED_REVERT))
+}
+
+/// How often a transaction that lost a race with another sender of the same key (a nonce or
+/// a permit nonce taken first) is sent again.
+const RACE_RETRIES: u32 = 12;
+
+/// Whether `e` is a transaction that lost a race with a concurrent sender of the same key:
+/// its nonce was taken (`nonce too low`, `already known`, a replacement underpriced), or its
+/// permit's nonce was, so the escrow found no allowance.
+fn is_race(e: &Error) -> bool {
+    let Error::Reverted { reason, .. } = e else { return false };
+    let r = reason.to_ascii_lowercase();
+    [
+        "nonce too low",
+        "already known",
+        "replacement transaction underpriced",
+        "insufficientallowance",
+    ]
+    .iter()
+    .any(|s| r.contains(s))
+}
+
+/// 20 ms, doubling, at most 640 ms, with up to half again of jitter (so that racing
+/// processes spread out).
+fn race_backoff(attempt: u32) -> Duration {
+    let base = 20u64 << attempt.min(5);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+        ^ u64::from(std::process::id()).rotate_left(17);
+    Duration::from_millis(base + seed % (base / 2 + 1))
+}
+
+/// Whether the offer's terms fit the task (free slots aside).
 fn fits(o: &Offer, image: ImageId, platforms: u8, memory_mb: u32, runtime_s: u32) -> bool {
     !o.withdrawn
-        && o.used_slots < o.slots
         && o.memory_mb >= memory_mb
         && o.max_runtime_s >= runtime_s
         && platforms & o.platform != 0
@@ -306,7 +345,7 @@ impl Client {
         let image = self.cached_image(req.image).await?;
         let runtime_s =
             u32::try_from(req.max_runtime.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
-        let (offer, escrow) = self.choose_offer(req, image.platforms, runtime_s).await?;
+        let (mut offer, escrow) = self.choose_offer(req, image.platforms, runtime_s).await?;
         let max_price = u128::try_from(escrow)
             .ok()
             .and_then(|p| alloy::primitives::aliases::U96::try_from(p).ok())
@@ -319,31 +358,57 @@ impl Client {
                 price: escrow.to_string(),
             });
         }
-        // Chain time is read last before the transaction is built, and the deadline counts
-        // from it: the task gets the time asked for, in the time the contract checks.
-        let chain_time = self.chain_time().await?;
-        let permit_deadline = U256::from(chain_time.now() + 3600);
-        let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
-        let spec = TaskSpec {
-            imageId: req.image.0,
-            inputHash: input_hash,
-            inputCidHash: alloy::primitives::keccak256(input_cid.as_bytes()),
-            memoryMb: req.memory_mb,
-            maxRuntimeS: runtime_s.max(1),
-            deadline: chain_time.now() + req.deadline.as_secs().max(1),
+        // Submissions of this client take turns from the permit nonce to the mined
+        // transaction; other processes with the same key race for the same permit nonce,
+        // and the loser signs again ([`is_race`]).
+        let mut attempt = 0u32;
+        let receipt = loop {
+            let permit_turn = self.inner.permit_lock.lock().await;
+            // Chain time is read last before the transaction is built, and the deadline
+            // counts from it: the task gets the time asked for, in the time the contract
+            // checks.
+            let chain_time = self.chain_time().await?;
+            let permit_deadline = U256::from(chain_time.now() + 3600);
+            let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
+            let spec = TaskSpec {
+                imageId: req.image.0,
+                inputHash: input_hash,
+                inputCidHash: alloy::primitives::keccak256(input_cid.as_bytes()),
+                memoryMb: req.memory_mb,
+                maxRuntimeS: runtime_s.max(1),
+                deadline: chain_time.now() + req.deadline.as_secs().max(1),
+            };
+            let market = self.marketplace();
+            let call = market.submitTaskWithPermit(
+                spec,
+                input_cid.to_owned(),
+                max_price,
+                offer.map_or(0, OfferId::get),
+                permit_deadline,
+                permit.v,
+                permit.r,
+                permit.s,
+            );
+            let sent = self.send("submitTaskWithPermit", call).await;
+            drop(permit_turn);
+            match sent {
+                Ok(receipt) => break receipt,
+                // Another submission took the offer's last slot first: the task waits open,
+                // at the same price, for the offer's node to claim it when a slot frees.
+                Err(Error::Reverted { reason, .. })
+                    if offer.is_some() && reason.contains("OfferFull") =>
+                {
+                    offer = None;
+                }
+                // Another process with this key used the permit's nonce between this
+                // submission's estimate and its block: nothing happened; sign again.
+                Err(e) if (is_race(&e) || mined_revert(&e)) && attempt < RACE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(race_backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
-        let market = self.marketplace();
-        let call = market.submitTaskWithPermit(
-            spec,
-            input_cid.to_owned(),
-            max_price,
-            offer.map_or(0, OfferId::get),
-            permit_deadline,
-            permit.v,
-            permit.r,
-            permit.s,
-        );
-        let receipt = self.send("submitTaskWithPermit", call).await?;
         let ev = receipt
             .inner
             .logs()
@@ -399,6 +464,12 @@ impl Client {
                     .filter(|o| req.price.is_none_or(|p| o.price <= p))
                     .min_by_key(|o| o.price);
                 match (best, req.price) {
+                    // Every slot of the cheapest offer busy: the task waits open at its
+                    // price (its node claims it when a slot frees) rather than going to a
+                    // dearer offer.
+                    (Some(o), price) if o.used_slots >= o.slots => {
+                        Ok((None, price.unwrap_or(o.price)))
+                    }
                     (Some(o), price) => Ok((Some(o.id), price.unwrap_or(o.price))),
                     (None, Some(price)) => Ok((None, price)),
                     (None, None) => Err(Error::Reverted {
@@ -466,14 +537,32 @@ impl Client {
             reason: ecld_contracts::decode_revert(&e)
                 .map_or_else(|| e.to_string(), |c| format!("{c:?}")),
         };
-        let estimate = call.estimate_gas().await.map_err(reverted)?;
-        let pending =
-            call.gas(ecld_contracts::gas_with_headroom(estimate)).send().await.map_err(reverted)?;
+        let mut attempt = 0u32;
+        let pending = loop {
+            let estimate = call.estimate_gas().await.map_err(reverted)?;
+            // The nonce is taken (the chain's pending count) and the transaction handed over
+            // one at a time per client; another process with the same key may still take the
+            // same nonce first, and then this one is sent again with the next.
+            let mut tx = call.as_ref().clone();
+            tx.gas = Some(ecld_contracts::gas_with_headroom(estimate));
+            let turn = self.inner.send_lock.lock().await;
+            let sent = alloy::providers::Provider::send_transaction(&self.inner.provider, tx).await;
+            drop(turn);
+            let sent = sent.map_err(|e| Error::Reverted { call: what, reason: e.to_string() });
+            match sent {
+                Ok(pending) => break pending,
+                Err(e) if is_race(&e) && attempt < RACE_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(race_backoff(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let receipt = pending.get_receipt().await.map_err(|e| self.chain_err(e))?;
         if !receipt.status() {
             return Err(Error::Reverted {
                 call: what,
-                reason: format!("transaction {} reverted", receipt.transaction_hash),
+                reason: format!("transaction {} {MINED_REVERT}", receipt.transaction_hash),
             });
         }
         Ok(receipt)

@@ -120,8 +120,9 @@ fn sign(args: &SignArgs) -> anyhow::Result<()> {
     let key = SignerKey::load(&args.key)?;
     let text = read_json(args.proof.as_deref())?;
     let proof: ResultProof = serde_json::from_str(&text).context(
-        "the proof JSON is not valid: it needs taskId, imageId, inputHash, codeHash, \
-         resultHash (0x + 64 hex digits), status (a defined status code) and runtimeMs",
+        "the proof JSON is not valid: it needs taskId, the spec's imageId, inputHash, \
+         inputCidHash, memoryMb, maxRuntimeS and deadline, then codeHash, resultHash, \
+         resultCidHash (hashes: 0x + 64 hex digits), status (a defined status code) and runtimeMs",
     )?;
     let domain = args.domain.domain();
     let signature = proof.sign(&key, &domain)?;

@@ -172,7 +172,7 @@ async fn a_node_that_picks_the_limits_gets_a_proof_for_another_spec() {
 
     for (what, patched) in [
         ("no run time (fuel 0)", TaskBinding { max_runtime_s: 0, ..honest.binding }),
-        ("1 MiB of memory", TaskBinding { memory_mb: 1, ..honest.binding }),
+        ("no memory", TaskBinding { memory_mb: 0, ..honest.binding }),
     ] {
         let outcome = enclave.run(Task { binding: patched, input: input.clone() }).await.unwrap();
         assert!(
@@ -886,7 +886,10 @@ async fn a_silent_node_is_reclaimed_after_the_deadline_and_tokens_are_conserved(
             let deadline = c.task(task).await.unwrap().deadline;
             assert_eq!(
                 *reason,
-                format!("its deadline (unix time {deadline}) has not passed; try again later")
+                format!(
+                    "a node holds it and its deadline (unix time {deadline}) has not passed; try \
+                     again later"
+                )
             );
         }
         other => panic!("reclaim before the deadline: expected CannotReclaim, got {other:?}"),

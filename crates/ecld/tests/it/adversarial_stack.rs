@@ -396,11 +396,19 @@ async fn a_tampered_image_is_never_run_and_its_tasks_are_refunded_in_full() {
     drop(node);
     tasks.push(later);
 
-    // Nothing waits for a human: after the deadline the requester takes back every token.
-    let err = c.reclaim(tasks[0]).await.unwrap_err();
-    assert!(matches!(err, Error::CannotReclaim { task, .. } if task == tasks[0]), "{err}");
+    // Nothing waits for a human: no node holds the released tasks, so the requester cancels
+    // them at once; the rest come back after the deadline.
+    for &t in &tasks {
+        if c.task(t).await.unwrap().state == TaskState::Open {
+            c.reclaim(t).await.unwrap();
+            assert_eq!(c.task(t).await.unwrap().state, TaskState::Reclaimed);
+        }
+    }
     time_travel(&stack, 700);
     for &t in &tasks {
+        if c.task(t).await.unwrap().state == TaskState::Reclaimed {
+            continue;
+        }
         c.reclaim(t).await.unwrap();
         assert_eq!(c.task(t).await.unwrap().state, TaskState::Reclaimed);
     }

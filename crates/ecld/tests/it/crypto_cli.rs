@@ -215,8 +215,12 @@ fn proof_sign_verify_and_rejections() {
         &proof,
         serde_json::json!({
             "taskId": 7, "imageId": format!("0x{}", "11".repeat(32)),
-            "inputHash": format!("0x{}", "22".repeat(32)), "codeHash": format!("0x{}", "00".repeat(32)),
-            "resultHash": format!("0x{}", "33".repeat(32)), "status": 0, "runtimeMs": 42
+            "inputHash": format!("0x{}", "22".repeat(32)),
+            "inputCidHash": format!("0x{}", "44".repeat(32)),
+            "memoryMb": 256, "maxRuntimeS": 60, "deadline": 1_900_000_000u64,
+            "codeHash": format!("0x{}", "00".repeat(32)),
+            "resultHash": format!("0x{}", "33".repeat(32)),
+            "resultCidHash": format!("0x{}", "55".repeat(32)), "status": 0, "runtimeMs": 42
         })
         .to_string(),
     )

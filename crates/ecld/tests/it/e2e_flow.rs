@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ecld_sdk::{Client, ClientConfig, TaskRequest, TaskState};
-use ecld_types::{StatusCode, content_hash};
+use ecld_types::{StatusCode, U256, content_hash};
 
 use crate::e2e_stack::Stack;
 
@@ -117,18 +117,20 @@ async fn each_status_class_settles_as_the_protocol_says() {
     let out = stack.run(&["task", "fetch", &s.task.to_string()]);
     assert_eq!(out.status.code(), Some(2));
 
-    // A system failure: the stored bytes do not match the input hash on chain. The
-    // requester is refunded at once.
+    // The requester's own fault: the bytes of the CID it chose do not hash to the inputHash it
+    // committed. The node ran the task and is paid; the requester pays the price.
     let before = c.balance(None).await.unwrap();
     let ciphertext =
         c.encrypt_input(&TaskRequest::new(stats.id, NOTES.as_bytes().to_vec())).await.unwrap();
     let cid = c.upload(&ciphertext).await.unwrap();
     let s = c.submit_uploaded(&req, &cid, content_hash(b"other bytes")).await.unwrap();
     let info = c.wait(s.task, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(info.state, TaskState::Done { status: StatusCode::InputUnavailable });
-    assert_eq!(c.balance(None).await.unwrap(), before, "a system failure must cost nothing");
+    assert_eq!(info.state, TaskState::Done { status: StatusCode::InputMismatch });
+    let paid = info.matched_price;
+    assert!(paid > U256::ZERO);
+    assert_eq!(c.balance(None).await.unwrap(), before - paid, "the requester pays its lie");
     let out = stack.run(&["task", "status", &s.task.to_string()]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("INPUT_UNAVAILABLE"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INPUT_MISMATCH"));
 
     let ledger = c.ledger().await.unwrap();
     assert!(ledger.conserved(), "token books do not balance: {ledger:?}");

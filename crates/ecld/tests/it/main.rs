@@ -14,6 +14,7 @@ mod local_stack;
 mod node;
 mod node_chain;
 mod node_faults;
+mod one_account;
 mod readme;
 mod runners;
 mod web;

@@ -109,7 +109,7 @@ fn limit_cases(spin: Vec<u8>, hog: Vec<u8>, flood: Vec<u8>, flood_unit: Vec<u8>)
             // The chain counts run time in whole seconds: 1000 ms is the smallest limit.
             limits: &["--max-runtime-ms", "1000", "--memory-mb", "256"],
             status: StatusCode::Timeout,
-            note: "stopped: ran past the time limit of 1000 ms",
+            note: "stopped: used up its fuel (500000000: the task's run time)",
             stdout_unit: None,
         },
         LimitCase {
