@@ -10,4 +10,5 @@ mod devnet;
 mod hardhat;
 mod harness;
 mod ledger;
+mod property;
 mod scenarios;
