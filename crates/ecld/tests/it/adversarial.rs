@@ -214,21 +214,21 @@ async fn a_starved_or_paused_enclave_never_earns_a_paid_timeout() {
     let image = Image::new();
     let requester = AgeIdentity::generate();
     let input = image.encrypt(&requester.recipient(), b"spin");
-    // `spin` loops forever: 1 s of run time is 500 M fuel, used up in well under the 14 s
+    // `spin` loops forever: 2 s of run time is 1 G fuel, seconds of spinning on any machine
+    // (the starving starts 100 ms into the run), and used up in well under the 18 s
     // wall-clock allowance when the enclave runs.
-    let binding = TaskBinding { max_runtime_s: 1, ..task(&input, Vec::new()).binding };
+    let binding = TaskBinding { max_runtime_s: 2, ..task(&input, Vec::new()).binding };
 
     let mut enclave = image.spawn_module("spin.wasm").await;
     let pid = enclave.pid().expect("the enclave's pid");
+    let allowance = Duration::from_millis(ecld_enclave::protocol::wall_clock_allowance_ms(2));
+    let starver = Starver::spawn(pid, allowance + Duration::from_secs(1));
     let run = tokio::spawn(async move {
         let outcome = enclave.run(Task { binding, input: input.clone() }).await.unwrap();
         (enclave, input, outcome)
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let allowance = Duration::from_millis(ecld_enclave::protocol::wall_clock_allowance_ms(1));
-    tokio::task::spawn_blocking(move || starve(pid, allowance + Duration::from_secs(1)))
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || starver.go()).await.unwrap();
     let (mut enclave, input, outcome) = run.await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::Stalled, "{}", outcome.message);
     assert!(outcome.proof.status.code() >= StatusCode::FIRST_SYSTEM_CODE, "STALLED refunds");
@@ -247,21 +247,37 @@ async fn a_starved_or_paused_enclave_never_earns_a_paid_timeout() {
     assert_eq!(outcome.proof.status, StatusCode::Timeout, "{}", outcome.message);
 }
 
-/// Stops every thread of `pid` except its wall clock (`ecld-epoch`) for `pause`, with ptrace
-/// (`starve.py` beside this file: a tracer may stop single threads, signals stop whole
-/// processes).
-fn starve(pid: u32, pause: Duration) {
-    let script = crate::e2e_stack::repo_root().join("crates/ecld/tests/it/starve.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(pid.to_string())
-        .arg(format!("{:.3}", pause.as_secs_f64()))
-        .output()
-        .expect("python3 (needed to stop an enclave's threads with ptrace)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "starve.py failed: {}", String::from_utf8_lossy(&out.stderr));
-    let stopped: usize = stdout.trim().parse().unwrap();
-    assert!(stopped >= 1, "no thread of the enclave was stopped");
+/// A host that stops every thread of `pid` except its wall clock (`ecld-epoch`) for a
+/// while, with ptrace (`starve.py` beside this file: a tracer may stop single threads,
+/// signals stop whole processes). Loaded first, so that it acts the moment it is told to.
+struct Starver(std::process::Child);
+
+impl Starver {
+    fn spawn(pid: u32, pause: Duration) -> Self {
+        let script = crate::e2e_stack::repo_root().join("crates/ecld/tests/it/starve.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(pid.to_string())
+            .arg(format!("{:.3}", pause.as_secs_f64()))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 (needed to stop an enclave's threads with ptrace)");
+        Self(child)
+    }
+
+    /// Stops the threads now, for the pause; returns when they run again.
+    fn go(mut self) {
+        let mut stdin = self.0.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, b"go\n").unwrap();
+        drop(stdin);
+        let out = self.0.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "starve.py failed: {stderr}");
+        let stopped: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        assert!(stopped >= 1, "no thread of the enclave was stopped");
+    }
 }
 
 /// With every service logging at `trace` (chain, store, CAS, node and its enclaves all write

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Stops every thread of a process except its wall clock (`ecld-epoch`) for a while: what a
 host that starves an enclave does (a tracer may stop single threads; signals stop whole
-processes). Usage: starve.py PID SECONDS. Prints the number of threads it stopped."""
+processes). Usage: starve.py PID SECONDS. Starts when a line arrives on stdin (so that it is
+loaded before the moment it must act); prints the number of threads it stopped."""
 
 import ctypes
 import os
@@ -27,6 +28,7 @@ def ptrace(request, tid):
 
 def main():
     pid, seconds = int(sys.argv[1]), float(sys.argv[2])
+    sys.stdin.readline()
     stopped = []
     for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
         with open(f"/proc/{pid}/task/{tid}/comm", encoding="utf-8") as f:
