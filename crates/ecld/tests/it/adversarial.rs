@@ -214,20 +214,20 @@ async fn a_starved_or_paused_enclave_never_earns_a_paid_timeout() {
     let image = Image::new();
     let requester = AgeIdentity::generate();
     let input = image.encrypt(&requester.recipient(), b"spin");
-    // `spin` loops forever: 2 s of run time is 1 G fuel, seconds of spinning on any machine
-    // (the starving starts 100 ms into the run), and used up in well under the 18 s
-    // wall-clock allowance when the enclave runs.
-    let binding = TaskBinding { max_runtime_s: 2, ..task(&input, Vec::new()).binding };
+    // `spin` loops forever: 5 s of run time is 2.5 G fuel, seconds of spinning on any
+    // machine, more on a loaded one (the starving starts 20 ms into the run), and used up in
+    // well under the 30 s wall-clock allowance when the enclave runs.
+    let binding = TaskBinding { max_runtime_s: 5, ..task(&input, Vec::new()).binding };
 
     let mut enclave = image.spawn_module("spin.wasm").await;
     let pid = enclave.pid().expect("the enclave's pid");
-    let allowance = Duration::from_millis(ecld_enclave::protocol::wall_clock_allowance_ms(2));
+    let allowance = Duration::from_millis(ecld_enclave::protocol::wall_clock_allowance_ms(5));
     let starver = Starver::spawn(pid, allowance + Duration::from_secs(1));
     let run = tokio::spawn(async move {
         let outcome = enclave.run(Task { binding, input: input.clone() }).await.unwrap();
         (enclave, input, outcome)
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     tokio::task::spawn_blocking(move || starver.go()).await.unwrap();
     let (mut enclave, input, outcome) = run.await.unwrap();
     assert_eq!(outcome.proof.status, StatusCode::Stalled, "{}", outcome.message);

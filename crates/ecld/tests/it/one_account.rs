@@ -19,7 +19,7 @@ fn eight_task_run_processes_with_one_key_all_succeed() {
         .map(|i| {
             stack
                 .cmd()
-                .args(["--json", "task", "run", "stats", "--input-text"])
+                .args(["--json", "task", "run", "stats", "--timeout-s", "600", "--input-text"])
                 .arg(format!("{i} {} {}", i + 1, i * 3))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
