@@ -225,8 +225,14 @@ impl Enclave {
 }
 
 /// The CID the store gives `bytes` (CIDv1, raw leaves, 256 KiB chunks), as text.
-fn cid_text(bytes: &[u8]) -> String {
+pub fn cid_text(bytes: &[u8]) -> String {
     ecld_store::unixfs::file_cid(bytes).to_string()
+}
+
+/// keccak256 of [`cid_text`]: what a spec's `inputCidHash` and a proof's `resultCidHash`
+/// name.
+pub fn cid_hash(bytes: &[u8]) -> B256 {
+    keccak256(cid_text(bytes).as_bytes())
 }
 
 /// A task that carries code, or one for a runner image: code that is missing, does not

@@ -73,9 +73,7 @@ impl Bench {
                     task_id: TaskId::new(i as u64 + 1).context("task id")?,
                     image_id: ImageId(B256::ZERO),
                     input_hash: content_hash(&input),
-                    input_cid_hash: ecld_types::keccak256(
-                        ecld_store::unixfs::file_cid(&input).to_string().as_bytes(),
-                    ),
+                    input_cid_hash: ecld_enclave::enclave::cid_hash(&input),
                     memory_mb,
                     max_runtime_s,
                     deadline: u64::MAX,

@@ -96,9 +96,7 @@ impl Image {
             task_id: TaskId::new(1).context("task id")?,
             image_id: ImageId(B256::ZERO),
             input_hash: content_hash(&ciphertext),
-            input_cid_hash: ecld_types::keccak256(
-                ecld_store::unixfs::file_cid(&ciphertext).to_string().as_bytes(),
-            ),
+            input_cid_hash: ecld_enclave::enclave::cid_hash(&ciphertext),
             memory_mb,
             max_runtime_s,
             deadline: u64::MAX,

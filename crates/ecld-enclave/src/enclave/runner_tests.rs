@@ -53,7 +53,7 @@ impl Fixture {
             task_id: TaskId::new(7).unwrap(),
             image_id: ImageId(B256::repeat_byte(0xaa)),
             input_hash: content_hash(&input),
-            input_cid_hash: keccak256(cid_text(&input).as_bytes()),
+            input_cid_hash: cid_hash(&input),
             memory_mb: 256,
             max_runtime_s: 10,
             deadline: 1_900_000_000,

@@ -69,7 +69,7 @@ fn binding(input: &[u8]) -> TaskBinding {
         task_id: TaskId::new(42).unwrap(),
         image_id: ImageId(B256::repeat_byte(0xaa)),
         input_hash: content_hash(input),
-        input_cid_hash: keccak256(cid_text(input).as_bytes()),
+        input_cid_hash: cid_hash(input),
         memory_mb: 4,
         max_runtime_s: 1,
         deadline: 1_900_000_000,

@@ -392,7 +392,7 @@ async fn execute(inner: &Inner, info: &TaskInfo, offer: OfferId) -> Result<Next,
     let expected_cid = if o.result.is_empty() {
         String::new()
     } else {
-        ecld_store::unixfs::file_cid(&o.result).to_string()
+        ecld_enclave::enclave::cid_text(&o.result)
     };
     if p.task_id != info.id
         || p.image_id != info.image

@@ -725,7 +725,7 @@ impl Client {
                 task_id: info.id.get(),
                 image_id: info.image.0,
                 input_hash: info.input_hash,
-                input_cid_hash: alloy::primitives::keccak256(info.input_cid.as_bytes()),
+                input_cid_hash: info.spec().inputCidHash,
                 memory_mb: info.memory_mb,
                 max_runtime_s: info.max_runtime_s,
                 deadline: info.deadline,

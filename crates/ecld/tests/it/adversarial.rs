@@ -12,7 +12,7 @@ use ecld_enclave::{
     client::{EnclaveProcess, Task},
     protocol::TaskBinding,
 };
-use ecld_types::{Address, B256, ImageId, StatusCode, TaskId, content_hash, keccak256};
+use ecld_types::{Address, B256, ImageId, StatusCode, TaskId, content_hash};
 
 use crate::e2e_stack::{
     Stack, files_under,
@@ -82,7 +82,7 @@ impl Image {
 
 /// keccak256 of the CID the store gives `bytes`, as a spec commits to it.
 fn cid_hash(bytes: &[u8]) -> B256 {
-    keccak256(ecld_store::unixfs::file_cid(bytes).to_string().as_bytes())
+    ecld_enclave::enclave::cid_hash(bytes)
 }
 
 /// The task as the node learns it from `TaskSubmitted`: the requester committed to the hash

@@ -76,9 +76,7 @@ fn task(input: Vec<u8>) -> Task {
             task_id: TaskId::new(5).unwrap(),
             image_id: ImageId(B256::repeat_byte(0x11)),
             input_hash: content_hash(&input),
-            input_cid_hash: ecld_types::keccak256(
-                ecld_store::unixfs::file_cid(&input).to_string().as_bytes(),
-            ),
+            input_cid_hash: ecld_enclave::enclave::cid_hash(&input),
             memory_mb: 8,
             max_runtime_s: 1,
             deadline: 1_900_000_000,
