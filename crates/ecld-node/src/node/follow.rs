@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use alloy::primitives::B256;
-use ecld_types::TaskId;
+use ecld_types::{OfferId, TaskId};
 
 use super::Inner;
 use crate::{
@@ -119,7 +119,7 @@ impl Follower {
             .filter(|(task, block)| *block >= from && !ended.contains(task))
             .filter_map(|(task, _)| inner.journal(|j| j.state().infos.get(task).cloned()))
             .collect();
-        let mut adopt = self.apply(inner, events);
+        let mut adopt = self.apply(|o| inner.owns(o), events);
         for info in vanished {
             tracing::warn!(target: "ecld_node", task = %info.id, "this node's settlement or release of the task is not in the block it was mined in (a reorganisation replaced it); checking the task on chain");
             if !adopt.iter().any(|a| a.id == info.id) {
@@ -209,9 +209,17 @@ impl Follower {
         Ok(())
     }
 
-    /// Applies events in order; returns tasks held by this node's offers at the end of the
-    /// batch (with the offer filled in).
-    fn apply(&mut self, inner: &Inner, events: Vec<(u64, ChainEvent)>) -> Vec<TaskInfo> {
+    /// Applies events in order; returns tasks held by this node's offers (`owns`) at the end
+    /// of the batch (with the offer filled in).
+    ///
+    /// Every task held by an offer, this node's included, stays known until it ends: a task
+    /// matched to this node at submission and then released by it (its enclave failed, the
+    /// node is stopping) is open again, and this node, perhaps the only one, must see it so.
+    fn apply(
+        &mut self,
+        owns: impl Fn(OfferId) -> bool,
+        events: Vec<(u64, ChainEvent)>,
+    ) -> Vec<TaskInfo> {
         let mut ours: BTreeMap<TaskId, TaskInfo> = BTreeMap::new();
         let mut gone: BTreeSet<TaskId> = BTreeSet::new();
         for (_, ev) in events {
@@ -222,8 +230,9 @@ impl Follower {
                         None => {
                             self.open.insert(info.id, info);
                         }
-                        Some(o) if inner.owns(o) => {
-                            ours.insert(info.id, info);
+                        Some(o) if owns(o) => {
+                            ours.insert(info.id, info.clone());
+                            self.held.insert(info.id, info);
                         }
                         Some(_) => {
                             self.held.insert(info.id, info);
@@ -234,7 +243,7 @@ impl Follower {
                     let info = self.open.remove(&task).or_else(|| self.held.remove(&task));
                     if let Some(mut info) = info {
                         info.price = price;
-                        if inner.owns(offer) {
+                        if owns(offer) {
                             info.offer = Some(offer);
                             ours.insert(task, info.clone());
                         }
@@ -258,5 +267,106 @@ impl Follower {
             }
         }
         ours.into_values().filter(|i| !gone.contains(&i.id)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, U256};
+    use ecld_types::ImageId;
+
+    use super::*;
+
+    const MINE: OfferId = OfferId::new(1).unwrap();
+    const THEIRS: OfferId = OfferId::new(2).unwrap();
+
+    fn tid(n: u64) -> TaskId {
+        TaskId::new(n).unwrap()
+    }
+
+    fn follower() -> Follower {
+        Follower {
+            cursor: None,
+            history: VecDeque::new(),
+            open: BTreeMap::new(),
+            held: BTreeMap::new(),
+        }
+    }
+
+    fn task(id: u64, offer: Option<OfferId>) -> TaskInfo {
+        TaskInfo {
+            id: tid(id),
+            requester: Address::repeat_byte(7),
+            image: ImageId(B256::repeat_byte(1)),
+            input_hash: B256::repeat_byte(2),
+            memory_mb: 64,
+            max_runtime_s: 10,
+            deadline: 4_000_000_000,
+            max_price: U256::from(10u64),
+            price: U256::from(offer.map_or(0u64, |_| 5)),
+            offer,
+            input_cid: "bafkreitest".into(),
+        }
+    }
+
+    fn open_ids(f: &Follower) -> Vec<u64> {
+        f.open().map(|i| i.id.get()).collect()
+    }
+
+    fn released(id: u64, offer: OfferId) -> (u64, ChainEvent) {
+        (2, ChainEvent::Released { task: tid(id), offer })
+    }
+
+    #[test]
+    fn a_task_matched_to_this_node_and_released_by_it_is_open_again() {
+        let mut f = follower();
+        let ours = f.apply(|o| o == MINE, vec![(1, ChainEvent::Submitted(task(1, Some(MINE))))]);
+        assert_eq!(ours.iter().map(|i| i.id.get()).collect::<Vec<_>>(), [1]);
+        assert!(open_ids(&f).is_empty());
+        // Its enclave failed: the node released it. Nobody else is there to claim it.
+        let ours = f.apply(|o| o == MINE, vec![released(1, MINE)]);
+        assert!(ours.is_empty());
+        assert_eq!(open_ids(&f), [1], "the released task is claimable again");
+        let info = f.open().next().unwrap();
+        assert_eq!(info.offer, None);
+        assert_eq!(info.price, U256::ZERO);
+    }
+
+    #[test]
+    fn matched_and_released_in_one_read_is_open_and_not_ours() {
+        let mut f = follower();
+        let ours = f.apply(
+            |o| o == MINE,
+            vec![(1, ChainEvent::Submitted(task(1, Some(MINE)))), released(1, MINE)],
+        );
+        assert!(ours.is_empty());
+        assert_eq!(open_ids(&f), [1]);
+    }
+
+    #[test]
+    fn tasks_of_other_nodes_come_back_when_released_and_go_when_settled() {
+        let mut f = follower();
+        f.apply(
+            |o| o == MINE,
+            vec![
+                (1, ChainEvent::Submitted(task(1, Some(THEIRS)))),
+                (1, ChainEvent::Submitted(task(2, None))),
+                (1, ChainEvent::Submitted(task(3, Some(MINE)))),
+            ],
+        );
+        assert_eq!(open_ids(&f), [2]);
+        f.apply(|o| o == MINE, vec![released(1, THEIRS)]);
+        assert_eq!(open_ids(&f), [1, 2]);
+        f.apply(
+            |o| o == MINE,
+            vec![
+                (3, ChainEvent::Claimed { task: tid(1), offer: THEIRS, price: U256::from(5u64) }),
+                (3, ChainEvent::Reclaimed { task: tid(2) }),
+                (3, ChainEvent::Settled { task: tid(3), offer: MINE, status: 0 }),
+            ],
+        );
+        assert!(open_ids(&f).is_empty());
+        assert!(f.held.contains_key(&tid(1)));
+        assert!(!f.held.contains_key(&tid(3)), "a settled task is forgotten");
     }
 }

@@ -766,6 +766,17 @@ fn a_task_released_for_an_image_that_cannot_attest_is_retried_with_backoff_then_
 
 #[test]
 fn an_enclave_that_dies_once_at_start_up_costs_a_short_backoff_not_the_deadline() {
+    enclave_dies_once(false);
+}
+
+/// The same with the task matched to the node's offer at submission: after the release it is
+/// open, and the node that released it (the only one that can take it) must see it so.
+#[test]
+fn a_matched_task_released_after_an_enclave_death_is_claimed_again_by_the_same_node() {
+    enclave_dies_once(true);
+}
+
+fn enclave_dies_once(matched: bool) {
     let stack = Stack::start();
     let chain = ChainView::new(&stack);
     let dir = tempfile::tempdir().unwrap();
@@ -788,7 +799,11 @@ fn an_enclave_that_dies_once_at_start_up_costs_a_short_backoff_not_the_deadline(
     let journal = dir.path().join("data/journal.jsonl");
     let node = start_node_with(&config, &log, &[]);
     let offer = wait_for_offers(&journal, 1)[0];
-    let task = submit_open_at(&stack, "stats", 0, MID_PRICE);
+    let task = if matched {
+        submit(&stack, "stats", 0, Some(offer))
+    } else {
+        submit_open_at(&stack, "stats", 0, MID_PRICE)
+    };
     // With one node, the old fixed 5-minute cooldown left the task waiting; the backoff after
     // a first failure is 1-2 s.
     let settled = chain.wait_settled(&[task], Duration::from_secs(60));
@@ -803,6 +818,7 @@ fn an_enclave_that_dies_once_at_start_up_costs_a_short_backoff_not_the_deadline(
     assert!(mark.exists(), "the wrapper never failed an enclave start");
     assert_eq!(settled[&task], vec![(offer, 0)], "{settled:?}");
     assert_eq!(count_steps(&steps, task, "releasing"), 1, "{steps:?}");
+    // Matched: the first "claiming" is the adoption of the task the submission gave it.
     assert_eq!(count_steps(&steps, task, "claiming"), 2, "{steps:?}");
     assert_eq!(count_steps(&steps, task, "proven"), 1, "{steps:?}");
     let text = strip_ansi(&std::fs::read_to_string(&log).unwrap());
