@@ -66,6 +66,21 @@ contract Marketplace {
         uint64 offerId;
     }
 
+    /// One proof for submitResults: submitResult's arguments.
+    struct Proof {
+        uint256 taskId;
+        TaskSpec spec;
+        address requester;
+        uint96 maxPrice;
+        uint96 price;
+        string resultCid;
+        bytes32 resultHash;
+        bytes32 codeHash;
+        uint16 status;
+        uint64 runtimeMs;
+        bytes signature;
+    }
+
     /// Token totals, for conservation checks: escrowed == paid + refunded + held.
     struct Totals {
         uint256 escrowed;
@@ -109,6 +124,10 @@ contract Marketplace {
 
     mapping(uint256 => Task) private tasks;
     mapping(uint64 => Offer) private offers;
+    /// Tokens deposited by each account and not yet drawn for a task or withdrawn. A task
+    /// submitted by an account draws its escrow from here first (no token transfer, no
+    /// permit); the rest is pulled from the account's wallet.
+    mapping(address => uint256) public balanceOf;
 
     // ---------------------------------------------------------------- events
 
@@ -174,6 +193,11 @@ contract Marketplace {
     /// task (a cancel), or once the image was revoked.
     event TaskReclaimed(uint256 indexed taskId, address indexed requester, uint64 indexed offerId, uint96 amount);
 
+    /// `account` deposited `amount` tokens (see balanceOf).
+    event Deposited(address indexed account, uint256 amount);
+    /// `account` took `amount` tokens of its deposit back to its wallet.
+    event Withdrawn(address indexed account, uint256 amount);
+
     // ---------------------------------------------------------------- errors
 
     error UnknownImage(bytes32 imageId);
@@ -221,6 +245,10 @@ contract Marketplace {
     error UnknownStatus(uint16 status);
     /// The token refused a transfer.
     error TokenTransferFailed();
+    /// withdraw: more than the account's deposit.
+    error InsufficientDeposit(uint256 balance, uint256 amount);
+    /// submitResults with no proof.
+    error EmptyBatch();
 
     constructor(IERC20Permit token_, ImageRegistry registry_) {
         token = token_;
@@ -288,11 +316,43 @@ contract Marketplace {
         emit OfferWithdrawn(offerId, msg.sender);
     }
 
+    // ---------------------------------------------------------------- deposits
+
+    /// @notice Moves `amount` tokens from the caller's wallet into its deposit (needs an
+    ///         allowance; see depositWithPermit). Tasks the caller submits draw on it.
+    function deposit(uint256 amount) external {
+        balanceOf[msg.sender] += amount;
+        emit Deposited(msg.sender, amount);
+        _receive(msg.sender, amount);
+    }
+
+    /// @notice deposit in one transaction: first applies the caller's EIP-2612 permit for
+    ///         `amount` to this contract. A permit already used is ignored; the deposit then
+    ///         needs the allowance to exist.
+    function depositWithPermit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) external {
+        try token.permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {} catch {}
+        balanceOf[msg.sender] += amount;
+        emit Deposited(msg.sender, amount);
+        _receive(msg.sender, amount);
+    }
+
+    /// @notice Sends `amount` of the caller's deposit back to its wallet.
+    function withdraw(uint256 amount) external {
+        uint256 balance = balanceOf[msg.sender];
+        if (amount > balance) revert InsufficientDeposit(balance, amount);
+        unchecked {
+            balanceOf[msg.sender] = balance - amount;
+        }
+        emit Withdrawn(msg.sender, amount);
+        _send(msg.sender, amount);
+    }
+
     // ---------------------------------------------------------------- tasks
 
     /// @notice Submits a task, escrowing `maxPrice` until it ends. With offerId 0 the task is
     ///         open for any fitting offer to claim; else it is matched now, at the named
-    ///         offer's price. Needs an allowance; see submitTaskWithPermit.
+    ///         offer's price. The escrow is drawn from the caller's deposit first; the rest
+    ///         needs an allowance (see submitTaskWithPermit).
     function submitTask(TaskSpec calldata spec, string calldata inputCid, uint96 maxPrice, uint64 offerId)
         external
         returns (uint256 taskId)
@@ -389,60 +449,40 @@ contract Marketplace {
         uint64 runtimeMs,
         bytes calldata signature
     ) external {
-        if (status > LAST_SYSTEM_STATUS || (status > LAST_PAID_STATUS && status < FIRST_SYSTEM_STATUS)) {
-            revert UnknownStatus(status);
-        }
-        Task memory t = tasks[taskId];
-        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
-        if (t.offerId == 0) revert TaskNotClaimed(taskId);
-        Offer storage o = offers[t.offerId];
-        address node = o.node;
-        if (node != msg.sender) revert NotTaskHolder(taskId, msg.sender, node);
-        if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
-
-        address signer = _recover(
-            keccak256(
-                abi.encode(
-                    RESULT_TYPEHASH,
-                    taskId,
-                    _hashSpec(spec),
-                    codeHash,
-                    resultHash,
-                    keccak256(bytes(resultCid)),
-                    status,
-                    runtimeMs
-                )
-            ),
-            signature
+        uint96 paid = _settle(
+            taskId, spec, requester, maxPrice, price, resultCid, resultHash, codeHash, status, runtimeMs, signature
         );
-        // The commitment binds the spec, the image's signer, the requester and both prices:
-        // one hash checks them all. On mismatch, find out which for the error.
-        if (t.commitment != _commit(spec, signer, requester, maxPrice, price)) _explainMismatch(taskId, spec, signer);
-        (,,, bool revoked) = registry.imageStatus(spec.imageId);
-        if (revoked) revert ImageRevoked(spec.imageId);
+        _send(msg.sender, paid);
+    }
 
-        delete tasks[taskId];
-        unchecked {
-            o.usedSlots -= 1;
-        }
-        uint96 paid;
-        uint96 refunded = maxPrice;
-        if (status < FIRST_SYSTEM_STATUS) {
-            paid = price;
+    /// @notice submitResult for many tasks in one transaction: each proof is checked and its
+    ///         task settled as by submitResult, refunds go out per task, and the caller (the
+    ///         node holding every one of the tasks) is paid the sum once. One bad proof
+    ///         reverts the whole batch; submit the others again without it.
+    function submitResults(Proof[] calldata proofs) external {
+        uint256 n = proofs.length;
+        if (n == 0) revert EmptyBatch();
+        uint256 paid;
+        for (uint256 i; i < n;) {
+            Proof calldata p = proofs[i];
+            paid += _settle(
+                p.taskId,
+                p.spec,
+                p.requester,
+                p.maxPrice,
+                p.price,
+                p.resultCid,
+                p.resultHash,
+                p.codeHash,
+                p.status,
+                p.runtimeMs,
+                p.signature
+            );
             unchecked {
-                // _take guaranteed price <= maxPrice.
-                refunded = maxPrice - price;
-                totalPaid += paid;
+                ++i;
             }
         }
-        unchecked {
-            totalRefunded += refunded;
-        }
-        emit ResultSubmitted(
-            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, paid, refunded, resultCid, signature
-        );
-        _send(node, paid);
-        _send(requester, refunded);
+        _send(msg.sender, paid);
     }
 
     /// @notice The requester takes back the whole escrow of a task that has no result: any
@@ -484,8 +524,9 @@ contract Marketplace {
         return tasks[taskId];
     }
 
-    /// @notice Token totals: escrowed == paid + refunded + held, and held is this contract's
-    ///         token balance unless someone sent tokens here directly.
+    /// @notice Token totals of the escrows: escrowed == paid + refunded + held. This
+    ///         contract's token balance is held plus the deposits (balanceOf of every account
+    ///         in Deposited), unless someone sent tokens here directly.
     function totals() external view returns (Totals memory) {
         uint256 escrowed = totalEscrowed;
         uint256 paid = totalPaid;
@@ -553,7 +594,86 @@ contract Marketplace {
             offerId,
             inputCid
         );
-        _receive(msg.sender, maxPrice);
+        uint256 deposit_ = balanceOf[msg.sender];
+        if (deposit_ >= maxPrice) {
+            unchecked {
+                balanceOf[msg.sender] = deposit_ - maxPrice;
+            }
+        } else {
+            if (deposit_ != 0) balanceOf[msg.sender] = 0;
+            unchecked {
+                _receive(msg.sender, maxPrice - uint96(deposit_));
+            }
+        }
+    }
+
+    /// Checks one proof and settles its task: refunds the requester at once, returns what the
+    /// caller (the holding node, checked) is owed.
+    function _settle(
+        uint256 taskId,
+        TaskSpec calldata spec,
+        address requester,
+        uint96 maxPrice,
+        uint96 price,
+        string calldata resultCid,
+        bytes32 resultHash,
+        bytes32 codeHash,
+        uint16 status,
+        uint64 runtimeMs,
+        bytes calldata signature
+    ) private returns (uint96 paid) {
+        if (status > LAST_SYSTEM_STATUS || (status > LAST_PAID_STATUS && status < FIRST_SYSTEM_STATUS)) {
+            revert UnknownStatus(status);
+        }
+        Task memory t = tasks[taskId];
+        if (t.commitment == bytes24(0)) revert TaskNotActive(taskId);
+        if (t.offerId == 0) revert TaskNotClaimed(taskId);
+        Offer storage o = offers[t.offerId];
+        address node = o.node;
+        if (node != msg.sender) revert NotTaskHolder(taskId, msg.sender, node);
+        if (block.timestamp > spec.deadline) revert DeadlinePassed(taskId, spec.deadline);
+
+        address signer = _recover(
+            keccak256(
+                abi.encode(
+                    RESULT_TYPEHASH,
+                    taskId,
+                    _hashSpec(spec),
+                    codeHash,
+                    resultHash,
+                    keccak256(bytes(resultCid)),
+                    status,
+                    runtimeMs
+                )
+            ),
+            signature
+        );
+        // The commitment binds the spec, the image's signer, the requester and both prices:
+        // one hash checks them all. On mismatch, find out which for the error.
+        if (t.commitment != _commit(spec, signer, requester, maxPrice, price)) _explainMismatch(taskId, spec, signer);
+        (,,, bool revoked) = registry.imageStatus(spec.imageId);
+        if (revoked) revert ImageRevoked(spec.imageId);
+
+        delete tasks[taskId];
+        unchecked {
+            o.usedSlots -= 1;
+        }
+        uint96 refunded = maxPrice;
+        if (status < FIRST_SYSTEM_STATUS) {
+            paid = price;
+            unchecked {
+                // _take guaranteed price <= maxPrice.
+                refunded = maxPrice - price;
+                totalPaid += paid;
+            }
+        }
+        unchecked {
+            totalRefunded += refunded;
+        }
+        emit ResultSubmitted(
+            taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, paid, refunded, resultCid, signature
+        );
+        _send(requester, refunded);
     }
 
     /// Checks the offer fits the task and takes a slot; returns the price to escrow.
@@ -643,12 +763,12 @@ contract Marketplace {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("ecld"), keccak256("1"), block.chainid, address(this)));
     }
 
-    function _receive(address from, uint96 amount) private {
+    function _receive(address from, uint256 amount) private {
         if (amount == 0) return;
         _call(abi.encodeCall(IERC20Permit.transferFrom, (from, address(this), amount)));
     }
 
-    function _send(address to, uint96 amount) private {
+    function _send(address to, uint256 amount) private {
         if (amount == 0) return;
         _call(abi.encodeCall(IERC20Permit.transfer, (to, amount)));
     }
