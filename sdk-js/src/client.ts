@@ -8,185 +8,38 @@ import {
   type WalletClient,
   BaseError,
   ContractFunctionRevertedError,
+  type TransactionReceipt,
+  UserRejectedRequestError,
   getAddress,
-  hexToSignature,
   isAddressEqual,
   parseEventLogs,
   zeroHash,
 } from "viem";
 import { imageRegistryAbi, marketplaceAbi, devTokenAbi } from "./abi.js";
+import { DepositReservations, InsufficientDepositError, insufficientDepositOf } from "./deposit.js";
 import { decrypt, encrypt } from "./envelope.js";
 import { EcldError, describe } from "./errors.js";
 import { enclaveKeyToRecipient } from "./keys.js";
 import { type ChunkHasher, type EncryptedInput, encryptInputStream, taskSpec } from "./input.js";
 import { encodePayload } from "./payload.js";
-import { type ResultProof, type TaskSpec, cidHash, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
+import { PermitQueue, signPermit } from "./permit.js";
+import { cidHash, codeHashOf, contentHash, proofNamesCode, recoverResultSigner, statusName } from "./proof.js";
 import { type ResultEnvelope, decodeResultEnvelope } from "./result.js";
 import { StoreClient } from "./store.js";
-
-/** The contract addresses `ecld up` writes to `deployment.json`. */
-export interface Deployment {
-  chainId: number;
-  token: Address;
-  registry: Address;
-  marketplace: Address;
-  deployBlock: number;
-}
-
-/** An image from the ImageRegistry. */
-export interface Image {
-  id: Hex;
-  name: string;
-  version: string;
-  codeCid: string;
-  measurement: Hex;
-  enclaveKey: Hex;
-  enclaveSigner: Address;
-  casIdentity: Address;
-  owner: Address;
-  platforms: number;
-  /** The owner stopped new tasks for it (tasks already submitted still settle). */
-  deprecated: boolean;
-  /**
-   * The owner revoked it (its enclave key leaked or its code is unsafe): the Marketplace takes
-   * no claim or proof for it, its tasks' escrow can be reclaimed at once, and its proofs are
-   * not trusted here. A revoked image is also deprecated.
-   */
-  revoked: boolean;
-  /** The image lets the simulated platform run it: its proofs are INSECURE. */
-  allowsSim: boolean;
-}
-
-/** A compute offer from the Marketplace. */
-export interface Offer {
-  id: bigint;
-  node: Address;
-  slots: number;
-  usedSlots: number;
-  memoryMb: number;
-  maxRuntimeS: number;
-  price: bigint;
-  platform: number;
-  withdrawn: boolean;
-  imageId: Hex;
-}
-
-/**
- * Steps of {@link EcldClient.runTask}, in order (for numbered progress), each named by what it
- * does; the same steps as the Rust SDK's `Step`, plus `permit` (a wallet prompt of its own here):
- * - `encrypt`: the payload, encrypted to the image's enclave key;
- * - `upload`: the ciphertext to the store;
- * - `permit`: the EIP-2612 permit signature (wallet prompt 1);
- * - `submit`: `submitTaskWithPermit` (wallet prompt 2) and its receipt;
- * - `execute`: a node runs the task; polls the task on chain until it is settled (or reclaimed);
- * - `proof`: reads the proof of execution, the task's `ResultSubmitted` log;
- * - `download`: the result ciphertext from the store, every block checked against its CID;
- * - `verify`: the proof's signer (the image must not be revoked), chain, Marketplace, the spec
- *   as submitted, the input, result and result CID hashes, and the code hash;
- * - `decrypt`: the result, with the user's identity.
- */
-export type Step = "encrypt" | "upload" | "permit" | "submit" | "execute" | "proof" | "download" | "verify" | "decrypt";
-/** All steps in order. */
-export const STEPS: readonly Step[] = ["encrypt", "upload", "permit", "submit", "execute", "proof", "download", "verify", "decrypt"];
-
-/** What to run. */
-export interface TaskRequest {
-  image: Hex;
-  input: Uint8Array;
-  code?: Uint8Array | undefined;
-  /** The user's age recipient; the result is encrypted to it. */
-  recipient: string;
-  memoryMb?: number;
-  maxRuntimeS?: number;
-  /** Seconds from now until the task's deadline (when a held task may be reclaimed). */
-  deadlineS?: number;
-  /**
-   * The most the requester pays (token base units), escrowed whole until the task ends: the
-   * node gets its offer's price when the status pays it (< 16), the rest comes back; a status
-   * of 16 and up refunds all of it. Default: the cheapest fitting offer's price.
-   */
-  maxPrice?: bigint;
-}
-
-/** A submitted task. */
-export interface Submitted {
-  taskId: bigint;
-  inputCid: string;
-  inputHash: Hex;
-  /** The spec as submitted (`inputCidHash` is keccak256 of `inputCid`). */
-  spec: TaskSpec;
-  /** The ciphertext uploaded, to check `inputHash` against later (absent when it was streamed). */
-  input?: Uint8Array | undefined;
-  /** The escrow: held whole until the task ends. */
-  maxPrice: bigint;
-  /** The price of the offer the task was matched to at submission (what the node is paid). */
-  price: bigint;
-  offerId: bigint;
-  tx: Hex;
-  block: bigint;
-}
-
-/**
- * The on-chain outcome of a task. A result's `proof` is rebuilt from the chain: the spec from
- * `TaskSubmitted` (with `inputCidHash` = keccak256 of its `inputCid`), the rest from
- * `ResultSubmitted` (with `resultCidHash` = keccak256 of its `resultCid`). `paid` went to the
- * node, `refunded` back to the requester (the escrow's rest, or all of it for a status >= 16).
- */
-export type Outcome =
-  | {
-      kind: "result"; proof: ResultProof; signature: Hex; signer: Address; resultCid: string; node: Address; offerId: bigint;
-      paid: bigint; refunded: bigint; block: bigint;
-    }
-  | { kind: "reclaimed"; amount: bigint; block: bigint };
-
-/** A proof checked by {@link EcldClient.verify}. */
-export interface VerifiedProof {
-  proof: ResultProof;
-  status: number;
-  statusName: string;
-  signer: Address;
-  chainId: number;
-  marketplace: Address;
-  image: Image;
-  resultCid: string;
-  insecureSim: boolean;
-}
-
-/** Where a task is on chain (the counterpart of `ecld_sdk::TaskState`). */
-export type TaskState =
-  | { kind: "open" }
-  | { kind: "matched"; offerId: bigint; node: Address }
-  | { kind: "done"; status: number; statusName: string; paid: bigint; refunded: bigint }
-  | { kind: "reclaimed" };
-
-/** A task as the chain records it (`TaskSubmitted`, and its state now). */
-export interface TaskInfo {
-  taskId: bigint;
-  requester: Address;
-  imageId: Hex;
-  inputHash: Hex;
-  inputCid: string;
-  /** keccak256 of `inputCid` as text. */
-  inputCidHash: Hex;
-  memoryMb: number;
-  maxRuntimeS: number;
-  /** Unix time after which no node may claim or prove the task, and the requester may reclaim a held task's escrow. */
-  deadline: bigint;
-  /** The spec as submitted (the fields above), as the contract's calls take it. */
-  spec: TaskSpec;
-  /** The escrow, held whole until the task ends. */
-  maxPrice: bigint;
-  /** The price of the offer named at submission (0 for an open task). */
-  price: bigint;
-  /** The offer named at submission (0 for an open task). */
-  offerId: bigint;
-  /** Block of `TaskSubmitted`. */
-  block: bigint;
-  state: TaskState;
-}
-
-/** Platform bits of the ImageRegistry. */
-export const PLATFORM_SIM = 1;
+import {
+  type DepositChange,
+  type Deployment,
+  type Image,
+  type Offer,
+  type Outcome,
+  PLATFORM_SIM,
+  type Step,
+  type Submitted,
+  type TaskInfo,
+  type TaskRequest,
+  type TaskState,
+  type VerifiedProof,
+} from "./types.js";
 
 function chainError(what: string, cause: unknown): EcldError {
   let details = describe(cause);
@@ -200,6 +53,12 @@ function chainError(what: string, cause: unknown): EcldError {
     details,
     hint: "check the RPC endpoint, the deployment addresses and the account's balance",
   });
+}
+
+/** Whether the user turned a wallet request down (EIP-1193 code 4001), which no fallback retries. */
+function isRejection(e: unknown): boolean {
+  if (!(e instanceof BaseError)) return false;
+  return e.walk((x) => x instanceof UserRejectedRequestError || (typeof x === "object" && x !== null && "code" in x && (x as { code: unknown }).code === 4001)) !== null;
 }
 
 function unixNow(): bigint {
@@ -266,6 +125,10 @@ export class EcldClient {
   readonly deployment: Deployment;
   readonly publicClient: PublicClient;
   readonly store: StoreClient;
+  /** Deposit promised to this client's submissions in flight. */
+  private readonly reservations = new DepositReservations();
+  /** This client's permit flows, one at a time per account. */
+  private readonly permits = new PermitQueue();
 
   constructor(p: { deployment: Deployment; publicClient: PublicClient; store: StoreClient | string }) {
     this.deployment = p.deployment;
@@ -390,19 +253,23 @@ export class EcldClient {
   }
 
   /**
-   * Submits an uploaded input with `submitTaskWithPermit`, matched to the cheapest fitting
-   * offer: two wallet prompts, the permit signature (for `maxPrice`, the escrow) and the
-   * transaction. The spec commits to the input's CID (`inputCidHash`).
+   * Submits an uploaded input, matched to the cheapest fitting offer. When the account's
+   * deposit in the Marketplace covers `maxPrice` (less what this client's other submissions in
+   * flight draw on it), `submitTask` draws the escrow from it: one wallet prompt, the
+   * transaction, and no `permit` step. Otherwise `submitTaskWithPermit`: two prompts, the
+   * permit signature (for `maxPrice`; the contract pulls only what the deposit lacks) and the
+   * transaction. A deposit that no longer covers the escrow when the transaction is tried
+   * (spent or withdrawn meanwhile) falls back to the permit. The spec commits to the input's
+   * CID (`inputCidHash`).
    */
   async submitUploaded<A extends Account>(
     wallet: WalletClient<Transport, Chain | undefined, A>,
     image: Image,
     req: Pick<TaskRequest, "memoryMb" | "maxRuntimeS" | "deadlineS" | "maxPrice">,
     upload: { cid: string } & ({ ciphertext: Uint8Array } | { inputHash: Hex }),
-    onStep?: (s: Step) => void,
+    onStep?: (s: Step, info?: string) => void,
   ): Promise<Submitted> {
-    const account = wallet.account;
-    const owner = account.address;
+    const owner = wallet.account.address;
     const memoryMb = req.memoryMb ?? 64;
     const maxRuntimeS = req.maxRuntimeS ?? 10;
     const offer = await this.cheapestOffer(image, memoryMb, maxRuntimeS);
@@ -411,75 +278,156 @@ export class EcldClient {
       throw new EcldError("TaskError", `the cheapest offer for image ${image.name} costs ${offer.price}, more than the maximum price ${maxPrice}`, {
         hint: "raise the maximum price, or wait for a cheaper offer",
       });
-    const token = { address: this.deployment.token, abi: devTokenAbi } as const;
-    const [balance, nonce, name] = await Promise.all([
-      this.publicClient.readContract({ ...token, functionName: "balanceOf", args: [owner] }),
-      this.publicClient.readContract({ ...token, functionName: "nonces", args: [owner] }),
-      this.publicClient.readContract({ ...token, functionName: "name" }),
-    ]).catch((e: unknown) => {
-      throw chainError("reading the token", e);
-    });
-    if (balance < maxPrice)
-      throw new EcldError("TaskError", `account ${owner} holds ${balance} tokens, the task costs ${maxPrice}`, {
+    const [balance, deposit] = await Promise.all([this.tokenBalance(owner), this.depositBalance(owner)]);
+    if (balance + deposit < maxPrice)
+      throw new EcldError("TaskError", `account ${owner} holds ${balance} tokens and a deposit of ${deposit}, the task costs ${maxPrice}`, {
         ...(maxPrice === offer.price ? {} : { details: `${maxPrice} is escrowed until the task ends; the node's price is ${offer.price}` }),
-        hint: "fund the account with the Marketplace's token",
+        hint: "fund the account with the Marketplace's token, or deposit more",
       });
-    const permitDeadline = unixNow() + 3600n;
-    onStep?.("permit");
-    const sig = await wallet
-      .signTypedData({
-        account,
-        domain: { name, version: "1", chainId: this.deployment.chainId, verifyingContract: this.deployment.token },
-        types: {
-          Permit: [
-            { name: "owner", type: "address" },
-            { name: "spender", type: "address" },
-            { name: "value", type: "uint256" },
-            { name: "nonce", type: "uint256" },
-            { name: "deadline", type: "uint256" },
-          ],
-        },
-        primaryType: "Permit",
-        message: { owner, spender: this.deployment.marketplace, value: maxPrice, nonce, deadline: permitDeadline },
-      })
-      .catch((e: unknown) => {
-        throw new EcldError("TaskError", "the wallet did not sign the payment permit", { cause: e, details: describe(e), hint: "approve the signature request in your wallet" });
-      });
-    const { r, s, v, yParity } = hexToSignature(sig);
     const inputHash = "ciphertext" in upload ? contentHash(upload.ciphertext) : upload.inputHash;
     const spec = taskSpec({ imageId: image.id, inputHash, inputCid: upload.cid, memoryMb, maxRuntimeS, deadline: unixNow() + BigInt(req.deadlineS ?? 600) });
-    onStep?.("submit");
+    const submitted = (tx: Hex, receipt: TransactionReceipt): Submitted => {
+      const ev = parseEventLogs({ abi: marketplaceAbi, logs: receipt.logs, eventName: "TaskSubmitted" })[0];
+      if (ev === undefined) throw new EcldError("ChainError", "submitTask emitted no TaskSubmitted event", { hint: "check the Marketplace address" });
+      const pulled = parseEventLogs({ abi: devTokenAbi, logs: receipt.logs, eventName: "Transfer", args: { from: owner, to: this.deployment.marketplace } })
+        .filter((l) => isAddressEqual(l.address, this.deployment.token))
+        .reduce((sum, l) => sum + l.args.value, 0n);
+      return {
+        taskId: ev.args.taskId,
+        inputCid: upload.cid,
+        inputHash,
+        spec,
+        input: "ciphertext" in upload ? upload.ciphertext : undefined,
+        maxPrice: ev.args.maxPrice,
+        fromDeposit: ev.args.maxPrice - pulled,
+        price: ev.args.price,
+        offerId: ev.args.offerId,
+        tx,
+        block: receipt.blockNumber,
+      };
+    };
+    const args = [spec, upload.cid, maxPrice, offer.id] as const;
+    if (this.reservations.claim(owner, deposit, maxPrice)) {
+      try {
+        onStep?.("submit", "the escrow is drawn from the deposit");
+        const sent = await this.transact(wallet, "submitTask", args, "check the offer, price and deadline").catch(async (e: unknown) => {
+          if (isRejection(e) || (await this.depositBalance(owner)) >= maxPrice) throw e;
+          return undefined;
+        });
+        if (sent !== undefined) return submitted(sent.tx, sent.receipt);
+      } finally {
+        this.reservations.release(owner, maxPrice);
+      }
+    }
+    return await this.permits.run(owner, async () => {
+      onStep?.("permit");
+      const p = await signPermit(wallet, this.publicClient, {
+        chainId: this.deployment.chainId, token: this.deployment.token, spender: this.deployment.marketplace, value: maxPrice, what: "payment",
+      });
+      onStep?.("submit");
+      const { tx, receipt } = await this.transact(wallet, "submitTaskWithPermit", [...args, p.deadline, p.v, p.r, p.s], "check the offer, price and deadline");
+      return submitted(tx, receipt);
+    });
+  }
+
+  /** The account's token balance in its wallet (token base units). */
+  async tokenBalance(account: Address): Promise<bigint> {
+    return await this.publicClient
+      .readContract({ address: this.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [account] })
+      .catch((e: unknown) => {
+        throw chainError(`reading the token balance of ${account}`, e);
+      });
+  }
+
+  /**
+   * The account's deposit in the Marketplace (token base units): what tasks it submits draw
+   * their escrow from before its wallet. Takes an address or a wallet (its account).
+   */
+  async depositBalance(of: Address | { account: { address: Address } }): Promise<bigint> {
+    const account = typeof of === "string" ? of : of.account.address;
+    return await this.publicClient
+      .readContract({ address: this.deployment.marketplace, abi: marketplaceAbi, functionName: "balanceOf", args: [account] })
+      .catch((e: unknown) => {
+        throw chainError(`reading the deposit of ${account}`, e);
+      });
+  }
+
+  /**
+   * Moves `amount` tokens from the wallet into its deposit in the Marketplace with
+   * `depositWithPermit`: two wallet prompts, the permit signature (`onStep("permit")`) and the
+   * transaction (`onStep("submit")`). Tasks then draw their escrow from the deposit without a
+   * permit. Returns the transaction and the deposit after it.
+   */
+  async deposit<A extends Account>(
+    wallet: WalletClient<Transport, Chain | undefined, A>,
+    amount: bigint,
+    onStep?: (s: "permit" | "submit") => void,
+  ): Promise<DepositChange> {
+    const owner = wallet.account.address;
+    if (amount <= 0n) throw new EcldError("DepositError", `cannot deposit ${amount}: the amount must be positive`, { hint: "enter an amount above zero" });
+    const balance = await this.tokenBalance(owner);
+    if (balance < amount)
+      throw new EcldError("DepositError", `cannot deposit ${amount}: account ${owner} has ${balance} tokens in its wallet`, {
+        details: `wallet ${balance}, deposit asked ${amount} (token base units)`,
+        hint: "fund the account with the Marketplace's token, or deposit less",
+      });
+    return await this.permits.run(owner, async () => {
+      onStep?.("permit");
+      const p = await signPermit(wallet, this.publicClient, {
+        chainId: this.deployment.chainId, token: this.deployment.token, spender: this.deployment.marketplace, value: amount, what: "deposit",
+      });
+      onStep?.("submit");
+      const { tx, receipt } = await this.transact(wallet, "depositWithPermit", [amount, p.deadline, p.v, p.r, p.s], "check the account's token balance");
+      const ev = parseEventLogs({ abi: marketplaceAbi, logs: receipt.logs, eventName: "Deposited", args: { account: owner } })[0];
+      if (ev === undefined) throw new EcldError("ChainError", "depositWithPermit emitted no Deposited event", { hint: "check the Marketplace address" });
+      return { amount: ev.args.amount, deposit: await this.depositBalance(owner), tx, block: receipt.blockNumber };
+    });
+  }
+
+  /**
+   * Sends `amount` of the account's deposit back to its wallet (one wallet prompt). More than
+   * the deposit is refused with an {@link InsufficientDepositError} naming both amounts: before
+   * the prompt, or from the Marketplace's `InsufficientDeposit` revert if it shrank meanwhile.
+   */
+  async withdraw<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, amount: bigint): Promise<DepositChange> {
+    const owner = wallet.account.address;
+    if (amount <= 0n) throw new EcldError("DepositError", `cannot withdraw ${amount}: the amount must be positive`, { hint: "enter an amount above zero" });
+    const balance = await this.depositBalance(owner);
+    if (amount > balance) throw new InsufficientDepositError({ account: owner, balance, amount });
+    const { tx, receipt } = await this.transact(wallet, "withdraw", [amount], "check the account's deposit", (e) => insufficientDepositOf(e, owner));
+    const ev = parseEventLogs({ abi: marketplaceAbi, logs: receipt.logs, eventName: "Withdrawn", args: { account: owner } })[0];
+    if (ev === undefined) throw new EcldError("ChainError", "withdraw emitted no Withdrawn event", { hint: "check the Marketplace address" });
+    return { amount: ev.args.amount, deposit: await this.depositBalance(owner), tx, block: receipt.blockNumber };
+  }
+
+  /**
+   * Sends one Marketplace transaction and waits for its successful receipt; `typed` turns a
+   * revert the caller knows into its own error.
+   */
+  private async transact<A extends Account>(
+    wallet: WalletClient<Transport, Chain | undefined, A>,
+    functionName: string,
+    args: readonly unknown[],
+    hint: string,
+    typed?: (e: unknown) => EcldError | undefined,
+  ): Promise<{ tx: Hex; receipt: TransactionReceipt }> {
     const tx = await wallet
       .writeContract({
-        account,
+        account: wallet.account,
         chain: wallet.chain ?? null,
         address: this.deployment.marketplace,
         abi: marketplaceAbi,
-        functionName: "submitTaskWithPermit",
-        args: [spec, upload.cid, maxPrice, offer.id, permitDeadline, Number(v ?? BigInt(yParity + 27)), r, s],
-      } as Parameters<typeof wallet.writeContract>[0])
+        functionName,
+        args,
+      } as unknown as Parameters<typeof wallet.writeContract>[0])
       .catch((e: unknown) => {
-        throw chainError("submitTaskWithPermit", e);
+        throw typed?.(e) ?? chainError(functionName, e);
       });
     const receipt = await this.publicClient.waitForTransactionReceipt({ hash: tx }).catch((e: unknown) => {
-      throw chainError("waiting for the submission", e);
+      throw chainError(`waiting for ${functionName}`, e);
     });
-    if (receipt.status !== "success")
-      throw new EcldError("ChainError", `submitTaskWithPermit reverted (tx ${tx})`, { hint: "check the offer, price and deadline" });
-    const ev = parseEventLogs({ abi: marketplaceAbi, logs: receipt.logs, eventName: "TaskSubmitted" })[0];
-    if (ev === undefined) throw new EcldError("ChainError", "submitTask emitted no TaskSubmitted event", { hint: "check the Marketplace address" });
-    return {
-      taskId: ev.args.taskId,
-      inputCid: upload.cid,
-      inputHash,
-      spec,
-      input: "ciphertext" in upload ? upload.ciphertext : undefined,
-      maxPrice: ev.args.maxPrice,
-      price: ev.args.price,
-      offerId: ev.args.offerId,
-      tx,
-      block: receipt.blockNumber,
-    };
+    if (receipt.status !== "success") throw new EcldError("ChainError", `${functionName} reverted (tx ${tx})`, { hint });
+    return { tx, receipt };
   }
 
   /**
@@ -734,25 +682,8 @@ export class EcldClient {
   }
 
   private async sendReclaim<A extends Account>(wallet: WalletClient<Transport, Chain | undefined, A>, info: TaskInfo, price: bigint): Promise<Hex> {
-    const taskId = info.taskId;
-    const tx = await wallet
-      .writeContract({
-        account: wallet.account,
-        chain: wallet.chain ?? null,
-        address: this.deployment.marketplace,
-        abi: marketplaceAbi,
-        functionName: "reclaim",
-        args: [taskId, info.spec, info.maxPrice, price],
-      } as Parameters<typeof wallet.writeContract>[0])
-      .catch((e: unknown) => {
-        throw chainError("reclaim", e);
-      });
-    const receipt = await this.publicClient.waitForTransactionReceipt({ hash: tx }).catch((e: unknown) => {
-      throw chainError("waiting for the reclaim", e);
-    });
-    if (receipt.status !== "success")
-      throw new EcldError("ChainError", `reclaim of task ${taskId} reverted (tx ${tx})`, { hint: "check the task's state (a node may have claimed it meanwhile) and its deadline" });
-    return tx;
+    const hint = "check the task's state (a node may have claimed it meanwhile) and its deadline";
+    return (await this.transact(wallet, "reclaim", [info.taskId, info.spec, info.maxPrice, price], hint)).tx;
   }
 
   /** Downloads the result ciphertext of an outcome (empty when the proof has none). */

@@ -8,7 +8,8 @@ export type EcldErrorName =
   | "StoreError"
   | "ChainError"
   | "VerifyError"
-  | "TaskError";
+  | "TaskError"
+  | "DepositError";
 
 /** Parameters of {@link EcldError}. */
 export interface EcldErrorParameters {

@@ -1,7 +1,7 @@
 import { createPublicClient, createWalletClient, defineChain, http } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EcldClient, EcldError, StoreClient, cidHash, devTokenAbi, marketplaceAbi, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, readVerifiedFile, taskSpec } from "../../src/index.js";
+import { EcldClient, EcldError, InsufficientDepositError, StoreClient, cidHash, devTokenAbi, marketplaceAbi, type Step, decodeResultEnvelope, decrypt, generateResultIdentity, insufficientDepositOf, readVerifiedFile, taskSpec } from "../../src/index.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { keccak256 } from "viem";
@@ -164,4 +164,73 @@ describe("a whole task from TypeScript against ecld up", () => {
     await expect(client.reclaim(wallet, open.taskId)).rejects.toThrow(/already reclaimed/);
     await expect(client.cancel(wallet, open.taskId)).rejects.toThrow(/already reclaimed/);
   }, 60_000);
+  it("deposits, runs a task paid from the deposit (no permit; the wallet untouched at submission), withdraws; too much is an InsufficientDepositError", async (ctx) => {
+    if (stack === undefined) missingPeer(ctx, ECLD_MISSING);
+    const { client, wallet } = clients(stack);
+    const me = wallet.account.address;
+    const { token, marketplace } = stack.deployment;
+    const pub = client.publicClient;
+    const walletAt = () => pub.readContract({ address: token, abi: devTokenAbi, functionName: "balanceOf", args: [me] });
+    const nonce = () => pub.readContract({ address: token, abi: devTokenAbi, functionName: "nonces", args: [me] });
+    // The Marketplace's tokens are the escrows it holds plus the deposits (only this account's here).
+    const conserved = async () => {
+      const [held, balance, deposit] = await Promise.all([
+        pub.readContract({ address: marketplace, abi: marketplaceAbi, functionName: "totals" }).then((t) => t.held),
+        pub.readContract({ address: token, abi: devTokenAbi, functionName: "balanceOf", args: [marketplace] }),
+        client.depositBalance(me),
+      ]);
+      expect(balance).toBe(held + deposit);
+    };
+    const stats = (await client.images()).find((i) => i.name === "stats")!;
+    const price = (await client.cheapestOffer(stats, 64, 10)).price;
+    expect(price).toBeGreaterThan(0n);
+    const amount = 3n * price;
+
+    const wallet0 = await walletAt();
+    expect(await client.depositBalance(me)).toBe(0n);
+    const deposited = await client.deposit(wallet, amount);
+    expect(deposited).toMatchObject({ amount, deposit: amount });
+    expect(await walletAt()).toBe(wallet0 - amount);
+    expect(await client.depositBalance(wallet)).toBe(amount);
+    await conserved();
+
+    const nonceBefore = await nonce();
+    const { identity, recipient } = await generateResultIdentity();
+    const steps: Step[] = [];
+    const walletBefore = await walletAt();
+    const { submitted, verified, result } = await client.runTask(wallet, { image: stats.id, input: new TextEncoder().encode("2 7 1 8\n"), recipient, identity }, (s) => steps.push(s));
+    expect(steps).toEqual(["encrypt", "upload", "submit", "execute", "proof", "download", "verify", "decrypt"]);
+    expect(await nonce()).toBe(nonceBefore); // no permit was used
+    expect(submitted.fromDeposit).toBe(submitted.maxPrice);
+    // The submission moved no token out of the wallet (the devnet keeps no past state, so its
+    // Transfer logs say so), and the deposit went down by the escrow.
+    const pulled = await pub.getContractEvents({ address: token, abi: devTokenAbi, eventName: "Transfer", args: { from: me }, fromBlock: submitted.block, toBlock: submitted.block });
+    expect(pulled).toEqual([]);
+    expect(verified.statusName).toBe("SUCCESS");
+    expect(new TextDecoder().decode(result!.stdout)).toMatch(/4/);
+    // Settled: the refund goes to the wallet; the deposit stays as the submission left it.
+    const outcome = await client.waitForOutcome(submitted.taskId, submitted.block);
+    if (outcome.kind !== "result") throw new Error("expected a result");
+    expect(await walletAt()).toBe(walletBefore + outcome.refunded);
+    expect(outcome.paid + outcome.refunded).toBe(submitted.maxPrice);
+    const left = await client.depositBalance(me);
+    expect(left).toBe(amount - submitted.maxPrice);
+    await conserved();
+
+    // Too much: refused before the prompt, and reverted by the Marketplace when sent anyway.
+    const tooMuch = await client.withdraw(wallet, left + 1n).catch((e: unknown) => e);
+    expect(tooMuch).toBeInstanceOf(InsufficientDepositError);
+    expect([(tooMuch as InsufficientDepositError).balance, (tooMuch as InsufficientDepositError).amount]).toEqual([left, left + 1n]);
+    const reverted = await wallet.writeContract({ address: marketplace, abi: marketplaceAbi, functionName: "withdraw", args: [left + 1n] }).catch((e: unknown) => e);
+    const typed = insufficientDepositOf(reverted, me);
+    expect(typed, String(reverted)).toBeInstanceOf(InsufficientDepositError);
+    expect([typed!.balance, typed!.amount]).toEqual([left, left + 1n]);
+
+    const walletBeforeWithdraw = await walletAt();
+    const withdrawn = await client.withdraw(wallet, left);
+    expect(withdrawn).toMatchObject({ amount: left, deposit: 0n });
+    expect(await walletAt()).toBe(walletBeforeWithdraw + left);
+    expect(await client.depositBalance(me)).toBe(0n);
+    await conserved();
+  }, 120_000);
 });
