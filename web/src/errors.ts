@@ -1,8 +1,8 @@
 /** Turns anything thrown into what the user should read: what happened and what to do. */
-import { EcldError } from "@ecld/sdk";
+import { EcldError, InsufficientDepositError } from "@ecld/sdk";
 import { BaseError, HttpRequestError, UserRejectedRequestError } from "viem";
 
-export type ErrorKind = "wrong-chain" | "balance" | "rejected" | "store" | "chain" | "verify" | "other";
+export type ErrorKind = "wrong-chain" | "balance" | "deposit" | "rejected" | "store" | "chain" | "verify" | "other";
 
 export interface Explained {
   kind: ErrorKind;
@@ -44,7 +44,7 @@ export function isIntegrityError(e: unknown): boolean {
   return e instanceof EcldError && (e.name === "VerifyError" || (e.name === "StoreError" && /does not match|whose CID is|malformed dag-pb|damaged/.test(e.shortMessage)));
 }
 
-export function explain(e: unknown, ctx: { chainId: number }): Explained {
+export function explain(e: unknown, ctx: { chainId: number; tokenText?: (amount: bigint) => string }): Explained {
   const chain = causes(e);
   const detail = messageOf(e);
   if (e instanceof WrongChainError || chain.some((c) => c instanceof BaseError && c.name === "ChainMismatchError"))
@@ -55,6 +55,13 @@ export function explain(e: unknown, ctx: { chainId: number }): Explained {
     return { kind: "verify", title: "FAILED VERIFICATION: this task's result cannot be trusted.", todo: "The result was not decrypted and is not shown. Do not use it: report the node, and run the task again (another node or store).", detail };
   if (e instanceof EcldError && e.name === "TaskError" && /holds .* tokens/.test(e.shortMessage))
     return { kind: "balance", title: "Not enough token balance for this task.", todo: "Fund the account with the Marketplace's token (on a local devnet, use the dev burner or the demo account of `ecld up`), then run the task again.", detail };
+  const shortage = chain.find((c): c is InsufficientDepositError => c instanceof InsufficientDepositError);
+  if (shortage !== undefined) {
+    const t = ctx.tokenText ?? String;
+    return { kind: "deposit", title: `Your deposit holds ${t(shortage.balance)}, less than the ${t(shortage.amount)} asked for.`, todo: shortage.balance === 0n ? "Nothing was withdrawn. Deposit first." : `Nothing was withdrawn. Withdraw at most ${t(shortage.balance)}.`, detail };
+  }
+  if (e instanceof EcldError && e.name === "DepositError" && /cannot deposit/.test(e.shortMessage))
+    return { kind: "balance", title: "Not enough tokens in your wallet for this deposit.", todo: "Deposit less, or fund the account with the Marketplace's token. Nothing was sent.", detail };
   if (e instanceof EcldError && e.name === "StoreError")
     return { kind: "store", title: "The store is unreachable or refused the request.", todo: "Check that the store is running (`ecld up` starts it) and that this page's /store route reaches it, then try again.", detail };
   if (chain.some((c) => c instanceof HttpRequestError || (c instanceof TypeError && /fetch/i.test(c.message))))

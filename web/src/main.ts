@@ -36,6 +36,7 @@ import {
   zeroHash,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { depositControls } from "./deposit.js";
 import { download, el, replace } from "./dom.js";
 import { codeEditor } from "./editor.js";
 import { type Explained, WrongChainError, explain, isIntegrityError } from "./errors.js";
@@ -74,7 +75,7 @@ type PageStep = (typeof STEPS)[number];
 const STEP_LABELS: Record<PageStep, string> = {
   encrypt: "Encrypt the input to the image's enclave key",
   upload: "Upload the ciphertext to the store",
-  permit: "Sign the payment permit (wallet prompt 1)",
+  permit: "Sign the payment permit (wallet prompt 1; none when your deposit pays)",
   submit: "Submit the task (wallet prompt 2)",
   match: "Matched to a node",
   run: "Running in the node's enclave",
@@ -131,8 +132,8 @@ async function main(): Promise<void> {
   const publicClient = createPublicClient({ chain, transport: http(rpcUrl), pollingInterval: 250 });
   const client = new EcldClient({ deployment: cfg.deployment, publicClient, store: storeUrl });
   const storageKey = `ecld.activeTask.${chainId}.${cfg.deployment.marketplace.toLowerCase()}`;
-  const explainE = (e: unknown): Explained => explain(e, { chainId });
   const tokenText = (amount: bigint) => tokens(amount, state.token.decimals, state.token.symbol);
+  const explainE = (e: unknown): Explained => explain(e, { chainId, tokenText });
   const imageName = (id: Hex) => { const i = state.images.find((x) => x.id === id); return i === undefined ? shortHex(id) : `${i.name} ${i.version}`; };
 
   // 1. Wallet and network
@@ -165,12 +166,24 @@ async function main(): Promise<void> {
     const w = state.wallet;
     if (w === undefined) return replace(balanceP);
     try {
-      const bal = await publicClient.readContract({ address: cfg.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [w.account.address] });
-      replace(balanceP, "Token balance: ", el("span", { id: "balance-value" }, tokenText(bal)));
+      const [bal, dep] = await Promise.all([client.tokenBalance(w.account.address), client.depositBalance(w.account.address)]);
+      replace(balanceP, "Token balance: ", el("span", { id: "balance-value" }, tokenText(bal)), " · deposit in the Marketplace: ", el("span", { id: "deposit-value" }, tokenText(dep)));
     } catch (e) {
       showError(balanceP, explainE(e), "balance-error");
     }
   };
+  const deposits = depositControls({
+    client,
+    wallet: () => state.wallet,
+    decimals: () => state.token.decimals,
+    tokenText,
+    ready: async () => {
+      if (await checkWalletChain()) return true;
+      throw new WrongChainError(walletChain, chainId);
+    },
+    done: showBalance,
+    fail: (where, e) => showError(where, explainE(e), "deposit-error"),
+  });
   const hooked = new WeakSet<EIP1193Provider>();
   const connectWith = async (eth: EIP1193Provider | undefined, label: string) => {
     try {
@@ -228,7 +241,7 @@ async function main(): Promise<void> {
     void loadHistory();
   });
   const walletSection = el("section", { id: "wallet", "aria-labelledby": "wallet-h" }, el("h2", { id: "wallet-h" }, "1. Wallet and network"), walletButtons, connectBtn,
-    chainId === DEVNET_CHAIN_ID ? burnerBtn : null, walletStatus, chainStatus, switchBtn, balanceP);
+    chainId === DEVNET_CHAIN_ID ? burnerBtn : null, walletStatus, chainStatus, switchBtn, balanceP, deposits.root);
 
   // 2. Result key
   const keyStatus = el("p", { id: "key-status" }, "No result key yet.");
@@ -361,6 +374,7 @@ async function main(): Promise<void> {
       : state.busy ? "A task is running."
       : "";
     submitBtn.disabled = why !== "";
+    deposits.setEnabled(state.wallet !== undefined && state.chainOk && !state.busy);
     replace(submitWhy, why);
   }
 
@@ -620,11 +634,13 @@ async function main(): Promise<void> {
         if (code === undefined || code.length === 0)
           throw new EcldError("TaskError", `the ${image.name} runner image needs your code`, { hint: runner.kind === "wasm" ? "choose a .wasm module as the code file" : "type your program into the code editor" });
       }
-      // The price and the balance, before any work or prompt.
+      // The price and the balance (the wallet's and the deposit's), before any work or prompt.
       const offer = await client.cheapestOffer(image, MEMORY_MB, MAX_RUNTIME_S);
-      const balance = await publicClient.readContract({ address: cfg.deployment.token, abi: devTokenAbi, functionName: "balanceOf", args: [wallet.account.address] });
-      if (balance < offer.price)
-        throw new EcldError("TaskError", `account ${wallet.account.address} holds ${balance} tokens, the task costs ${offer.price}`, { details: `balance ${tokenText(balance)}, price ${tokenText(offer.price)}` });
+      const [balance, deposit] = await Promise.all([client.tokenBalance(wallet.account.address), client.depositBalance(wallet.account.address)]);
+      if (balance + deposit < offer.price)
+        throw new EcldError("TaskError", `account ${wallet.account.address} holds ${balance} tokens and a deposit of ${deposit}, the task costs ${offer.price}`, {
+          details: `balance ${tokenText(balance)}, deposit ${tokenText(deposit)}, price ${tokenText(offer.price)}`,
+        });
       const req = { memoryMb: MEMORY_MB, maxRuntimeS: MAX_RUNTIME_S };
       // File → payload framing → age STREAM encryption → keccak256 and a Blob of ciphertext,
       // chunk by chunk; the Blob lives in the browser's blob store, not the page's heap.
@@ -641,11 +657,20 @@ async function main(): Promise<void> {
       const cid = await uploadWithProgress(storeUrl, enc.ciphertext, throttled((sent, total) => setStep("upload", "active", `${sent.toLocaleString("en-US")} / ${bytes(total)} of ciphertext sent`)));
       setStep("upload", "done", `${bytes(enc.length)} stored as ${cid}`);
       step = "permit";
+      // With a deposit that covers the escrow there is no permit: the submit step comes first
+      // (a permit may still follow if the deposit was spent meanwhile).
+      let permitted = false;
+      const escrowed = `${tokenText(offer.price)} escrowed by the Marketplace until the task ends`;
       const submitted = await client.submitUploaded(wallet, image, req, { cid, inputHash: enc.inputHash }, (s) => {
-        if (s === "permit") { step = "permit"; setStep("permit", "active", `${tokenText(offer.price)} escrowed by the Marketplace until the task ends`); }
-        if (s === "submit") { step = "submit"; setStep("permit", "done", `${tokenText(offer.price)} escrowed by the Marketplace until the task ends`); setStep("submit", "active", "waiting for the wallet and the block"); }
+        if (s === "permit") { step = "permit"; permitted = true; setStep("permit", "active", escrowed); }
+        if (s === "submit") {
+          step = "submit";
+          setStep("permit", "done", permitted ? escrowed : `not needed: ${escrowed}, drawn from your deposit`);
+          setStep("submit", "active", "waiting for the wallet and the block");
+        }
       });
-      setStep("submit", "done", `transaction ${submitted.tx}, block ${submitted.block}, task ${submitted.taskId}, escrow ${tokenText(submitted.maxPrice)}, node's price ${tokenText(submitted.price)}`);
+      const paidBy = submitted.fromDeposit === submitted.maxPrice ? "from your deposit" : submitted.fromDeposit === 0n ? "from your wallet" : `${tokenText(submitted.fromDeposit)} of it from your deposit`;
+      setStep("submit", "done", `transaction ${submitted.tx}, block ${submitted.block}, task ${submitted.taskId}, escrow ${tokenText(submitted.maxPrice)} ${paidBy}, node's price ${tokenText(submitted.price)}`);
       history.replaceState(null, "", `#task=${submitted.taskId}`);
       localStorage.setItem(storageKey, String(submitted.taskId));
       await follow(submitted.taskId, { inputHash: enc.inputHash, inputCid: cid, code });

@@ -11,6 +11,8 @@
 //   wrongchain a wallet (found by EIP-6963) on another chain is told to switch; after switching the task runs
 //   reclaim    an unmatched task past its deadline is reclaimed from the history
 //   errors     not enough balance, store unreachable, signature rejected (4001), chain unreachable
+//   deposit    a deposit (permit + transaction), a task paid from it (one prompt, no permit), a
+//              withdrawal of too much refused with both amounts, then of the rest
 // Every page: no request to any other origin, no console error.
 // Needs: `npm run build` done, then the cargo-built ecld binary (it embeds web/dist), /usr/bin/chromium.
 // Usage: node test/browser.mjs [--screenshot FILE] [--only name,name]
@@ -23,7 +25,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { createPublicClient, createWalletClient, http, keccak256, toBytes } from "viem";
+import { createPublicClient, createWalletClient, formatUnits, http, keccak256, toBytes } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -476,6 +478,59 @@ async function run() {
     assert.match(await errorOf(p8, "chain"), /RPC endpoint is unreachable.*reload the page/s);
     await p8.close();
     results.errors = "ok";
+  }
+
+  // --- deposit: deposit, a task paid from it with one prompt, withdraw ---------------------
+  if (want("deposit")) {
+    const pub = createPublicClient({ transport: http(ready.rpc) });
+    const { abi: tokenAbi } = JSON.parse(readFileSync(join(repo, "crates/ecld-contracts/artifacts/DevToken.json"), "utf8"));
+    const [decimals, symbol] = await Promise.all(["decimals", "symbol"].map((functionName) => pub.readContract({ address: deployment.token, abi: tokenAbi, functionName })));
+    const text = (n) => `${formatUnits(n, decimals)} ${symbol}`;
+    const walletBalance = () => pub.readContract({ address: deployment.token, abi: tokenAbi, functionName: "balanceOf", args: [account.address] });
+    const { page: p9, prompts: pr9 } = await newPage();
+    await p9.goto(url);
+    await p9.waitForSelector("#image option", { state: "attached", timeout: 30_000 });
+    await p9.selectOption("#image", imageId("stats"));
+    await p9.click("#generate-key");
+    assert.ok(await p9.isDisabled("#deposit"), "no deposit before a wallet is connected");
+    await p9.click("#connect");
+    await p9.waitForSelector("#deposit-value");
+    assert.equal(await p9.textContent("#deposit-value"), text(0n));
+    const price = BigInt(/^(\d+) base units/.exec(await p9.locator('#images-body tr[data-image="stats"] .price').getAttribute("title"))[1]);
+    await p9.fill("#deposit-amount", formatUnits(3n * price, decimals));
+    await p9.click("#deposit:not([disabled])");
+    await p9.waitForSelector("#deposit-done, #deposit-error", { timeout: 30_000 });
+    assert.match(await p9.textContent("#deposit-status"), /^Deposited /);
+    assert.deepEqual(pr9, ["eth_signTypedData_v4", "eth_sendTransaction"], "a deposit is the permit signature and the transaction");
+    await p9.waitForFunction((t) => document.querySelector("#deposit-value")?.textContent === t, text(3n * price));
+    // A task paid from the deposit: one prompt, the transaction; the wallet pays nothing up front.
+    const before = await walletBalance();
+    pr9.length = 0;
+    await p9.fill("#input-text", "5 5 5\n");
+    await p9.click("#submit");
+    await verifiedOrError(p9);
+    await p9.waitForSelector("#output");
+    assert.deepEqual(pr9, ["eth_sendTransaction"], "a task paid from the deposit is one prompt");
+    assert.match(await p9.textContent("#step-permit"), /not needed: .* drawn from your deposit/);
+    assert.match(await p9.textContent("#step-submit"), /escrow \S+ \S+ from your deposit/);
+    await p9.waitForFunction((t) => document.querySelector("#deposit-value")?.textContent === t, text(2n * price));
+    // The node's price is the escrow here, so nothing comes back to the wallet either.
+    assert.equal(await walletBalance(), before);
+    // Too much: refused before any prompt, naming both amounts.
+    pr9.length = 0;
+    await p9.fill("#deposit-amount", formatUnits(3n * price, decimals));
+    await p9.click("#withdraw");
+    const err = await p9.waitForSelector('#deposit-error[data-kind="deposit"]', { timeout: 30_000 });
+    assert.match(await err.textContent(), new RegExp(`Your deposit holds ${text(2n * price)}, less than the ${text(3n * price)} asked for.*Withdraw at most`));
+    assert.deepEqual(pr9, []);
+    await p9.fill("#deposit-amount", formatUnits(2n * price, decimals));
+    await p9.click("#withdraw");
+    await p9.waitForSelector("#deposit-done", { timeout: 30_000 });
+    await p9.waitForFunction((t) => document.querySelector("#deposit-value")?.textContent === t, text(0n));
+    assert.equal(await walletBalance(), before + 2n * price);
+    assert.deepEqual(pr9, ["eth_sendTransaction"]);
+    await p9.close();
+    results.deposit = "ok";
   }
 
   assert.deepEqual(offOrigin, [], "the page requests nothing outside its own origin");
