@@ -292,6 +292,25 @@ pub struct ImageRecord {
     pub version: String,
 }
 
+/// One proof to settle: the task as held and what its enclave signed.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    /// The task, as held by this node.
+    pub task: TaskInfo,
+    /// Where the result is (empty for no result).
+    pub result_cid: String,
+    /// keccak256 of the result ciphertext.
+    pub result_hash: B256,
+    /// keccak256 of the module that ran.
+    pub code_hash: B256,
+    /// Status code.
+    pub status: StatusCode,
+    /// Run time.
+    pub runtime_ms: u64,
+    /// The enclave's signature over the Result.
+    pub signature: Bytes,
+}
+
 /// A mined transaction of this node.
 #[derive(Debug, Clone)]
 pub struct Mined {
@@ -542,6 +561,44 @@ impl Chain {
             signature,
         );
         self.send("submitResult", call).await
+    }
+
+    /// `submitResults`: many proofs in one transaction; the node is paid their sum once. One
+    /// refused proof reverts them all.
+    pub async fn submit_results(&self, proofs: &[Settlement]) -> Result<Mined, ChainError> {
+        let proofs = proofs
+            .iter()
+            .map(|p| {
+                Ok(Marketplace::Proof {
+                    taskId: U256::from(p.task.id.get()),
+                    spec: p.task.spec(),
+                    requester: p.task.requester,
+                    maxPrice: to_u96("submitResults", p.task.max_price)?,
+                    price: to_u96("submitResults", p.task.price)?,
+                    resultCid: p.result_cid.clone(),
+                    resultHash: p.result_hash,
+                    codeHash: p.code_hash,
+                    status: p.status.code(),
+                    runtimeMs: p.runtime_ms,
+                    signature: p.signature.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ChainError>>()?;
+        self.send("submitResults", self.market.submitResults(proofs)).await
+    }
+
+    /// `submitResult` of one [`Settlement`].
+    pub async fn settle(&self, p: &Settlement) -> Result<Mined, ChainError> {
+        self.submit_result(
+            &p.task,
+            &p.result_cid,
+            p.result_hash,
+            p.code_hash,
+            p.status,
+            p.runtime_ms,
+            p.signature.clone(),
+        )
+        .await
     }
 
     /// Sends a transaction and waits for its receipt. A reverting estimate fails here with the

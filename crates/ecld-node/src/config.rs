@@ -119,6 +119,11 @@ pub struct RawChain {
     /// How many recent reads the follower remembers by block hash to find where a chain
     /// reorganisation forked.
     pub reorg_depth: Option<u64>,
+    /// How long a proof waits for others to settle with it in one `submitResults`, in
+    /// milliseconds; 0 submits each proof alone.
+    pub batch_window_ms: Option<u64>,
+    /// Most proofs in one `submitResults`.
+    pub batch_max: Option<u32>,
 }
 
 /// `[store]` as written.
@@ -272,6 +277,11 @@ pub struct NodeConfig {
     /// How many recent reads (their last block and its hash) the follower remembers to find
     /// the fork point of a reorganisation; a deeper one rebuilds from the deployment block.
     pub reorg_depth: u64,
+    /// How long a proof waits for others to settle with it in one `submitResults` (zero:
+    /// each proof is sent alone, with `submitResult`).
+    pub batch_window: Duration,
+    /// Most proofs in one `submitResults` (at least 1).
+    pub batch_max: usize,
     /// Content store (Kubo API) URL.
     pub store_url: Url,
     /// Attempts per store call before giving up (`None`: the default, about a minute of
@@ -352,6 +362,17 @@ impl NodeConfig {
         let poll_interval =
             Duration::from_millis(raw.chain.poll_interval_ms.unwrap_or(1000).max(10));
         let reorg_depth = raw.chain.reorg_depth.unwrap_or(12);
+        let batch_window = Duration::from_millis(raw.chain.batch_window_ms.unwrap_or(0));
+        let batch_max = match raw.chain.batch_max.unwrap_or(32) {
+            0 => {
+                return Err(ConfigError::Invalid {
+                    key: "chain.batch_max".into(),
+                    value: "0".into(),
+                    reason: "at least 1 proof per submitResults (32 is a good batch)".into(),
+                });
+            }
+            n => n as usize,
+        };
         let store_url = parse_url(
             "store.url",
             raw.store.url.as_deref(),
@@ -397,6 +418,8 @@ impl NodeConfig {
             ws_url,
             poll_interval,
             reorg_depth,
+            batch_window,
+            batch_max,
             store_url,
             store_retry_attempts: raw.store.retry_attempts.map(|n| n.max(1)),
             cas_url,
@@ -589,6 +612,11 @@ poll_interval_ms = 1000
 # forked; it then re-reads from there and re-checks the tasks it holds (a deeper reorg is
 # re-read from the deployment block).
 reorg_depth = 12
+# Proofs settle in batches: a finished task's proof waits up to batch_window_ms for others
+# and they all go in one submitResults transaction (at most batch_max of them), which costs
+# far less gas per task than one submitResult each. 0 sends each proof at once, alone.
+# batch_window_ms = 0
+# batch_max = 32
 
 [store]
 # Kubo RPC API: `ecld store` or any IPFS (Kubo) node.

@@ -18,6 +18,7 @@
 //! | `ecld_node_module_rejections_total` | counter | `reason` (measurement, cid, tampered, unavailable, cache) | image module fetches that failed, by why |
 //! | `ecld_node_tasks_late_total` | counter | `phase` (claimed, proven, uploaded, submitted) | tasks given up because chain time passed their deadline before the proof was sent (no transaction sent; also counted in `ecld_node_tasks_total{end="expired"}`) |
 //! | `ecld_node_chain_time_ahead_seconds` | gauge | | chain time (newest block's timestamp) minus the wall clock when the block was read |
+//! | `ecld_node_settle_batch_proofs` | histogram | | proofs per settlement transaction (with `batch_window_ms` > 0) |
 
 use std::{net::SocketAddr, sync::OnceLock, time::Duration};
 
@@ -55,6 +56,8 @@ pub const MODULE_REJECTIONS: &str = "ecld_node_module_rejections_total";
 pub const LATE: &str = "ecld_node_tasks_late_total";
 /// The newest block's timestamp minus the wall clock when it was read, seconds.
 pub const CHAIN_AHEAD: &str = "ecld_node_chain_time_ahead_seconds";
+/// Proofs per settlement transaction (`submitResults` batches, 1 for a proof sent alone).
+pub const BATCH: &str = "ecld_node_settle_batch_proofs";
 
 /// Records how long a step took.
 pub fn step(step: &'static str, took: Duration) {

@@ -1,5 +1,6 @@
 //! The running node: start-up (offers, resume), the scheduling loop, shutdown.
 
+mod batch;
 mod clock;
 mod follow;
 mod heads;
@@ -28,7 +29,7 @@ use tokio::{
 use tracing::Instrument;
 
 use crate::{
-    chain::{Chain, ChainError, ImageRecord, OnChain, TaskInfo},
+    chain::{Chain, ChainError, ImageRecord, Mined, OnChain, Settlement, TaskInfo},
     config::{Contracts, NodeConfig, OfferSpec, SUBSCRIBED_POLL_FLOOR},
     enclave::{Launcher, Pool},
     fetch::Fetcher,
@@ -150,6 +151,8 @@ struct Inner {
     unread_ends: Mutex<HashMap<TaskId, u64>>,
     /// Chain time, from the newest block header, and recent task durations.
     clock: clock::ChainClock,
+    /// Settles proofs in `submitResults` batches; `None` with a zero `batch_window`.
+    batcher: Option<batch::Batcher>,
     stopping: AtomicBool,
 }
 
@@ -259,6 +262,14 @@ impl Inner {
     /// The next moment a backed-off task may be claimed again.
     fn next_retry(&self) -> Option<Instant> {
         self.released.lock().ok()?.next_retry(Instant::now())
+    }
+
+    /// Settles one proof: in the next batch, or alone without a batch window.
+    async fn settle(&self, proof: Settlement) -> Result<Mined, ChainError> {
+        match &self.batcher {
+            Some(b) => b.settle(proof).await,
+            None => self.chain.settle(&proof).await,
+        }
     }
 
     fn owns(&self, offer: OfferId) -> bool {
@@ -451,8 +462,16 @@ pub async fn spawn_tuned(cfg: NodeConfig, tuning: Tuning) -> Result<NodeHandle, 
         refused: Mutex::new(refused),
         unread_ends: Mutex::new(HashMap::new()),
         clock: clock::ChainClock::default(),
+        batcher: None,
         stopping: AtomicBool::new(false),
     };
+    if !inner.cfg.batch_window.is_zero() {
+        inner.batcher = Some(batch::Batcher::start(
+            inner.chain.clone(),
+            inner.cfg.batch_window,
+            inner.cfg.batch_max,
+        ));
+    }
     inner.offers = register_offers(&inner).await?;
     let inner = Arc::new(inner);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -35,6 +35,12 @@ const KEYS: [&str; 4] = [
 const CID: &str = "bafkreidgvpkjawlxz6sffxzwgooowe5yt7i6wsyg236mfoks77nywkptdq";
 const PRICE: u64 = 1_000_000_000_000_000; // 0.001 token
 
+/// Proofs per submitResults measured.
+const BATCHES: [u64; 3] = [1, 8, 32];
+/// Their rows.
+const BATCH_LABELS: [&str; 3] =
+    ["submitResults (1 proof)", "submitResults (8 proofs)", "submitResults (32 proofs)"];
+
 /// Gas of each measured call, in the order measured.
 type Figures = Vec<(&'static str, u64)>;
 
@@ -228,6 +234,76 @@ async fn measure(url: &str) -> Result<Figures> {
     .await?;
     fig.push(("claimTask (after a release)", r.gas_used));
     fig.push(("submitResult (pay node, refund maxPrice - price)", result(t, 0, 2 * PRICE).await?));
+
+    // Deposits and batches: a requester deposits once (with a permit) and each task draws its
+    // escrow from the deposit; the node settles B proofs in one submitResults and is paid once.
+    mined(
+        "updateOffer",
+        node_m.updateOffer(offer, image, 1, BATCHES[2] as u16, 2048, 600, price).send().await,
+    )
+    .await?;
+    let p = sign_permit(
+        &requester,
+        &keys[1],
+        d.token,
+        d.marketplace,
+        U256::from(1_000 * PRICE),
+        U256::from(now + 3600),
+    )
+    .await?;
+    let r = mined(
+        "depositWithPermit",
+        req_m.depositWithPermit(U256::from(1_000 * PRICE), p.deadline, p.v, p.r, p.s).send().await,
+    )
+    .await?;
+    fig.push(("depositWithPermit (first deposit)", r.gas_used));
+    let submit_drawn = || {
+        let (req_m, spec) = (&req_m, spec.clone());
+        async move {
+            let r =
+                mined("submitTask", req_m.submitTask(spec, CID.into(), price, offer).send().await)
+                    .await?;
+            let id: u64 = r.decoded_log::<Marketplace::TaskSubmitted>().context("log")?.taskId.to();
+            anyhow::Ok((id, r.gas_used))
+        }
+    };
+    let proof_of = |task: u64| -> Result<Marketplace::Proof> {
+        let proof = Proof {
+            task_id: task,
+            spec: spec.clone(),
+            code_hash: B256::ZERO,
+            result_hash: keccak256(format!("result {task}")),
+            result_cid: CID.into(),
+            status: 0,
+            runtime_ms: 1500,
+        };
+        let sig = enclave.sign_hash_sync(&result_digest(&proof, chain_id, d.marketplace))?;
+        Ok(Marketplace::Proof {
+            taskId: U256::from(task),
+            spec: spec.clone(),
+            requester: me,
+            maxPrice: price,
+            price,
+            resultCid: CID.into(),
+            resultHash: proof.result_hash,
+            codeHash: proof.code_hash,
+            status: 0,
+            runtimeMs: 1500,
+            signature: Bytes::from(sig.as_bytes().to_vec()),
+        })
+    };
+    let mut drawn = 0;
+    for (batch, label) in BATCHES.iter().zip(BATCH_LABELS) {
+        let mut proofs = Vec::new();
+        for _ in 0..*batch {
+            let (id, gas) = submit_drawn().await?;
+            drawn = drawn.max(gas);
+            proofs.push(proof_of(id)?);
+        }
+        let r = mined("submitResults", node_m.submitResults(proofs).send().await).await?;
+        fig.push((label, r.gas_used));
+    }
+    fig.push(("submitTask (matched, escrow drawn from the deposit)", drawn));
     let (t, _) = submit_permit(PRICE, 0).await?;
     let r = mined(
         "reclaim",
@@ -310,33 +386,60 @@ fn section(devnet: &Figures, hardhat: Option<&Figures>) -> String {
         let hh = hardhat.and_then(|h| h.get(i)).map_or("–".to_owned(), |(_, g)| g.to_string());
         let _ = writeln!(s, "| {label} | {gas} | {hh} |");
     }
-    let life = devnet.last().map_or(0, |(_, g)| *g);
-    let gas_of = |label: &str| devnet.iter().find(|(l, _)| *l == label).map_or(0, |(_, g)| *g);
-    let first = gas_of("first task: submitTaskWithPermit (matched)")
-        + gas_of("first task: submitResult (pay node)");
+    let gas_of =
+        |f: &Figures, label: &str| f.iter().find(|(l, _)| *l == label).map_or(0, |(_, g)| *g);
+    // Per task, both sides: one submitTask drawn from the deposit plus a share of a batch.
+    let per_task = |f: &Figures| -> Vec<u64> {
+        BATCHES
+            .iter()
+            .zip(BATCH_LABELS)
+            .map(|(b, label)| {
+                gas_of(f, "submitTask (matched, escrow drawn from the deposit)")
+                    + gas_of(f, label).div_ceil(*b)
+            })
+            .collect()
+    };
+    let ours = per_task(devnet);
+    let theirs = hardhat.map(per_task);
+    s.push_str(
+        "\nA whole task lifecycle, requester and node together, in steady state: the requester's\n\
+         `submitTask` (matched to an offer in the same transaction, its escrow drawn from a\n\
+         deposit made once) and its share of the node's `submitResults`, which settles B proofs\n\
+         and pays the node once (the batch window is the node operator's `[chain]\n\
+         batch_window_ms`; a proof waits at most that long for others).\n\n\
+         | proofs per submitResults (B) | per task on ecld-devnet | per task on hardhat |\n\
+         | ---: | ---: | ---: |\n",
+    );
+    for (i, b) in BATCHES.iter().enumerate() {
+        let hh = theirs.as_ref().map_or("–".to_owned(), |t| t[i].to_string());
+        let _ = writeln!(s, "| {b} | {} | {hh} |", ours[i]);
+    }
+    let single = gas_of(devnet, "lifecycle: submitTaskWithPermit + submitResult");
+    let steady = ours[2];
+    let first = gas_of(devnet, "first task: submitTaskWithPermit (matched)")
+        + gas_of(devnet, "submitResults (32 proofs)").div_ceil(32);
     let _ = writeln!(
         s,
-        "\nA whole task lifecycle (submit with permit, matched in the same transaction, then the\n\
-         proof and settlement) takes **2 transactions and {life} gas**; the first task of a new\n\
-         requester and node {first} gas (first permit nonce and first token balance are fresh\n\
-         storage). Every task pays a token transfer in and one or two out, a permit, and a\n\
-         registry read at settlement (revocation); the routes to the goal (balances held in\n\
-         the Marketplace, proofs settled in batches, packed calldata) are not built yet.\n"
+        "\nWithout a deposit or a batch (a permit and a token transfer in per task, one\n\
+         `submitResult` per proof) a task takes {single} gas in 2 transactions. A new requester's\n\
+         first task, with a permit instead of a deposit (first permit nonce, fresh storage) and\n\
+         settled in a batch of 32, takes {first} gas.\n"
     );
     s.push_str(&ecld_benchkit::goals_table(&[
         ecld_benchkit::Goal::at_most(
-            "gas per task, requester and node together, steady state",
-            life as f64,
+            "gas per task, requester and node together, steady state (B = 32)",
+            steady as f64,
             100_000.0,
             "gas",
         ),
         ecld_benchkit::Goal::at_most(
-            "gas of a new requester's first task",
+            "gas of a new requester's first task (permit, B = 32)",
             first as f64,
             200_000.0,
             "gas",
         ),
     ]));
+    let life = steady;
     s.push_str(&peers(life));
     s
 }

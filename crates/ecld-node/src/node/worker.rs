@@ -9,7 +9,7 @@ use ecld_types::{OfferId, StatusCode, TaskId, content_hash};
 
 use super::{Inner, clock};
 use crate::{
-    chain::{ChainError, OnChain, Revert, TaskInfo},
+    chain::{ChainError, OnChain, Revert, Settlement, TaskInfo},
     crash_point,
     enclave::{ImageEnclave, session_name},
     fetch::FetchError,
@@ -466,18 +466,16 @@ async fn submit(
     cid: &str,
 ) -> Result<Next, Failure> {
     let t = Instant::now();
-    let r = retry(inner.tuning.chain_backoff, "submitResult", || {
-        inner.chain.submit_result(
-            info,
-            cid,
-            outcome.result_hash,
-            outcome.code_hash,
-            outcome.status,
-            outcome.runtime_ms,
-            outcome.signature.clone(),
-        )
-    })
-    .await;
+    let proof = Settlement {
+        task: info.clone(),
+        result_cid: cid.to_owned(),
+        result_hash: outcome.result_hash,
+        code_hash: outcome.code_hash,
+        status: outcome.status,
+        runtime_ms: outcome.runtime_ms,
+        signature: outcome.signature.clone(),
+    };
+    let r = retry(inner.tuning.chain_backoff, "submitResult", || inner.settle(proof.clone())).await;
     metrics::step("submit", t.elapsed());
     match r {
         Ok(mined) => {

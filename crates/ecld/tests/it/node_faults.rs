@@ -73,6 +73,20 @@ impl ChainView {
         })
     }
 
+    /// The block of each `ResultSubmitted` event, per task.
+    pub(crate) fn settlement_blocks(&self) -> BTreeMap<TaskId, u64> {
+        self.rt.block_on(async {
+            let head = self.chain.head().await.unwrap();
+            let evs = self.chain.events(self.deploy_block, head).await.unwrap();
+            evs.into_iter()
+                .filter_map(|(b, e)| match e {
+                    ChainEvent::Settled { task, .. } => Some((task, b)),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
     /// `ResultSubmitted` events per task: (offer, status) of each.
     pub(crate) fn settlements(&self) -> BTreeMap<TaskId, Vec<(OfferId, u16)>> {
         let mut out: BTreeMap<TaskId, Vec<(OfferId, u16)>> = BTreeMap::new();
@@ -762,6 +776,37 @@ fn a_task_released_for_an_image_that_cannot_attest_is_retried_with_backoff_then_
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("enclave did not start or attest"), "{text}");
     assert!(text.contains("will try the task again after a backoff"), "{text}");
+}
+
+/// With a batch window, proofs that finish close together settle in one `submitResults`:
+/// fewer settlement transactions than tasks, every task settled once, paid, and verifiable.
+#[test]
+fn proofs_finished_together_settle_in_batches() {
+    let stack = Stack::start();
+    let chain = ChainView::new(&stack);
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_id(&stack, "stats");
+    let config = node_config(&stack, dir.path(), Some(&offers_priced(&image, 8, LOW_PRICE)));
+    set_config(&config, "[chain]", "batch_window_ms", "3000");
+    let log = dir.path().join("node.log");
+    let journal = dir.path().join("data/journal.jsonl");
+    let node = start_node_with(&config, &log, &[]);
+    let offer = wait_for_offers(&journal, 1)[0];
+    let tasks: Vec<TaskId> = (0..4).map(|n| submit(&stack, "stats", n, Some(offer))).collect();
+    let settled = chain.wait_settled(&tasks, Duration::from_secs(120));
+    let blocks = chain.settlement_blocks();
+    stop(node);
+    for t in &tasks {
+        assert_eq!(settled[t], vec![(offer, 0)], "task {t}: {settled:?}");
+    }
+    let txs: BTreeSet<u64> = tasks.iter().map(|t| blocks[t]).collect();
+    assert!(txs.len() < tasks.len(), "4 tasks settled in {} blocks: {blocks:?}", txs.len());
+    let text = strip_ansi(&std::fs::read_to_string(&log).unwrap());
+    assert!(text.contains("batch of proofs settled in one transaction"), "{text}");
+    for t in &tasks {
+        let v = stack.json(&["task", "verify", &t.get().to_string()], 0);
+        assert_eq!(v["status"], 0, "{v}");
+    }
 }
 
 #[test]
