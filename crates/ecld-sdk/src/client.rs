@@ -1,6 +1,7 @@
 //! The connection to a stack, and every step of the data flow.
 
 mod chain;
+mod deposit;
 mod publish;
 mod tasks;
 
@@ -55,6 +56,13 @@ struct Inner {
     /// Held from reading the permit nonce until the submission that uses the permit is
     /// mined, so that the client's concurrent submissions never sign the same permit nonce.
     permit_lock: tokio::sync::Mutex<()>,
+    /// Tokens of the account's deposit that this client's submissions in flight count on
+    /// (each drawing its whole escrow from the deposit, without a permit).
+    deposit_reserved: Arc<std::sync::Mutex<U256>>,
+    /// Held from reading the deposit until the escrow is reserved, and while a mined
+    /// submission gives its reservation back, so that a read never misses a draw that is
+    /// neither reserved nor mined.
+    deposit_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -165,6 +173,8 @@ impl Client {
                 transfer: std::sync::Mutex::default(),
                 send_lock: tokio::sync::Mutex::default(),
                 permit_lock: tokio::sync::Mutex::default(),
+                deposit_reserved: Arc::default(),
+                deposit_turn: tokio::sync::Mutex::default(),
             }),
         })
     }

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use ecld_types::{Address, B256, ImageId, TaskId};
+use ecld_types::{Address, B256, ImageId, TaskId, U256};
 
 /// Why a proof of execution or a result was refused. Any of these means: do not trust the
 /// result; report the node (its offer) and resubmit.
@@ -252,17 +252,47 @@ pub enum Error {
         /// How long was waited.
         waited: Duration,
     },
-    /// The balance does not cover the price.
+    /// The wallet and the deposit together do not cover the price.
     #[error(
-        "your balance of {balance} tokens does not cover the price {price}: fund {account} first (the demo key from `ecld up` is funded)"
+        "your balance of {balance} tokens (wallet plus deposit) does not cover the price {price}: fund {account} first (the demo key from `ecld up` is funded)"
     )]
     InsufficientFunds {
         /// The paying account.
         account: Address,
-        /// Its balance.
+        /// Its wallet balance plus the part of its deposit this client has not promised to
+        /// other submissions.
         balance: String,
         /// The price.
         price: String,
+    },
+    /// A deposit of more than the wallet holds.
+    #[error(
+        "cannot deposit {amount} tokens: the wallet of {account} holds {balance}; deposit at most {balance}, or fund the account first"
+    )]
+    InsufficientWallet {
+        /// The depositing account.
+        account: Address,
+        /// Its wallet's token balance (base units).
+        balance: U256,
+        /// The amount asked to deposit (base units).
+        amount: U256,
+    },
+    /// A withdrawal of more than the deposit holds.
+    #[error(
+        "cannot withdraw {amount} tokens: the deposit of {account} in the Marketplace holds {balance}; {}",
+        if balance.is_zero() {
+            "there is nothing to withdraw (deposit first with `ecld deposit`)".to_owned()
+        } else {
+            format!("withdraw at most {balance} (see `ecld balance`)")
+        }
+    )]
+    InsufficientDeposit {
+        /// The withdrawing account.
+        account: Address,
+        /// Its deposit (base units).
+        balance: U256,
+        /// The amount asked to withdraw (base units).
+        amount: U256,
     },
     /// A task cannot be reclaimed yet.
     #[error("task {task} cannot be reclaimed: {reason}")]

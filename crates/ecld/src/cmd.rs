@@ -15,6 +15,7 @@ pub(crate) mod connect;
 pub(crate) mod devnet;
 pub(crate) mod enclave;
 pub(crate) mod envelope;
+pub(crate) mod funds;
 pub(crate) mod image;
 pub(crate) mod keys;
 pub(crate) mod node;
@@ -39,6 +40,13 @@ pub(crate) enum Command {
     Image(image::Args),
     /// List the nodes' offers of resources.
     Offers(offers::Args),
+    /// Your tokens: in your wallet, and deposited in the Marketplace for tasks to draw on.
+    Balance(funds::BalanceArgs),
+    /// Move tokens from your wallet into your deposit: tasks then pay their escrow from it,
+    /// with no permit each and less gas.
+    Deposit(funds::DepositArgs),
+    /// Move tokens of your deposit back to your wallet.
+    Withdraw(funds::WithdrawArgs),
     /// Measure the stack and write docs/BENCHMARKS.md.
     Bench(bench::Args),
     /// Create and show your keys (age identity for results, Ethereum key for payments).
@@ -70,6 +78,9 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<()> {
         Command::Task(args) => task::run(args).await,
         Command::Image(args) => image::run(args).await,
         Command::Offers(args) => offers::run(args).await,
+        Command::Balance(args) => funds::run_balance(args).await,
+        Command::Deposit(args) => funds::run_deposit(args).await,
+        Command::Withdraw(args) => funds::run_withdraw(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Keys(args) => keys::run(args).await,
         Command::Encrypt(args) => envelope::run_encrypt(args).await,

@@ -26,6 +26,8 @@ Examples:
   ecld image list                      what can run; ecld offers list: at which price
   ecld image publish --name mine --module my.wasm --allow-sim   your own program on `ecld up`
   ecld keys new --out ~/.ecld          create your age identity and Ethereum key
+  ecld deposit 5000                    tasks pay their escrow from a deposit: no permit each
+  ecld balance                         your tokens: wallet and deposit
   ecld encrypt --to age1... input.bin -o input.age
   ecld decrypt -i ~/.ecld/identity.age-key result.age
   ecld <command> --help               every command explains itself with examples

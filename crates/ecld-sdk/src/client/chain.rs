@@ -1,4 +1,4 @@
-//! Reading the contracts: images, offers, token totals.
+//! Reading the contracts: images, offers, token totals and deposits.
 
 use alloy::{
     primitives::B256,
@@ -92,8 +92,8 @@ pub struct Offer {
     pub withdrawn: bool,
 }
 
-/// The Marketplace's token accounting: `escrowed == paid + refunded + held`, and `held`
-/// equals the contract's token balance.
+/// The Marketplace's token accounting: `escrowed == paid + refunded + held`, and the
+/// contract's token balance is `held + deposits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     /// Total ever escrowed.
@@ -106,12 +106,19 @@ pub struct Ledger {
     pub held: U256,
     /// The Marketplace's actual token balance.
     pub balance: U256,
+    /// The accounts' deposits: the sum of `balanceOf` over every account that ever
+    /// deposited.
+    #[serde(default)]
+    pub deposits: U256,
 }
 
 impl Ledger {
-    /// Whether the books balance.
+    /// Whether the books balance: every escrow is paid, refunded or held, and the
+    /// Marketplace's tokens are exactly the escrows held plus the deposits.
     pub fn conserved(&self) -> bool {
-        self.paid + self.refunded + self.held == self.escrowed && self.held == self.balance
+        self.paid.checked_add(self.refunded).and_then(|s| s.checked_add(self.held))
+            == Some(self.escrowed)
+            && self.held.checked_add(self.deposits) == Some(self.balance)
     }
 }
 
@@ -247,12 +254,27 @@ impl Client {
         Ok(out)
     }
 
-    /// The Marketplace's token accounting.
+    /// The Marketplace's token accounting, deposits included (their accounts found in the
+    /// `Deposited` logs).
     ///
     /// # Errors
     /// [`Error::Chain`].
     pub async fn ledger(&self) -> Result<Ledger, Error> {
-        let t = self.marketplace().totals().call().await.map_err(|e| self.chain_err(e))?;
+        let market = self.marketplace();
+        let mut accounts: Vec<Address> = self
+            .logs::<Marketplace::Deposited>(self.inner.deployment.marketplace, None, None)
+            .await?
+            .into_iter()
+            .map(|(ev, _)| ev.account)
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let mut deposits = U256::ZERO;
+        for account in accounts {
+            let d = market.balanceOf(account).call().await.map_err(|e| self.chain_err(e))?;
+            deposits = deposits.saturating_add(d);
+        }
+        let t = market.totals().call().await.map_err(|e| self.chain_err(e))?;
         let balance = self.token_balance(self.inner.deployment.marketplace).await?;
         Ok(Ledger {
             escrowed: t.escrowed,
@@ -260,6 +282,7 @@ impl Client {
             refunded: t.refunded,
             held: t.held,
             balance,
+            deposits,
         })
     }
 
@@ -269,5 +292,35 @@ impl Client {
             .call()
             .await
             .map_err(|e| self.chain_err(e))
+    }
+}
+
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+
+    fn ledger(held: u64, deposits: u64, balance: u64) -> Ledger {
+        Ledger {
+            escrowed: U256::from(10_000u64),
+            paid: U256::from(6_000u64),
+            refunded: U256::from(4_000u64 - held),
+            held: U256::from(held),
+            balance: U256::from(balance),
+            deposits: U256::from(deposits),
+        }
+    }
+
+    #[test]
+    fn the_marketplace_holds_the_escrows_plus_the_deposits() {
+        assert!(ledger(1_000, 2_500, 3_500).conserved());
+        assert!(ledger(1_000, 0, 1_000).conserved());
+        // Deposits the books do not count, or tokens missing from the balance.
+        assert!(!ledger(1_000, 2_500, 1_000).conserved());
+        assert!(!ledger(1_000, 0, 3_500).conserved());
+        assert!(!ledger(1_000, 2_500, 3_499).conserved());
+        // An escrow neither paid, refunded nor held.
+        let mut lost = ledger(1_000, 2_500, 3_500);
+        lost.escrowed += U256::from(1u64);
+        assert!(!lost.conserved());
     }
 }

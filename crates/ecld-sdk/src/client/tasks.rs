@@ -12,7 +12,10 @@ use ecld_store::ContentStore;
 use ecld_types::{Address, ImageId, OfferId, StatusCode, TaskId, U256, content_hash};
 use serde::{Deserialize, Serialize};
 
-use super::{Client, Offer};
+use super::{
+    Client, Offer,
+    deposit::{Funding, deposit_drawn},
+};
 use crate::{
     Error, ProgramOutput, Step, TaskState, Timings,
     verify::{self, ProofRecord, Verified},
@@ -90,6 +93,10 @@ pub struct Submitted {
     pub price: U256,
     /// The offer it was matched with, if any.
     pub offer: Option<OfferId>,
+    /// Whether the whole escrow was drawn from the account's deposit (no permit, no token
+    /// transfer); else a permit let the Marketplace pull what the deposit did not cover.
+    #[serde(default)]
+    pub from_deposit: bool,
     /// The submit transaction.
     pub tx: B256,
     /// The block it was mined in.
@@ -204,13 +211,13 @@ fn next_block_time(head: Option<u64>, probed: Option<u64>, wall: u64) -> u64 {
 /// chain time): a deadline computed a little after the read still counts from the moment the
 /// transaction is sent.
 #[derive(Debug, Clone, Copy)]
-struct ChainTime {
+pub(super) struct ChainTime {
     at_read: u64,
     read: Instant,
 }
 
 impl ChainTime {
-    fn now(&self) -> u64 {
+    pub(super) fn now(&self) -> u64 {
         self.at_read.saturating_add(self.read.elapsed().as_secs())
     }
 }
@@ -219,18 +226,18 @@ impl ChainTime {
 const MINED_REVERT: &str = "reverted when mined";
 
 /// Whether `e` is a transaction that was mined and reverted (it changed nothing).
-fn mined_revert(e: &Error) -> bool {
+pub(super) fn mined_revert(e: &Error) -> bool {
     matches!(e, Error::Reverted { reason, .. } if reason.ends_with(MINED_REVERT))
 }
 
 /// How often a transaction that lost a race with another sender of the same key (a nonce or
 /// a permit nonce taken first) is sent again.
-const RACE_RETRIES: u32 = 12;
+pub(super) const RACE_RETRIES: u32 = 12;
 
 /// Whether `e` is a transaction that lost a race with a concurrent sender of the same key:
 /// its nonce was taken (`nonce too low`, `already known`, a replacement underpriced), or its
 /// permit's nonce was, so the escrow found no allowance.
-fn is_race(e: &Error) -> bool {
+pub(super) fn is_race(e: &Error) -> bool {
     let Error::Reverted { reason, .. } = e else { return false };
     let r = reason.to_ascii_lowercase();
     [
@@ -245,7 +252,7 @@ fn is_race(e: &Error) -> bool {
 
 /// 20 ms, doubling, at most 640 ms, with up to half again of jitter (so that racing
 /// processes spread out).
-fn race_backoff(attempt: u32) -> Duration {
+pub(super) fn race_backoff(attempt: u32) -> Duration {
     let base = 20u64 << attempt.min(5);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -264,9 +271,10 @@ fn fits(o: &Offer, image: ImageId, platforms: u8, memory_mb: u32, runtime_s: u32
 }
 
 impl Client {
-    /// Encrypts the input to the image's enclave key, uploads it, and submits the task with
-    /// an EIP-2612 permit in one transaction (matched with an offer at once unless
-    /// [`OfferChoice::Open`]).
+    /// Encrypts the input to the image's enclave key, uploads it, and submits the task
+    /// (matched with an offer at once unless [`OfferChoice::Open`]). The escrow comes from the
+    /// account's deposit when it covers it (see [`Client::deposit`]); else an EIP-2612 permit
+    /// in the same transaction lets the Marketplace pull the rest from the wallet.
     ///
     /// # Errors
     /// [`Error::NoKey`], [`Error::ImageNotFound`], [`Error::Store`], [`Error::Reverted`]
@@ -350,40 +358,70 @@ impl Client {
             .ok()
             .and_then(|p| alloy::primitives::aliases::U96::try_from(p).ok())
             .ok_or_else(|| Error::Protocol(format!("price {escrow} does not fit in 96 bits")))?;
-        let balance = self.token_balance(wallet.address()).await?;
-        if balance < escrow {
-            return Err(Error::InsufficientFunds {
-                account: wallet.address(),
-                balance: balance.to_string(),
-                price: escrow.to_string(),
-            });
-        }
-        // Submissions of this client take turns from the permit nonce to the mined
-        // transaction; other processes with the same key race for the same permit nonce,
-        // and the loser signs again ([`is_race`]).
+        let account = wallet.address();
+        let offer_id = |offer: Option<OfferId>| offer.map_or(0, OfferId::get);
+        // Chain time is read last before the transaction is built, and the deadline counts
+        // from it: the task gets the time asked for, in the time the contract checks.
+        let spec_at = |chain_time: ChainTime| TaskSpec {
+            imageId: req.image.0,
+            inputHash: input_hash,
+            inputCidHash: alloy::primitives::keccak256(input_cid.as_bytes()),
+            memoryMb: req.memory_mb,
+            maxRuntimeS: runtime_s.max(1),
+            deadline: chain_time.now() + req.deadline.as_secs().max(1),
+        };
+        let market = self.marketplace();
+        // A deposit that covers the escrow pays it without a permit; submissions of this
+        // client reserve what they count on, so two never count on the same tokens. One that
+        // still finds the deposit drawn (by another process with this key) pays with a permit.
+        let mut from_deposit = true;
         let mut attempt = 0u32;
-        let receipt = loop {
+        let (receipt, paid_from_deposit) = loop {
+            let funding = self.fund_escrow(account, escrow, from_deposit).await?;
+            let available = match funding {
+                Funding::Deposit(reservation) => {
+                    let spec = spec_at(self.chain_time().await?);
+                    let call =
+                        market.submitTask(spec, input_cid.to_owned(), max_price, offer_id(offer));
+                    let sent = self.send("submitTask", call).await;
+                    self.release_deposit(reservation).await;
+                    match sent {
+                        Ok(receipt) => break (receipt, true),
+                        Err(Error::Reverted { reason, .. })
+                            if offer.is_some() && reason.contains("OfferFull") =>
+                        {
+                            offer = None;
+                        }
+                        Err(e) if deposit_drawn(&e) && attempt < RACE_RETRIES => {
+                            attempt += 1;
+                            from_deposit = false;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    continue;
+                }
+                Funding::Permit { available } => available,
+            };
+            let balance = self.token_balance(account).await?;
+            if balance.saturating_add(available) < escrow {
+                return Err(Error::InsufficientFunds {
+                    account,
+                    balance: balance.saturating_add(available).to_string(),
+                    price: escrow.to_string(),
+                });
+            }
+            // Submissions of this client take turns from the permit nonce to the mined
+            // transaction; other processes with the same key race for the same permit nonce,
+            // and the loser signs again ([`is_race`]).
             let permit_turn = self.inner.permit_lock.lock().await;
-            // Chain time is read last before the transaction is built, and the deadline
-            // counts from it: the task gets the time asked for, in the time the contract
-            // checks.
             let chain_time = self.chain_time().await?;
             let permit_deadline = U256::from(chain_time.now() + 3600);
             let permit = self.sign_permit(wallet, escrow, permit_deadline).await?;
-            let spec = TaskSpec {
-                imageId: req.image.0,
-                inputHash: input_hash,
-                inputCidHash: alloy::primitives::keccak256(input_cid.as_bytes()),
-                memoryMb: req.memory_mb,
-                maxRuntimeS: runtime_s.max(1),
-                deadline: chain_time.now() + req.deadline.as_secs().max(1),
-            };
-            let market = self.marketplace();
             let call = market.submitTaskWithPermit(
-                spec,
+                spec_at(chain_time),
                 input_cid.to_owned(),
                 max_price,
-                offer.map_or(0, OfferId::get),
+                offer_id(offer),
                 permit_deadline,
                 permit.v,
                 permit.r,
@@ -392,7 +430,7 @@ impl Client {
             let sent = self.send("submitTaskWithPermit", call).await;
             drop(permit_turn);
             match sent {
-                Ok(receipt) => break receipt,
+                Ok(receipt) => break (receipt, false),
                 // Another submission took the offer's last slot first: the task waits open,
                 // at the same price, for the offer's node to claim it when a slot frees.
                 Err(Error::Reverted { reason, .. })
@@ -425,6 +463,7 @@ impl Client {
             input_hash,
             price: U256::from(ev.inner.data.maxPrice),
             offer,
+            from_deposit: paid_from_deposit,
             tx: receipt.transaction_hash,
             block: receipt.block_number.unwrap_or_default(),
         })
@@ -487,7 +526,7 @@ impl Client {
 
     /// An EIP-2612 permit letting the Marketplace take `value` from the user's balance:
     /// one `nonces` read (the token name and chain id are known since connecting).
-    async fn sign_permit(
+    pub(super) async fn sign_permit(
         &self,
         wallet: &alloy::signers::local::PrivateKeySigner,
         value: U256,
@@ -989,7 +1028,7 @@ impl Client {
     /// (`evm_increaseTime`) while its newest block may be old. Read from the newest block and
     /// from the block time a call sees now (a call runs in the block that would be mined next
     /// on development chains; on others it sees the newest block's time, or the pending one's).
-    async fn chain_time(&self) -> Result<ChainTime, Error> {
+    pub(super) async fn chain_time(&self) -> Result<ChainTime, Error> {
         use alloy::providers::Provider;
         let provider = &self.inner.provider;
         let head = provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest);

@@ -351,6 +351,8 @@ struct SubmitOutput {
     input_hash: ecld_types::B256,
     price: U256,
     offer: Option<OfferId>,
+    /// Whether the whole escrow came from the deposit (no permit).
+    from_deposit: bool,
     tx: ecld_types::B256,
 }
 
@@ -369,6 +371,7 @@ async fn submit(client: &Client, a: &SubmitArgs) -> anyhow::Result<()> {
             input_hash: s.input_hash,
             price: s.price,
             offer: s.offer,
+            from_deposit: s.from_deposit,
             tx: s.tx,
         },
         |o| o.task.to_string(),

@@ -6,6 +6,7 @@ mod bench;
 mod chaos;
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers")]
 mod crypto_cli;
+mod deposit;
 mod e2e_flow;
 mod e2e_security;
 mod e2e_stack;

@@ -75,3 +75,46 @@ async fn one_client_with_64_tasks_in_flight_runs_them_all() {
     assert!(client.balance(None).await.unwrap() < before);
     assert!(client.ledger().await.unwrap().conserved());
 }
+
+/// As above with a deposit that covers half the escrows: the submissions that count on it
+/// never count on the same tokens, those it does not cover pay with a permit, and every task
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_client_with_64_tasks_in_flight_and_a_deposit_for_half_of_them_runs_them_all() {
+    let stack = Stack::start();
+    let client = Client::connect(&ClientConfig::load(&stack.config()).unwrap()).await.unwrap();
+    let stats = client.resolve_image("stats").await.unwrap();
+    let price = client
+        .offers()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.image == Some(stats.id))
+        .map(|o| o.price)
+        .min()
+        .unwrap();
+    client.deposit(price * ecld_types::U256::from(32u64)).await.unwrap();
+    let before = client.balance(None).await.unwrap() + client.deposit_balance(None).await.unwrap();
+    let runs = (0..64).map(|i| {
+        let client = client.clone();
+        async move {
+            let mut req = TaskRequest::new(stats.id, format!("{i} {}\n", i * 5).into_bytes());
+            req.price = Some(price);
+            let s = client.submit(&req).await?;
+            let info = client.wait(s.task, Duration::from_secs(300)).await?;
+            Ok::<_, ecld_sdk::Error>((s.from_deposit, info.state))
+        }
+    });
+    let results = futures::future::join_all(runs).await;
+    let mut from_deposit = 0u64;
+    for (i, r) in results.into_iter().enumerate() {
+        let (drawn, state) = r.unwrap_or_else(|e| panic!("task {i} failed: {e}"));
+        assert_eq!(state, TaskState::Done { status: StatusCode::Success }, "task {i}");
+        from_deposit += u64::from(drawn);
+    }
+    assert!((1..=32).contains(&from_deposit), "{from_deposit} escrows from a deposit of 32");
+    let after = client.balance(None).await.unwrap() + client.deposit_balance(None).await.unwrap();
+    assert_eq!(before - after, price * ecld_types::U256::from(64u64), "each task cost its price");
+    let ledger = client.ledger().await.unwrap();
+    assert!(ledger.conserved(), "{ledger:?}");
+}
