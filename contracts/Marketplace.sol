@@ -450,7 +450,7 @@ contract Marketplace {
         bytes calldata signature
     ) external {
         uint96 paid = _settle(
-            taskId, spec, requester, maxPrice, price, resultCid, resultHash, codeHash, status, runtimeMs, signature
+            taskId, spec, requester, maxPrice, price, resultCid, resultHash, codeHash, status, runtimeMs, signature, false
         );
         _send(msg.sender, paid);
     }
@@ -463,8 +463,12 @@ contract Marketplace {
         uint256 n = proofs.length;
         if (n == 0) revert EmptyBatch();
         uint256 paid;
+        // The image of the last proof settled: not revoked (it settled), and no revocation can
+        // come in between within this transaction.
+        bytes32 live;
         for (uint256 i; i < n;) {
             Proof calldata p = proofs[i];
+            bytes32 image = p.spec.imageId;
             paid += _settle(
                 p.taskId,
                 p.spec,
@@ -476,8 +480,10 @@ contract Marketplace {
                 p.codeHash,
                 p.status,
                 p.runtimeMs,
-                p.signature
+                p.signature,
+                image == live
             );
+            live = image;
             unchecked {
                 ++i;
             }
@@ -608,7 +614,8 @@ contract Marketplace {
     }
 
     /// Checks one proof and settles its task: refunds the requester at once, returns what the
-    /// caller (the holding node, checked) is owed.
+    /// caller (the holding node, checked) is owed. `imageLive`: the caller already knows the
+    /// image is not revoked in this transaction.
     function _settle(
         uint256 taskId,
         TaskSpec calldata spec,
@@ -620,7 +627,8 @@ contract Marketplace {
         bytes32 codeHash,
         uint16 status,
         uint64 runtimeMs,
-        bytes calldata signature
+        bytes calldata signature,
+        bool imageLive
     ) private returns (uint96 paid) {
         if (status > LAST_SYSTEM_STATUS || (status > LAST_PAID_STATUS && status < FIRST_SYSTEM_STATUS)) {
             revert UnknownStatus(status);
@@ -651,8 +659,10 @@ contract Marketplace {
         // The commitment binds the spec, the image's signer, the requester and both prices:
         // one hash checks them all. On mismatch, find out which for the error.
         if (t.commitment != _commit(spec, signer, requester, maxPrice, price)) _explainMismatch(taskId, spec, signer);
-        (,,, bool revoked) = registry.imageStatus(spec.imageId);
-        if (revoked) revert ImageRevoked(spec.imageId);
+        if (!imageLive) {
+            (,,, bool revoked) = registry.imageStatus(spec.imageId);
+            if (revoked) revert ImageRevoked(spec.imageId);
+        }
 
         delete tasks[taskId];
         unchecked {

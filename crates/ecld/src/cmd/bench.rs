@@ -2,7 +2,7 @@
 //! runs every benchmark of the project.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -56,6 +56,14 @@ struct E2eArgs {
     /// Example programs to publish.
     #[arg(long, env = "ECLD_PROGRAMS", default_value = "programs/out")]
     programs: PathBuf,
+    /// The node's batch windows to compare, in milliseconds (each on a fresh stack): how long
+    /// a proof waits for others to settle with it in one `submitResults`. The first is the
+    /// stack the latency steps and the goals are measured on.
+    #[arg(long, value_delimiter = ',', default_value = "0,100,400")]
+    batch_windows: Vec<u64>,
+    /// Tasks run one after another for the latency figure of each further batch window.
+    #[arg(long, default_value_t = 40)]
+    window_tasks: usize,
     /// Markdown file whose `## End to end` section is replaced with the results.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     write: PathBuf,
@@ -71,30 +79,58 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn e2e(a: E2eArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let stack = up::start(&up::Args {
-        data_dir: Some(dir.path().to_owned()),
-        rpc_port: 0,
-        store_port: 0,
-        cas_port: 0,
-        web_port: 0,
-        ephemeral_ports: true,
-        programs: a.programs.clone(),
-        no_node: false,
-        node_slots: u16::try_from(a.clients.max(8) * 2).unwrap_or(u16::MAX),
-        stop_on_stdin_eof: false,
-    })
-    .await?;
-    let result = measure(&stack, &a).await;
-    stack.stop().await;
-    let report = result?;
+    anyhow::ensure!(!a.batch_windows.is_empty(), "--batch-windows needs at least one window");
+    let mut runs = Vec::new();
+    for (i, window) in a.batch_windows.iter().enumerate() {
+        let tasks = if i == 0 { a.tasks } else { a.window_tasks.min(a.tasks) };
+        eprintln!(
+            "bench: batch window {window} ms: {tasks} tasks one at a time, then {} tasks by {} clients",
+            a.throughput_tasks, a.clients
+        );
+        let dir = tempfile::tempdir()?;
+        let stack = up::start(&up::Args {
+            data_dir: Some(dir.path().to_owned()),
+            rpc_port: 0,
+            store_port: 0,
+            cas_port: 0,
+            web_port: 0,
+            ephemeral_ports: true,
+            programs: a.programs.clone(),
+            no_node: false,
+            node_slots: u16::try_from(a.clients.max(8) * 2).unwrap_or(u16::MAX),
+            batch_window_ms: *window,
+            stop_on_stdin_eof: false,
+        })
+        .await?;
+        let result = measure(&stack, &a, tasks).await;
+        stack.stop().await;
+        runs.push((*window, result?));
+    }
+    let report = render(&a, &runs);
     println!("{report}");
     ecld_benchkit::write_section(&a.write, "## End to end", &report)?;
     eprintln!("bench: wrote the `## End to end` section of {}", a.write.display());
     Ok(())
 }
 
-async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
+/// What one stack measured.
+#[derive(Debug)]
+struct Run {
+    /// Submit to verified result, one task at a time.
+    totals: Vec<Duration>,
+    steps: Vec<Timings>,
+    /// Tasks the clients ran together, and in how long.
+    done: usize,
+    elapsed: Duration,
+    per_second: f64,
+    /// Submit to verified result of each task run by the concurrent clients.
+    loaded: Vec<Duration>,
+    /// Settlement transactions, and the proofs they settled.
+    settle_txs: usize,
+    proofs: usize,
+}
+
+async fn measure(stack: &up::Stack, a: &E2eArgs, tasks: usize) -> anyhow::Result<Run> {
     let config = stack.config()?;
     let user = Client::connect(&config).await?;
     let image = user.resolve_image(&a.image).await.with_context(|| {
@@ -109,9 +145,9 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
     }
 
     // Latency: one client, one task at a time.
-    let mut totals = Vec::with_capacity(a.tasks);
-    let mut steps: Vec<Timings> = Vec::with_capacity(a.tasks);
-    for i in 0..a.tasks {
+    let mut totals = Vec::with_capacity(tasks);
+    let mut steps: Vec<Timings> = Vec::with_capacity(tasks);
+    for i in 0..tasks {
         let t = Instant::now();
         let r = user.run(&req, timeout, |_, _| ()).await?;
         anyhow::ensure!(r.output.is_some(), "task {i} produced no result: {}", r.status);
@@ -143,7 +179,7 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
         let remaining = Arc::clone(&remaining);
         let req = req.clone();
         joins.push(tokio::spawn(async move {
-            let mut done = 0usize;
+            let mut took = Vec::new();
             while remaining
                 .fetch_update(
                     std::sync::atomic::Ordering::Relaxed,
@@ -152,25 +188,44 @@ async fn measure(stack: &up::Stack, a: &E2eArgs) -> anyhow::Result<String> {
                 )
                 .is_ok()
             {
+                let t = Instant::now();
                 c.run(&req, timeout, |_, _| ()).await?;
-                done += 1;
+                took.push(t.elapsed());
             }
-            Ok::<usize, ecld_sdk::Error>(done)
+            Ok::<Vec<Duration>, ecld_sdk::Error>(took)
         }));
     }
-    let mut done = 0;
+    let mut loaded = Vec::new();
     for j in joins {
-        done += j.await??;
+        loaded.extend(j.await??);
     }
     let elapsed = start.elapsed();
+    let done = loaded.len();
     let per_second = done as f64 / elapsed.as_secs_f64();
     let ledger = user.ledger().await?;
     anyhow::ensure!(
         ledger.conserved(),
         "token books do not balance after the benchmark: {ledger:?}"
     );
+    let (settle_txs, proofs) = settlements(&config, user.deployment()).await?;
+    Ok(Run { totals, steps, done, elapsed, per_second, loaded, settle_txs, proofs })
+}
 
-    Ok(render(a, &totals, &steps, done, elapsed, per_second, stack.data_dir()))
+/// Settlement transactions on the chain and the proofs they settled (`ResultSubmitted` logs).
+async fn settlements(
+    config: &ecld_sdk::ClientConfig,
+    deployment: &ecld_contracts::Deployment,
+) -> anyhow::Result<(usize, usize)> {
+    use alloy::{providers::Provider, rpc::types::Filter, sol_types::SolEvent};
+    let provider = alloy::providers::ProviderBuilder::new().connect_http(config.rpc.parse()?);
+    let filter = Filter::new()
+        .address(deployment.marketplace)
+        .event_signature(ecld_contracts::Marketplace::ResultSubmitted::SIGNATURE_HASH)
+        .from_block(deployment.deploy_block);
+    let logs = provider.get_logs(&filter).await?;
+    let txs: std::collections::HashSet<_> =
+        logs.iter().filter_map(|l| l.transaction_hash).collect();
+    Ok((txs.len(), logs.len()))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -185,15 +240,10 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
-fn render(
-    a: &E2eArgs,
-    totals: &[Duration],
-    steps: &[Timings],
-    done: usize,
-    elapsed: Duration,
-    per_second: f64,
-    _data: &Path,
-) -> String {
+fn render(a: &E2eArgs, runs: &[(u64, Run)]) -> String {
+    let Some((window, first)) = runs.first() else { return String::new() };
+    let (totals, steps, done, elapsed, per_second) =
+        (&first.totals, &first.steps, first.done, first.elapsed, first.per_second);
     let mut sorted = totals.to_vec();
     sorted.sort();
     let machine = ecld_benchkit::Machine::detect();
@@ -209,7 +259,8 @@ fn render(
         a.input
     ));
     s.push_str(&format!(
-        "Latency, submit to verified decrypted result, {} tasks one at a time:\n\n\
+        "Latency, submit to verified decrypted result, {} tasks one at a time (node batch window \
+         {window} ms):\n\n\
          | | p50 ms | p99 ms | mean ms |\n| --- | ---: | ---: | ---: |\n",
         totals.len()
     ));
@@ -239,6 +290,7 @@ fn render(
         a.clients,
         elapsed.as_secs_f64()
     ));
+    s.push_str(&windows_table(a, runs));
     s.push_str(&ecld_benchkit::goals_table(&[
         ecld_benchkit::Goal::at_most(
             format!("latency p50, {} tasks one at a time", totals.len()),
@@ -267,6 +319,37 @@ fn render(
     s
 }
 
+/// Latency and throughput against the node's batch window, one fresh stack per window.
+fn windows_table(a: &E2eArgs, runs: &[(u64, Run)]) -> String {
+    let mut s = format!(
+        "Against the node's batch window (`ecld up --batch-window-ms`; each row a fresh stack; \
+         the one-at-a-time latency from {} tasks on the first row's stack, {} on the others'; \
+         under load: {} clients, {} tasks):\n\n\
+         | batch window ms | latency p50 ms, one at a time | latency p50 ms, under load | \
+         throughput tasks/s | proofs per settlement transaction |\n\
+         | ---: | ---: | ---: | ---: | ---: |\n",
+        a.tasks,
+        a.window_tasks.min(a.tasks),
+        a.clients,
+        a.throughput_tasks
+    );
+    for (window, run) in runs {
+        let mut one = run.totals.clone();
+        one.sort();
+        let mut loaded = run.loaded.clone();
+        loaded.sort();
+        s.push_str(&format!(
+            "| {window} | {} | {} | {:.0} | {:.2} |\n",
+            ms(percentile(&one, 50.0)),
+            ms(percentile(&loaded, 50.0)),
+            run.per_second,
+            run.proofs as f64 / run.settle_txs.max(1) as f64
+        ));
+    }
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,21 +363,24 @@ mod tests {
             image: "hash".into(),
             input: "1 2 3".into(),
             programs: PathBuf::from("programs/out"),
+            batch_windows: vec![0, 100],
+            window_tasks: 40,
             write: PathBuf::from("B.md"),
         };
-        let totals = vec![Duration::from_millis(23); 200];
         let mut t = Timings::default();
         t.set(Step::Proof, Duration::from_micros(1500));
         t.set(Step::Download, Duration::from_micros(700));
-        let s = render(
-            &a,
-            &totals,
-            &vec![t; 200],
-            1000,
-            Duration::from_secs(10),
-            100.0,
-            Path::new("."),
-        );
+        let run = |latency_ms: u64, per_second: f64, settle_txs: usize| Run {
+            totals: vec![Duration::from_millis(latency_ms); 200],
+            steps: vec![t; 200],
+            done: 1000,
+            elapsed: Duration::from_secs(10),
+            per_second,
+            loaded: vec![Duration::from_millis(2 * latency_ms); 1000],
+            settle_txs,
+            proofs: 1000,
+        };
+        let s = render(&a, &[(0, run(23, 100.0, 1000)), (100, run(130, 150.0, 125))]);
         let labels: Vec<&str> = s
             .lines()
             .filter(|l| {
@@ -310,6 +396,10 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("| ≥ 200 tasks/s | 100 tasks/s | **MISSED** |"), "{s}");
+        assert!(
+            s.contains("| 0 | 23.0 | 46.0 | 100 | 1.00 |\n| 100 | 130.0 | 260.0 | 150 | 8.00 |"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub(crate) struct Args {
     /// Concurrent tasks the node offers per image.
     #[arg(long, default_value_t = 8)]
     pub(crate) node_slots: u16,
+    /// How long the node lets a finished task's proof wait for others, to settle them in one
+    /// `submitResults` transaction (less gas per task, more latency); 0 sends each at once.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub(crate) batch_window_ms: u64,
     /// Stop when stdin reaches end of file (for supervisors and tests).
     #[arg(long, hide = true)]
     pub(crate) stop_on_stdin_eof: bool,
@@ -298,6 +302,7 @@ pub(crate) async fn start(args: &Args) -> anyhow::Result<Stack> {
             cas: &cas_url,
             images: &images,
             slots: args.node_slots,
+            batch_window_ms: args.batch_window_ms,
         })?;
         Some(Supervised::start(file)?)
     };
@@ -466,15 +471,17 @@ struct NodeSetup<'a> {
     cas: &'a str,
     images: &'a [Image],
     slots: u16,
+    batch_window_ms: u64,
 }
 
 /// Writes the node's configuration: one offer per image, and one for any image at
 /// [`ANY_OFFER_PRICE`] (so an image published later on this stack runs too). Returns the file.
 fn write_node_config(n: &NodeSetup<'_>) -> anyhow::Result<PathBuf> {
-    let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots } = *n;
+    let NodeSetup { dir, key, sim_key, config, deployment, cas, images, slots, batch_window_ms } =
+        *n;
     std::fs::create_dir_all(dir)?;
     let mut toml = format!(
-        "data_dir = {dir:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {deployment:?}\npoll_interval_ms = 5\nreorg_depth = 0\n\n\
+        "data_dir = {dir:?}\n\n[chain]\nrpc_url = {rpc:?}\nkey_file = {key:?}\ndeployment_file = {deployment:?}\npoll_interval_ms = 5\nreorg_depth = 0\nbatch_window_ms = {batch_window_ms}\n\n\
          [store]\nurl = {store:?}\n\n[cas]\nurl = {cas:?}\n\n[enclave]\nplatform = \"sim\"\nsim_key_file = {sim_key:?}\n",
         sim_key = sim_key.display().to_string(),
         dir = dir.display().to_string(),

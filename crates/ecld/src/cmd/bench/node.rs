@@ -71,6 +71,7 @@ async fn once(a: &NodeArgs) -> anyhow::Result<(Duration, String, String)> {
         programs: a.programs.clone(),
         no_node: true,
         node_slots: a.slots,
+        batch_window_ms: 0,
         stop_on_stdin_eof: false,
     })
     .await?;
