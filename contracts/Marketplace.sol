@@ -247,8 +247,10 @@ contract Marketplace {
     error TokenTransferFailed();
     /// withdraw: more than the account's deposit.
     error InsufficientDeposit(uint256 balance, uint256 amount);
-    /// submitResults with no proof.
+    /// submitResults or submitTasks with nothing in it.
     error EmptyBatch();
+    /// submitTasks: the arrays are not all the same length.
+    error BatchLengthMismatch();
 
     constructor(IERC20Permit token_, ImageRegistry registry_) {
         token = token_;
@@ -375,6 +377,28 @@ contract Marketplace {
     ) external returns (uint256 taskId) {
         try token.permit(msg.sender, address(this), maxPrice, permitDeadline, v, r, s) {} catch {}
         return _submit(spec, inputCid, maxPrice, offerId);
+    }
+
+    /// @notice submitTask for many tasks in one transaction, in order (task ids consecutive):
+    ///         the transaction's base cost, the registry read of an image and the deposit's
+    ///         storage are paid once. The arrays are index-aligned. Any task refused reverts
+    ///         them all.
+    function submitTasks(
+        TaskSpec[] calldata specs,
+        string[] calldata inputCids,
+        uint96[] calldata maxPrices,
+        uint64[] calldata offerIds
+    ) external returns (uint256 firstTaskId) {
+        uint256 n = specs.length;
+        if (n == 0) revert EmptyBatch();
+        if (inputCids.length != n || maxPrices.length != n || offerIds.length != n) revert BatchLengthMismatch();
+        firstTaskId = _submit(specs[0], inputCids[0], maxPrices[0], offerIds[0]);
+        for (uint256 i = 1; i < n;) {
+            _submit(specs[i], inputCids[i], maxPrices[i], offerIds[i]);
+            unchecked {
+                ++i;
+            }
+        }
     }
 
     /// @notice Takes an open task for one of the caller's offers, at the offer's price. The
