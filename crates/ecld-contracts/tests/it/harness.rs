@@ -499,9 +499,15 @@ impl Env {
         b.to()
     }
 
+    /// `who`'s deposit in the Marketplace (its `balanceOf`).
+    pub(crate) async fn deposit_of(&self, who: Address) -> u128 {
+        let market = self.deployer.market(&self.deployment);
+        market.balanceOf(who).call().await.expect("Marketplace.balanceOf").to()
+    }
+
     /// Reads what the checks compare with the ledger: the Marketplace's totals, the token
-    /// balances of every account the ledger tracks, the token supply, and the stored word of
-    /// every task ever submitted.
+    /// balances and deposits of every account the ledger tracks, the token supply, and the
+    /// stored word of every task ever submitted.
     pub(crate) async fn snapshot(&self) -> Snapshot {
         let d = self.deployment;
         let market = self.deployer.market(&d);
@@ -510,8 +516,10 @@ impl Env {
         let t = market.totals().call().await.expect("totals");
         let supply = token.totalSupply().call().await.expect("totalSupply");
         let mut balances = std::collections::BTreeMap::new();
+        let mut deposits = std::collections::BTreeMap::new();
         for account in self.ledger.accounts() {
             balances.insert(account, self.balance(account).await);
+            deposits.insert(account, self.deposit_of(account).await);
         }
         let count = market.taskCount().call().await.expect("taskCount");
         let mut tasks = std::collections::BTreeMap::new();
@@ -526,13 +534,14 @@ impl Env {
             held: amount(t.held),
             supply: amount(supply),
             balances,
+            deposits,
             tasks,
         }
     }
 
     /// Asserts that the tokens are where the Marketplace's events say (see [`Ledger::check`]):
-    /// each account's balance, the Marketplace's totals against the events and its balance,
-    /// and every task's stored word.
+    /// each account's balance and deposit, the Marketplace's totals against the events and
+    /// its balance, and every task's stored word.
     pub(crate) async fn assert_conservation(&self) {
         let chain = self.snapshot().await;
         let bad = self.ledger.check(&chain, self.enclave.address());

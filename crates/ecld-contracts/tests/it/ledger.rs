@@ -1,12 +1,14 @@
 //! Token conservation, checked against what the chain holds.
 //!
 //! The test keeps its own ledger: every Marketplace event of a mined transaction says which
-//! tokens should have moved (the requester's maxPrice escrowed whole at submission, nothing at
-//! a claim or a release, the holding offer's price to the node and the rest back to the
-//! requester at settlement, the whole escrow back at a refund or a reclaim). The chain's token
-//! balances, the Marketplace's totals and its task words must agree with that ledger. None of
-//! these checks restates an identity the contract computes: `held` is derived from the other
-//! totals, so it is compared with the token balance, never with them.
+//! tokens should have moved (a deposit from the wallet into the Marketplace, a withdrawal
+//! back; the requester's maxPrice escrowed whole at submission, drawn from its deposit first
+//! and the rest from its wallet; nothing at a claim or a release, the holding offer's price to
+//! the node and the rest back to the requester at settlement, the whole escrow back at a
+//! refund or a reclaim). The chain's token balances, the Marketplace's totals, its deposits
+//! (`balanceOf`) and its task words must agree with that ledger. None of these checks restates
+//! an identity the contract computes: `held` is derived from the other totals, so it is
+//! compared with the token balance (less the deposits), never with them.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +44,9 @@ pub(crate) struct Ledger {
     escrowed: u128,
     paid: u128,
     refunded: u128,
+    /// Each account's deposit in the Marketplace: Deposited adds, Withdrawn and the draw of a
+    /// TaskSubmitted take away.
+    deposits: BTreeMap<Address, u128>,
     live: BTreeMap<u64, LiveTask>,
     /// Events that contradict the ledger (a settlement of an unknown task, amounts that do not
     /// split the task's escrow as its status class says).
@@ -60,6 +65,8 @@ pub(crate) struct Snapshot {
     pub(crate) supply: u128,
     /// `DevToken.balanceOf` of every account the ledger tracks.
     pub(crate) balances: BTreeMap<Address, u128>,
+    /// `Marketplace.balanceOf` (the deposit) of every account the ledger tracks.
+    pub(crate) deposits: BTreeMap<Address, u128>,
     /// `Marketplace.getTask(id).commitment` for every id up to `taskCount`.
     pub(crate) tasks: BTreeMap<u64, FixedBytes<24>>,
 }
@@ -77,6 +84,7 @@ impl Ledger {
             escrowed: 0,
             paid: 0,
             refunded: 0,
+            deposits: BTreeMap::new(),
             live: BTreeMap::new(),
             faults: Vec::new(),
         }
@@ -85,6 +93,11 @@ impl Ledger {
     /// Accounts whose balances the ledger predicts.
     pub(crate) fn accounts(&self) -> impl Iterator<Item = Address> + '_ {
         self.balances.keys().copied()
+    }
+
+    /// The deposit the events leave `account` in the Marketplace.
+    pub(crate) fn deposit(&self, account: Address) -> u128 {
+        self.deposits.get(&account).copied().unwrap_or_default()
     }
 
     /// A live task as the events describe it (`None` once settled or reclaimed).
@@ -130,7 +143,11 @@ impl Ledger {
                     maxRuntimeS: e.maxRuntimeS,
                     deadline: e.deadline,
                 };
-                self.transfer(e.requester, market, max_price, "escrow");
+                // The escrow comes from the requester's deposit first, the rest from its wallet.
+                let deposit = self.deposits.entry(e.requester).or_default();
+                let drawn = (*deposit).min(max_price);
+                *deposit -= drawn;
+                self.transfer(e.requester, market, max_price - drawn, "escrow");
                 self.escrowed += max_price;
                 let task =
                     LiveTask { requester: e.requester, max_price, price, offer: e.offerId, spec };
@@ -238,6 +255,23 @@ impl Ledger {
                 self.transfer(market, e.requester, amount, "reclaim");
                 self.refunded += amount;
             }
+            Ev::Deposited(e) => {
+                let amount: u128 = e.amount.to();
+                self.transfer(e.account, market, amount, "deposit");
+                *self.deposits.entry(e.account).or_default() += amount;
+            }
+            Ev::Withdrawn(e) => {
+                let amount: u128 = e.amount.to();
+                let deposit = self.deposits.entry(e.account).or_default();
+                match deposit.checked_sub(amount) {
+                    Some(rest) => *deposit = rest,
+                    None => self.faults.push(format!(
+                        "{} withdraws {amount} but its deposit is {deposit}",
+                        e.account
+                    )),
+                }
+                self.transfer(market, e.account, amount, "withdrawal");
+            }
             _ => {}
         }
     }
@@ -263,7 +297,12 @@ impl Ledger {
             }
         };
         let market_balance = chain.balances.get(&self.market).copied().unwrap_or_default();
-        expect("Marketplace token balance vs totals().held", market_balance, chain.held);
+        let deposited: u128 = chain.deposits.values().sum();
+        expect(
+            "Marketplace token balance vs totals().held + the deposits",
+            market_balance,
+            chain.held + deposited,
+        );
         let live_escrow: u128 = self.live.values().map(|t| t.max_price).sum();
         expect("totals().held vs the live tasks' escrow", chain.held, live_escrow);
         expect("totals().escrowed vs the escrows of TaskSubmitted", chain.escrowed, self.escrowed);
@@ -273,6 +312,12 @@ impl Ledger {
         for (account, expected) in &self.balances {
             let on_chain = chain.balances.get(account).copied().unwrap_or_default();
             expect(&format!("token balance of {account}"), on_chain, *expected);
+        }
+        let depositors: std::collections::BTreeSet<Address> =
+            self.deposits.keys().chain(chain.deposits.keys()).copied().collect();
+        for account in depositors {
+            let on_chain = chain.deposits.get(&account).copied().unwrap_or_default();
+            expect(&format!("deposit of {account}"), on_chain, self.deposit(account));
         }
         for (id, word) in &chain.tasks {
             match (self.live.get(id), *word == FixedBytes::ZERO) {
@@ -399,6 +444,14 @@ mod tests {
         })
     }
 
+    fn deposited(account: Address, amount: u128) -> Log {
+        log(&Marketplace::Deposited { account, amount: U256::from(amount) })
+    }
+
+    fn withdrawn(account: Address, amount: u128) -> Log {
+        log(&Marketplace::Withdrawn { account, amount: U256::from(amount) })
+    }
+
     fn ledger(logs: &[Log]) -> Ledger {
         let mut ledger = Ledger::new(MARKET, &[REQUESTER, NODE], MINT);
         for l in logs {
@@ -430,6 +483,7 @@ mod tests {
                 (NODE, MINT + paid * PRICE),
                 (MARKET, live_tasks * MAX),
             ]),
+            deposits: BTreeMap::new(),
             tasks,
         }
     }
@@ -445,6 +499,7 @@ mod tests {
             held,
             supply: 2 * MINT,
             balances: BTreeMap::from([(REQUESTER, MINT - held), (NODE, MINT), (MARKET, held)]),
+            deposits: BTreeMap::new(),
             tasks: (1..).zip(tasks.iter().map(|t| commitment(t, SIGNER))).collect(),
         }
     }
@@ -477,7 +532,10 @@ mod tests {
         assert_eq!(
             bad,
             [
-                format!("Marketplace token balance vs totals().held: chain has {MAX}, expected 0"),
+                format!(
+                    "Marketplace token balance vs totals().held + the deposits: chain has {MAX}, \
+                     expected 0"
+                ),
                 format!("token balance of {REQUESTER}: chain has {}, expected {MINT}", MINT - MAX),
                 format!("token balance of {MARKET}: chain has {MAX}, expected 0"),
             ]
@@ -611,5 +669,95 @@ mod tests {
         let by_another = ledger(&[submitted(1, 0, 0), claimed(1, 7, 1), released(1, 8)]);
         let bad = by_another.check(&all_live(&[live(0, 0)]), SIGNER);
         assert!(bad.iter().any(|b| b.starts_with("release of task 1 by offer 8")), "{bad:?}");
+    }
+
+    /// The chain as a correct contract leaves it after REQUESTER deposited `deposit` and then
+    /// submitted one task at maxPrice MAX, matched to OFFER at PRICE: the escrow is drawn from
+    /// the deposit first, the rest pulled from the wallet.
+    fn after_deposit_and_submit(deposit: u128) -> Snapshot {
+        let drawn = deposit.min(MAX);
+        let mut chain = all_live(&[live(OFFER, PRICE)]);
+        chain.balances.insert(REQUESTER, MINT - deposit - (MAX - drawn));
+        chain.balances.insert(MARKET, deposit + (MAX - drawn));
+        chain.deposits.insert(REQUESTER, deposit - drawn);
+        chain
+    }
+
+    #[test]
+    fn an_escrow_is_drawn_from_the_deposit_first() {
+        // Wholly from the deposit, partly, and from an empty one.
+        for deposit in [5 * MAX, MAX, MAX / 3, 0] {
+            let ledger = ledger(&[deposited(REQUESTER, deposit), submitted(1, OFFER, PRICE)]);
+            let chain = after_deposit_and_submit(deposit);
+            assert_eq!(ledger.check(&chain, SIGNER), Vec::<String>::new(), "deposit {deposit}");
+        }
+        // A contract that draws the deposit and pulls the whole escrow from the wallet too.
+        let whole = ledger(&[deposited(REQUESTER, 5 * MAX), submitted(1, OFFER, PRICE)]);
+        let mut twice = after_deposit_and_submit(5 * MAX);
+        twice.balances.insert(REQUESTER, MINT - 6 * MAX);
+        twice.balances.insert(MARKET, 6 * MAX);
+        let bad = whole.check(&twice, SIGNER);
+        assert!(
+            bad.contains(&format!(
+                "Marketplace token balance vs totals().held + the deposits: chain has {}, \
+                 expected {}",
+                6 * MAX,
+                5 * MAX
+            )),
+            "{bad:?}"
+        );
+        assert!(bad.iter().any(|b| b.starts_with(&format!("token balance of {REQUESTER}"))));
+        // A contract that pulls from the wallet and leaves the deposit whole.
+        let mut untouched = after_deposit_and_submit(5 * MAX);
+        untouched.balances.insert(REQUESTER, MINT - 6 * MAX);
+        untouched.balances.insert(MARKET, 6 * MAX);
+        untouched.deposits.insert(REQUESTER, 5 * MAX);
+        let bad = whole.check(&untouched, SIGNER);
+        assert!(
+            bad.contains(&format!(
+                "deposit of {REQUESTER}: chain has {}, expected {}",
+                5 * MAX,
+                4 * MAX
+            )),
+            "{bad:?}"
+        );
+        // A contract that takes a partial deposit but pulls the whole escrow.
+        let third = ledger(&[deposited(REQUESTER, MAX / 3), submitted(1, OFFER, PRICE)]);
+        let mut partial = after_deposit_and_submit(MAX / 3);
+        partial.balances.insert(REQUESTER, MINT - MAX / 3 - MAX);
+        partial.balances.insert(MARKET, MAX / 3 + MAX);
+        let bad = third.check(&partial, SIGNER);
+        assert!(bad.len() == 3, "{bad:?}");
+    }
+
+    #[test]
+    fn withdrawals_return_deposits_and_no_more() {
+        let book = ledger(&[deposited(REQUESTER, 700), withdrawn(REQUESTER, 300)]);
+        let mut chain = all_live(&[]);
+        chain.balances.insert(REQUESTER, MINT - 400);
+        chain.balances.insert(MARKET, 400);
+        chain.deposits.insert(REQUESTER, 400);
+        assert_eq!(book.check(&chain, SIGNER), Vec::<String>::new());
+        // A withdrawal that sends the tokens but leaves the deposit as it was: the
+        // Marketplace's balance no longer covers the deposits.
+        let mut kept = chain.clone();
+        kept.deposits.insert(REQUESTER, 700);
+        let bad = book.check(&kept, SIGNER);
+        assert_eq!(
+            bad,
+            [
+                "Marketplace token balance vs totals().held + the deposits: chain has 400, \
+                 expected 700"
+                    .to_owned(),
+                format!("deposit of {REQUESTER}: chain has 700, expected 400"),
+            ]
+        );
+        // An event withdrawing more than the deposit is itself a fault.
+        let over = ledger(&[deposited(REQUESTER, 100), withdrawn(REQUESTER, 200)]);
+        let bad = over.check(&all_live(&[]), SIGNER);
+        assert!(
+            bad.contains(&format!("{REQUESTER} withdraws 200 but its deposit is 100")),
+            "{bad:?}"
+        );
     }
 }

@@ -1,12 +1,17 @@
 //! A property test: random sequences of every external call of the Marketplace (and of the
 //! ImageRegistry's publish / deprecate / revoke and the token's approve), by three requesters,
 //! three nodes and a stranger, on an in-process ecld-devnet, with clock jumps so deadlines
-//! pass. An in-test model of every image, offer and task chooses each next call (mostly valid,
-//! sometimes deliberately wrong) and predicts its outcome exactly: the revert with its fields,
-//! or the events of the mined transaction. After every call the chain must conserve tokens
-//! (totals, the Marketplace's balance against the live escrows, every balance against the
-//! supply) and strand nothing (a live task can be cancelled, settled or reclaimed by whoever
-//! the protocol says). Each sequence ends by reclaiming every task still live.
+//! pass. An in-test model of every image, offer, task and deposit chooses each next call
+//! (mostly valid, sometimes deliberately wrong) and predicts its outcome exactly: the revert
+//! with its fields, or the Marketplace's, the registry's and the token's events of the mined
+//! transaction. Deposits and withdrawals (over-withdrawals too) come and go, so submissions
+//! are funded wholly from a deposit, partly, or from the wallet; `submitResults` settles
+//! batches of one to eight proofs, or refuses a whole batch holding one bad proof (or none).
+//! After every call the chain must conserve tokens (totals, the Marketplace's balance against
+//! the live escrows plus every deposit, each deposit against the model, every balance against
+//! the supply) and strand nothing (a live task can be cancelled, settled or reclaimed by
+//! whoever the protocol says). Each sequence ends by reclaiming every task still live and
+//! withdrawing every deposit.
 //!
 //! `ECLD_PROPERTY_SEED` replays a run (its seed is printed, and named in every failure);
 //! `ECLD_PROPERTY_CALLS` sets the number of random calls (default 10,000), split into
@@ -46,8 +51,11 @@ use crate::{
 const DEFAULT_CALLS: usize = 10_000;
 /// Most calls on one chain; more are split into independent sequences.
 const PER_SEQUENCE: usize = 2_500;
-/// Gas limit of every transaction: more than any call needs.
+/// Gas limit of every transaction: more than any call needs (a batch of [`MAX_BATCH`] proofs
+/// takes about 350k).
 const GAS: u64 = REFUSED_GAS_LIMIT;
+/// Most proofs in one `submitResults` batch.
+const MAX_BATCH: usize = 8;
 /// Chain time is modelled in cells of this many seconds. Deadlines sit on cell boundaries and
 /// a clock jump lands mid-cell, so whether a deadline has passed never depends on how many
 /// blocks (one second each at least) or wall-clock seconds went by since the jump.
@@ -71,6 +79,9 @@ const DEPLOYER: usize = 0;
 const REQUESTERS: [usize; 3] = [1, 2, 3];
 const NODES: [usize; 3] = [4, 5, 6];
 const STRANGER: usize = 7;
+/// The node that, now and then, takes several tasks in a row and relays their proofs in one
+/// batch (other batches are of what a node happens to hold).
+const BATCHER: usize = NODES[2];
 const ACCOUNTS: usize = 8;
 
 /// Status codes of the protocol: 0-6 pay the node, 16-19 refund the requester.
@@ -263,18 +274,59 @@ struct TaskM {
     st: St,
 }
 
+/// One proof as a node relays it: the task, the fields passed back (which may differ from
+/// the task's), and the signature.
+#[derive(Debug, Clone)]
+struct Relayed {
+    id: u64,
+    /// The relayed spec, result and status.
+    proof: Proof,
+    requester: Address,
+    max: u128,
+    price: u128,
+    signature: Bytes,
+    /// What ecrecover gives for the relayed fields (zero when the signature is malformed).
+    recovered: Address,
+    malformed: bool,
+}
+
 /// What the model expects of a call.
 enum Expect {
-    /// Mined with status 1 and exactly these Marketplace and ImageRegistry events, in order.
-    Ok { market: Vec<Ev>, registry: Vec<ImageRegistry::ImageRegistryEvents> },
+    /// Mined with status 1 and exactly these Marketplace, ImageRegistry and token events, each
+    /// contract's in order.
+    Ok {
+        market: Vec<Ev>,
+        registry: Vec<ImageRegistry::ImageRegistryEvents>,
+        token: Vec<DevToken::DevTokenEvents>,
+    },
     /// Refused with this error, by eth_call and by the mined transaction (status 0, no logs).
     Err(ContractError),
 }
 
 impl Expect {
+    /// Mined, with these Marketplace events and no token movement.
     fn ok(market: Vec<Ev>) -> Self {
-        Self::Ok { market, registry: Vec::new() }
+        Self::Ok { market, registry: Vec::new(), token: Vec::new() }
     }
+    /// Mined, with these Marketplace events and token events.
+    fn moving(market: Vec<Ev>, token: Vec<DevToken::DevTokenEvents>) -> Self {
+        Self::Ok { market, registry: Vec::new(), token }
+    }
+}
+
+/// The token's Transfer event of `value` (none for 0: the Marketplace moves no zero amounts).
+fn transfer(from: Address, to: Address, value: u128) -> Option<DevToken::DevTokenEvents> {
+    (value > 0).then(|| {
+        DevToken::DevTokenEvents::Transfer(DevToken::Transfer {
+            from,
+            to,
+            value: U256::from(value),
+        })
+    })
+}
+
+fn approval(owner: Address, spender: Address, value: U256) -> DevToken::DevTokenEvents {
+    DevToken::DevTokenEvents::Approval(DevToken::Approval { owner, spender, value })
 }
 
 /// A transaction to send: who sends what to which contract, and how the history names it.
@@ -292,7 +344,8 @@ type Terms = (B256, u8, u16, u32, u32, u128);
 /// Reads to take (in the call's batch) beyond the totals and balances.
 #[derive(Default)]
 struct Touch {
-    task: Option<u64>,
+    /// Tasks whose stored word to read (a batch names many).
+    tasks: Vec<u64>,
     offer: Option<u64>,
 }
 
@@ -303,6 +356,8 @@ enum Check {
     Balance(Address),
     Task(u64),
     Offer(u64),
+    /// `Marketplace.balanceOf` of an account: its deposit.
+    Deposit(usize),
     /// eth_call of reclaim by the requester must succeed.
     Reclaimable(u64),
     /// eth_call of reclaim by the requester must revert DeadlineNotReached.
@@ -324,6 +379,14 @@ struct Stats {
     reclaimed_held: usize,
     drained: usize,
     strand_checks: usize,
+    /// Submissions whose escrow came wholly from a deposit, partly, or from the wallet alone.
+    from_deposit: usize,
+    part_deposit: usize,
+    from_wallet: usize,
+    /// Proofs settled by submitResults, and batches mined by size.
+    batched: usize,
+    batch_sizes: BTreeMap<usize, usize>,
+    withdrawn_at_end: usize,
     by_label: BTreeMap<String, (usize, usize)>,
     reasons: BTreeMap<String, usize>,
 }
@@ -342,6 +405,14 @@ impl Stats {
         self.reclaimed_held += o.reclaimed_held;
         self.drained += o.drained;
         self.strand_checks += o.strand_checks;
+        self.from_deposit += o.from_deposit;
+        self.part_deposit += o.part_deposit;
+        self.from_wallet += o.from_wallet;
+        self.batched += o.batched;
+        self.withdrawn_at_end += o.withdrawn_at_end;
+        for (k, n) in &o.batch_sizes {
+            *self.batch_sizes.entry(*k).or_default() += n;
+        }
         for (k, n) in &o.reasons {
             *self.reasons.entry(k.clone()).or_default() += n;
         }
@@ -387,6 +458,10 @@ struct Sim {
     balances: BTreeMap<Address, u128>,
     allowance: Vec<U256>,
     permit_nonce: Vec<u64>,
+    /// Each account's deposit in the Marketplace (`balanceOf`).
+    deposits: Vec<u128>,
+    /// The offer the next matched submission names (a batch episode's).
+    force_offer: Option<u64>,
     escrowed: u128,
     paid: u128,
     refunded: u128,
@@ -599,30 +674,61 @@ impl Sim {
             };
             price = self.take(offer_id, o, spec, img.platforms, max).map_err(merr)?;
         }
-        if max > 0 {
-            let allowed = if permit_ok { U256::from(max) } else { self.allowance[r] };
-            if allowed != U256::MAX && allowed < U256::from(max) {
-                return Err(ContractError::Token(DevToken::DevTokenErrors::InsufficientAllowance(
-                    DevToken::InsufficientAllowance {
-                        owner: self.addr(r),
-                        spender: self.d.marketplace,
-                        allowance: allowed,
-                        needed: U256::from(max),
-                    },
-                )));
-            }
-            let balance = self.balances[&self.addr(r)];
-            if balance < max {
-                return Err(ContractError::Token(DevToken::DevTokenErrors::InsufficientBalance(
-                    DevToken::InsufficientBalance {
-                        from: self.addr(r),
-                        balance: U256::from(balance),
-                        needed: U256::from(max),
-                    },
-                )));
-            }
-        }
+        // The escrow is drawn from the deposit first; only the rest is pulled, and a permit
+        // (for the whole maxPrice) is the allowance for it.
+        let permitted = permit_ok.then_some(U256::from(max));
+        self.predict_pull(r, max - self.deposits[r].min(max), permitted)?;
         Ok(price)
+    }
+
+    /// Marketplace._receive of `amount` from `who`'s wallet: the token's transferFrom, with
+    /// `permitted` the allowance a permit applied first set (else the standing one).
+    fn predict_pull(
+        &self,
+        who: usize,
+        amount: u128,
+        permitted: Option<U256>,
+    ) -> Result<(), ContractError> {
+        if amount == 0 {
+            return Ok(());
+        }
+        let allowed = permitted.unwrap_or(self.allowance[who]);
+        if allowed != U256::MAX && allowed < U256::from(amount) {
+            return Err(ContractError::Token(DevToken::DevTokenErrors::InsufficientAllowance(
+                DevToken::InsufficientAllowance {
+                    owner: self.addr(who),
+                    spender: self.d.marketplace,
+                    allowance: allowed,
+                    needed: U256::from(amount),
+                },
+            )));
+        }
+        let balance = self.balances[&self.addr(who)];
+        if balance < amount {
+            return Err(ContractError::Token(DevToken::DevTokenErrors::InsufficientBalance(
+                DevToken::InsufficientBalance {
+                    from: self.addr(who),
+                    balance: U256::from(balance),
+                    needed: U256::from(amount),
+                },
+            )));
+        }
+        Ok(())
+    }
+
+    /// The model's side of a pull of `amount` from `who` that succeeded: the tokens move, the
+    /// allowance (after a permit for `permitted`, if one applied) shrinks.
+    fn pulled(&mut self, who: usize, amount: u128, permitted: Option<U256>) {
+        if let Some(value) = permitted {
+            self.permit_nonce[who] += 1;
+            self.allowance[who] = value;
+        }
+        if amount > 0 && self.allowance[who] != U256::MAX {
+            self.allowance[who] -= U256::from(amount);
+        }
+        let (from, market) = (self.addr(who), self.d.marketplace);
+        self.debit(from, amount);
+        self.credit(market, amount);
     }
 
     /// The commitment check of claim/release/submitResult/reclaim: do the passed fields name
@@ -837,6 +943,22 @@ impl Sim {
         (27 + u8::from(sig.v()), sig.r().into(), sig.s().into())
     }
 
+    /// A permit by `who` for the Marketplace to take `value`: mostly valid, sometimes
+    /// expired, for a used nonce or signed for another value (the contract ignores a permit
+    /// that fails). Returns what it is, its deadline and signature.
+    fn random_permit(&mut self, who: usize, value: u128) -> (&'static str, U256, u8, B256, B256) {
+        let nonce = self.permit_nonce[who];
+        let far = U256::from(u64::MAX);
+        let (variant, value, nonce, deadline) = match self.rng.below(100) {
+            0..=4 => ("expired permit", value, nonce, U256::from(self.cell * CELL)),
+            5..=9 => ("stale permit", value, nonce.wrapping_sub(1), far),
+            10..=13 => ("permit for another value", value + 1, nonce, far),
+            _ => ("permit", value, nonce, far),
+        };
+        let (v, r, s) = self.permit(who, value, nonce, deadline);
+        (variant, deadline, v, r, s)
+    }
+
     fn proof(&self, id: u64, spec: &TaskSpec, status: u16) -> Proof {
         Proof {
             task_id: id,
@@ -951,10 +1073,16 @@ impl Sim {
             items.push(eth_call(reader, d.token, &DevToken::balanceOfCall::new((a,)).abi_encode()));
             kinds.push(Check::Balance(a));
         }
-        if let Some(id) = touch.task {
+        for &id in &touch.tasks {
             let data = Marketplace::getTaskCall { taskId: U256::from(id) }.abi_encode();
             items.push(eth_call(reader, d.marketplace, &data));
             kinds.push(Check::Task(id));
+        }
+        for who in 1..ACCOUNTS {
+            let a = self.addr(who);
+            let data = Marketplace::balanceOfCall::new((a,)).abi_encode();
+            items.push(eth_call(reader, d.marketplace, &data));
+            kinds.push(Check::Deposit(who));
         }
         if let Some(id) = touch.offer.filter(|id| self.offer(*id).is_some()) {
             items.push(eth_call(
@@ -967,9 +1095,11 @@ impl Sim {
         let strand: Vec<u64> = if self.call_no.is_multiple_of(ALL_LIVE_EVERY) {
             self.live.clone()
         } else {
-            let mut s = Vec::new();
-            if let Some(id) = touch.task.filter(|id| self.live_task(*id).is_some()) {
-                s.push(id);
+            let mut s: Vec<u64> = Vec::new();
+            for &id in &touch.tasks {
+                if self.live_task(id).is_some() && !s.contains(&id) {
+                    s.push(id);
+                }
             }
             if !self.live.is_empty() {
                 let id = self.rng.pick(&self.live);
@@ -993,6 +1123,7 @@ impl Sim {
         let mut totals = None;
         let mut supply = None;
         let mut balances = BTreeMap::new();
+        let mut deposits = vec![0u128; ACCOUNTS];
         for (kind, answer) in kinds.iter().zip(answers) {
             let value = match (kind, answer) {
                 (Check::NotYetReclaimable(id), Err(fail)) => {
@@ -1097,6 +1228,11 @@ impl Sim {
                         self.fail(&format!("offer {id}: chain {chain:?}, model {model:?}"));
                     }
                 }
+                Check::Deposit(who) => {
+                    let raw = hex_bytes(&value);
+                    let d = Marketplace::balanceOfCall::abi_decode_returns(&raw).unwrap();
+                    deposits[*who] = u128::try_from(d).unwrap();
+                }
                 Check::Clock => {
                     let ts = hex_u64(&value["timestamp"]);
                     let lo = self.cell * CELL + CELL / 2;
@@ -1122,10 +1258,19 @@ impl Sim {
         }
         let owed: u128 = self.live.iter().map(|id| self.task(*id).unwrap().max_price).sum();
         let market_balance = balances[&self.d.marketplace];
-        if market_balance != held || held != owed {
+        let deposited: u128 = deposits.iter().sum();
+        let modelled: u128 = self.deposits.iter().sum();
+        if market_balance != held + deposited || held != owed || deposited != modelled {
             self.fail(&format!(
-                "Marketplace holds {market_balance} tokens, totals().held is {held}, the live tasks' maxPrice sum to {owed}"
+                "Marketplace holds {market_balance} tokens, totals().held is {held}, the deposits (balanceOf) sum to {deposited}; the model has live tasks' maxPrice summing to {owed} and deposits to {modelled}"
             ));
+        }
+        if deposits != self.deposits {
+            let diff: Vec<String> = (1..ACCOUNTS)
+                .filter(|w| deposits[*w] != self.deposits[*w])
+                .map(|w| format!("#{w}: chain {}, model {}", deposits[w], self.deposits[w]))
+                .collect();
+            self.fail(&format!("deposits differ from the model: {}", diff.join("; ")));
         }
         if (escrowed, paid, refunded) != (self.escrowed, self.paid, self.refunded) {
             self.fail(&format!(
@@ -1225,7 +1370,7 @@ impl Sim {
                     ));
                 }
             }
-            Expect::Ok { market, registry } => {
+            Expect::Ok { market, registry, token } => {
                 if !receipt.status() {
                     // Same state as before the transaction: ask why.
                     let why = self.rpc.batch(&[eth_call(from, to, &data)]).await.pop().unwrap();
@@ -1236,8 +1381,15 @@ impl Sim {
                 }
                 let mut got_market = Vec::new();
                 let mut got_registry = Vec::new();
+                let mut got_token = Vec::new();
                 for log in receipt.inner.logs() {
-                    if log.address() == self.d.marketplace {
+                    if log.address() == self.d.token {
+                        got_token.push(
+                            DevToken::DevTokenEvents::decode_log(&log.inner)
+                                .expect("DevToken event")
+                                .data,
+                        );
+                    } else if log.address() == self.d.marketplace {
                         got_market
                             .push(Ev::decode_log(&log.inner).expect("Marketplace event").data);
                     } else if log.address() == self.d.registry {
@@ -1251,6 +1403,11 @@ impl Sim {
                 if got_market != market || got_registry != registry {
                     self.fail(&format!(
                         "{label}: events differ\n  got      {got_market:?} {got_registry:?}\n  expected {market:?} {registry:?}"
+                    ));
+                }
+                if got_token != token {
+                    self.fail(&format!(
+                        "{label}: token events differ\n  got      {got_token:?}\n  expected {token:?}"
                     ));
                 }
             }
@@ -1292,6 +1449,13 @@ impl Sim {
                 &DevToken::balanceOfCall::new((*a,)).abi_encode(),
             ));
         }
+        for a in &accounts {
+            items.push(eth_call(
+                reader,
+                d.marketplace,
+                &Marketplace::balanceOfCall::new((*a,)).abi_encode(),
+            ));
+        }
         let count = self.tasks.len() as u64;
         for id in 1..=count {
             items.push(eth_call(
@@ -1314,8 +1478,13 @@ impl Sim {
         for (a, raw) in accounts.iter().zip(&answers[2..]) {
             balances.insert(*a, amount(DevToken::balanceOfCall::abi_decode_returns(raw).unwrap()));
         }
+        let mut deposits = BTreeMap::new();
+        for (a, raw) in accounts.iter().zip(&answers[2 + accounts.len()..]) {
+            let d = Marketplace::balanceOfCall::abi_decode_returns(raw).unwrap();
+            deposits.insert(*a, amount(d));
+        }
         let mut tasks = BTreeMap::new();
-        for (id, raw) in (1..=count).zip(&answers[2 + accounts.len()..]) {
+        for (id, raw) in (1..=count).zip(&answers[2 + 2 * accounts.len()..]) {
             tasks.insert(id, Marketplace::getTaskCall::abi_decode_returns(raw).unwrap().commitment);
         }
         let chain = Snapshot {
@@ -1325,6 +1494,7 @@ impl Sim {
             held: amount(t.held),
             supply: amount(supply),
             balances,
+            deposits,
             tasks,
         };
         let bad = self.ledger.check(&chain, self.enclave.address());
@@ -1392,8 +1562,13 @@ impl Sim {
                         })
                 })
                 .collect();
-            if !open.is_empty() && self.rng.pct(88) {
+            let forced = self.force_offer.take().filter(|o| open.contains(o));
+            if let Some(o) = forced {
+                offer_id = o;
+            } else if !open.is_empty() && self.rng.pct(88) {
                 offer_id = self.rng.pick(&open);
+            }
+            if offer_id != 0 {
                 let o = self.offer(offer_id).unwrap().clone();
                 if o.image != B256::ZERO {
                     image = o.image;
@@ -1445,20 +1620,13 @@ impl Sim {
         let spec = self.spec_for(image, &cid, memory, runtime, deadline);
         let permit_path = self.rng.pct(60);
         let allowed = self.allowance[r];
-        if !permit_path && allowed != U256::MAX && allowed < U256::from(max) && self.rng.pct(85) {
+        let pull = max - self.deposits[r].min(max);
+        if !permit_path && allowed != U256::MAX && allowed < U256::from(pull) && self.rng.pct(85) {
             // A client without allowance approves first.
             return self.approve(Some(r)).await;
         }
         let (data, permit_ok, how) = if permit_path {
-            let nonce = self.permit_nonce[r];
-            let far = U256::from(u64::MAX);
-            let (variant, value, nonce, pdeadline) = match self.rng.below(100) {
-                0..=4 => ("expired permit", max, nonce, U256::from(self.cell * CELL)),
-                5..=9 => ("stale permit", max, nonce.wrapping_sub(1), far),
-                10..=13 => ("permit for another value", max + 1, nonce, far),
-                _ => ("permit", max, nonce, far),
-            };
-            let (v, pr, ps) = self.permit(r, value, nonce, pdeadline);
+            let (variant, pdeadline, v, pr, ps) = self.random_permit(r, max);
             let data = Marketplace::submitTaskWithPermitCall {
                 spec: spec.clone(),
                 inputCid: passed_cid.clone(),
@@ -1483,9 +1651,10 @@ impl Sim {
         };
         let label = if permit_path { "submitTaskWithPermit" } else { "submitTask" };
         let line = format!(
-            "image {:.10} mem {memory} rt {runtime} deadline cell {} max {max} offer {offer_id} ({how}) {wrong}",
+            "image {:.10} mem {memory} rt {runtime} deadline cell {} max {max} offer {offer_id} ({how}, deposit {}) {wrong}",
             image.to_string(),
-            deadline / CELL
+            deadline / CELL,
+            self.deposits[r]
         );
         let prediction = self.predict_submit(r, &spec, &passed_cid, max, offer_id, permit_ok);
         let expect = match prediction {
@@ -1504,31 +1673,41 @@ impl Sim {
                     self.offer_mut(offer_id).used += 1;
                 }
                 let market = self.d.marketplace;
-                self.debit(ra, max);
-                self.credit(market, max);
+                let drawn = self.deposits[r].min(max);
+                self.deposits[r] -= drawn;
+                let permitted = permit_ok.then_some(U256::from(max));
+                self.pulled(r, max - drawn, permitted);
                 self.escrowed += max;
-                if permit_ok {
-                    self.permit_nonce[r] += 1;
-                    self.allowance[r] = U256::ZERO;
-                } else if max > 0 && self.allowance[r] != U256::MAX {
-                    self.allowance[r] -= U256::from(max);
+                match (drawn, max) {
+                    (_, 0) => {}
+                    (d, m) if d == m => self.stats.from_deposit += 1,
+                    (0, _) => self.stats.from_wallet += 1,
+                    _ => self.stats.part_deposit += 1,
                 }
-                Expect::ok(vec![Ev::TaskSubmitted(Marketplace::TaskSubmitted {
-                    taskId: U256::from(id),
-                    requester: ra,
-                    imageId: spec.imageId,
-                    inputHash: spec.inputHash,
-                    memoryMb: memory,
-                    maxRuntimeS: runtime,
-                    deadline,
-                    maxPrice: u96(max),
-                    price: u96(price),
-                    offerId: offer_id,
-                    inputCid: passed_cid,
-                })])
+                let token = permitted
+                    .map(|v| approval(ra, market, v))
+                    .into_iter()
+                    .chain(transfer(ra, market, max - drawn))
+                    .collect();
+                Expect::moving(
+                    vec![Ev::TaskSubmitted(Marketplace::TaskSubmitted {
+                        taskId: U256::from(id),
+                        requester: ra,
+                        imageId: spec.imageId,
+                        inputHash: spec.inputHash,
+                        memoryMb: memory,
+                        maxRuntimeS: runtime,
+                        deadline,
+                        maxPrice: u96(max),
+                        price: u96(price),
+                        offerId: offer_id,
+                        inputCid: passed_cid,
+                    })],
+                    token,
+                )
             }
         };
-        let touch = Touch { task: Some(self.tasks.len() as u64), offer: Some(offer_id) };
+        let touch = Touch { tasks: vec![self.tasks.len() as u64], offer: Some(offer_id) };
         self.exec(Tx { who: r, target: Target::Market, data, label, line }, expect, touch).await;
     }
 
@@ -1692,7 +1871,7 @@ impl Sim {
             }
         };
         let line = format!("task {id} offer {offer} {wrong}");
-        let touch = Touch { task: Some(id), offer: Some(offer) };
+        let touch = Touch { tasks: vec![id], offer: Some(offer) };
         self.exec(
             Tx { who: node, target: Target::Market, data, label: "claimTask", line },
             expect,
@@ -1793,84 +1972,449 @@ impl Sim {
             let digest = result_digest(&relayed, self.d.chain_id, self.d.marketplace);
             sig.recover_address_from_prehash(&digest).expect("recover")
         };
-        let prediction = (|| {
-            let task_id = U256::from(id);
-            if !valid_status(status) {
-                return Err(E::UnknownStatus(Marketplace::UnknownStatus { status }));
-            }
-            let (offer, _) = self.holder_check(id, sender)?;
-            if self.passed(spec.deadline) {
-                return Err(E::DeadlinePassed(Marketplace::DeadlinePassed {
-                    taskId: task_id,
-                    deadline: spec.deadline,
-                }));
-            }
-            if malformed {
-                return Err(E::MalformedSignature(Marketplace::MalformedSignature {}));
-            }
-            let t = self.live_task(id).unwrap();
-            if recovered != self.enclave.address() || !self.matches(t, &spec, requester, max, price)
-            {
-                let expected =
-                    self.image(spec.imageId).map_or(Address::ZERO, |_| self.enclave.address());
-                if expected != Address::ZERO && recovered != expected {
-                    return Err(E::WrongSigner(Marketplace::WrongSigner {
-                        taskId: task_id,
-                        recovered,
-                        expected,
-                    }));
-                }
-                return Err(E::SpecMismatch(Marketplace::SpecMismatch { taskId: task_id }));
-            }
-            if self.revoked(spec.imageId) {
-                return Err(E::ImageRevoked(Marketplace::ImageRevoked { imageId: spec.imageId }));
-            }
-            Ok(offer)
-        })();
-        let expect = match prediction {
-            Err(e) => Expect::Err(merr(e)),
-            Ok(offer) => {
-                let paid = if status < 16 { price } else { 0 };
-                let refunded = max - paid;
-                let node = self.addr(sender);
-                let ra = requester;
-                let market = self.d.marketplace;
-                self.end_task(id);
-                self.offer_mut(offer).used -= 1;
-                self.debit(market, max);
-                self.credit(node, paid);
-                self.credit(ra, refunded);
-                self.paid += paid;
-                self.refunded += refunded;
-                if status < 16 {
-                    self.stats.paid += 1;
-                } else {
-                    self.stats.refunded += 1;
-                }
-                Expect::ok(vec![Ev::ResultSubmitted(Marketplace::ResultSubmitted {
-                    taskId: U256::from(id),
-                    offerId: offer,
-                    node,
-                    signer: recovered,
-                    resultHash: relayed.result_hash,
-                    codeHash: relayed.code_hash,
-                    status,
-                    runtimeMs: relayed.runtime_ms,
-                    paid: u96(paid),
-                    refunded: u96(refunded),
-                    resultCid: relayed.result_cid.clone(),
-                    signature: Bytes::from(signature),
-                })])
-            }
+        let relayed = Relayed {
+            id,
+            proof: relayed,
+            requester,
+            max,
+            price,
+            signature: Bytes::from(signature),
+            recovered,
+            malformed,
         };
-        let offer = match self.task(id).map(|t| t.st) {
+        let held_by = match self.live_task(id).map(|t| t.st) {
             Some(St::Held(o, _)) => Some(o),
             _ => None,
         };
+        let expect = match self.predict_result(sender, &relayed, &[]) {
+            Err(e) => Expect::Err(merr(e)),
+            Ok(offer) => {
+                let (event, refund, paid) = self.settle(&relayed, offer);
+                let (node, market) = (self.addr(sender), self.d.marketplace);
+                self.debit(market, paid);
+                self.credit(node, paid);
+                let token = refund.into_iter().chain(transfer(market, node, paid)).collect();
+                Expect::moving(vec![event], token)
+            }
+        };
+        let offer = held_by;
         let line = format!("task {id} status {status} {what}");
-        let touch = Touch { task: Some(id), offer };
+        let touch = Touch { tasks: vec![id], offer };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "submitResult", line },
+            expect,
+            touch,
+        )
+        .await;
+        true
+    }
+
+    /// Marketplace._settle's checks of one relayed proof from `sender`, in the contract's
+    /// order; `settled` are the tasks earlier proofs of the same batch settle (gone by then).
+    /// The holding offer, or why the proof is refused.
+    fn predict_result(&self, sender: usize, r: &Relayed, settled: &[u64]) -> Result<u64, E> {
+        let (id, spec, status) = (r.id, &r.proof.spec, r.proof.status);
+        let task_id = U256::from(id);
+        if !valid_status(status) {
+            return Err(E::UnknownStatus(Marketplace::UnknownStatus { status }));
+        }
+        if settled.contains(&id) {
+            return Err(E::TaskNotActive(Marketplace::TaskNotActive { taskId: task_id }));
+        }
+        let (offer, _) = self.holder_check(id, sender)?;
+        if self.passed(spec.deadline) {
+            return Err(E::DeadlinePassed(Marketplace::DeadlinePassed {
+                taskId: task_id,
+                deadline: spec.deadline,
+            }));
+        }
+        if r.malformed {
+            return Err(E::MalformedSignature(Marketplace::MalformedSignature {}));
+        }
+        let t = self.live_task(id).unwrap();
+        if r.recovered != self.enclave.address()
+            || !self.matches(t, spec, r.requester, r.max, r.price)
+        {
+            let expected =
+                self.image(spec.imageId).map_or(Address::ZERO, |_| self.enclave.address());
+            if expected != Address::ZERO && r.recovered != expected {
+                return Err(E::WrongSigner(Marketplace::WrongSigner {
+                    taskId: task_id,
+                    recovered: r.recovered,
+                    expected,
+                }));
+            }
+            return Err(E::SpecMismatch(Marketplace::SpecMismatch { taskId: task_id }));
+        }
+        if self.revoked(spec.imageId) {
+            return Err(E::ImageRevoked(Marketplace::ImageRevoked { imageId: spec.imageId }));
+        }
+        Ok(offer)
+    }
+
+    /// The model's side of an accepted proof for a task `offer` holds: the task ends, the
+    /// requester gets its refund at once. Returns the ResultSubmitted event, the refund's
+    /// Transfer, and what the holding node is owed (paid by the caller: once per call).
+    fn settle(&mut self, r: &Relayed, offer: u64) -> (Ev, Option<DevToken::DevTokenEvents>, u128) {
+        let status = r.proof.status;
+        let paid = if status < 16 { r.price } else { 0 };
+        let refunded = r.max - paid;
+        let node = self.addr(self.offer(offer).unwrap().node);
+        let market = self.d.marketplace;
+        self.end_task(r.id);
+        self.offer_mut(offer).used -= 1;
+        self.debit(market, refunded);
+        self.credit(r.requester, refunded);
+        self.paid += paid;
+        self.refunded += refunded;
+        if status < 16 {
+            self.stats.paid += 1;
+        } else {
+            self.stats.refunded += 1;
+        }
+        let event = Ev::ResultSubmitted(Marketplace::ResultSubmitted {
+            taskId: U256::from(r.id),
+            offerId: offer,
+            node,
+            signer: r.recovered,
+            resultHash: r.proof.result_hash,
+            codeHash: r.proof.code_hash,
+            status,
+            runtimeMs: r.proof.runtime_ms,
+            paid: u96(paid),
+            refunded: u96(refunded),
+            resultCid: r.proof.result_cid.clone(),
+            signature: r.signature.clone(),
+        });
+        (event, transfer(market, r.requester, refunded), paid)
+    }
+
+    /// deposit or depositWithPermit, mostly by a requester: mostly an amount the wallet
+    /// holds, sometimes zero or more than it holds; without allowance a client mostly
+    /// approves first.
+    async fn deposit(&mut self) {
+        let who = if self.rng.pct(85) {
+            self.rng.pick(&REQUESTERS)
+        } else {
+            self.rng.pick(&[NODES[0], NODES[1], NODES[2], STRANGER])
+        };
+        let balance = self.balances[&self.addr(who)];
+        let amount = match self.rng.below(100) {
+            0..=2 => 0,
+            3..=5 => balance + 1 + self.rng.below(1000) as u128,
+            _ => self.rng.pick(&[100, 1000, 2500, 5000, 20_000, 100_000]),
+        };
+        let permit_path = self.rng.pct(40);
+        let allowed = self.allowance[who];
+        if !permit_path && allowed != U256::MAX && allowed < U256::from(amount) && self.rng.pct(75)
+        {
+            return self.approve(Some(who)).await;
+        }
+        let (data, permitted, how) = if permit_path {
+            let (variant, deadline, v, r, s) = self.random_permit(who, amount);
+            let data = Marketplace::depositWithPermitCall {
+                amount: U256::from(amount),
+                permitDeadline: deadline,
+                v,
+                r,
+                s,
+            }
+            .abi_encode();
+            (data, (variant == "permit").then_some(U256::from(amount)), variant)
+        } else {
+            (
+                Marketplace::depositCall { amount: U256::from(amount) }.abi_encode(),
+                None,
+                "allowance",
+            )
+        };
+        let label = if permit_path { "depositWithPermit" } else { "deposit" };
+        let line = format!("{amount} ({how}) onto {}", self.deposits[who]);
+        let expect = match self.predict_pull(who, amount, permitted) {
+            Err(e) => Expect::Err(e),
+            Ok(()) => {
+                let (account, market) = (self.addr(who), self.d.marketplace);
+                self.pulled(who, amount, permitted);
+                self.deposits[who] += amount;
+                let token = permitted
+                    .map(|v| approval(account, market, v))
+                    .into_iter()
+                    .chain(transfer(account, market, amount))
+                    .collect();
+                Expect::moving(
+                    vec![Ev::Deposited(Marketplace::Deposited {
+                        account,
+                        amount: U256::from(amount),
+                    })],
+                    token,
+                )
+            }
+        };
+        let touch = Touch::default();
+        self.exec(Tx { who, target: Target::Market, data, label, line }, expect, touch).await;
+    }
+
+    /// withdraw: mostly part or all of a deposit, sometimes more than it (or from none).
+    async fn withdraw(&mut self) {
+        let holders: Vec<usize> = (1..ACCOUNTS).filter(|w| self.deposits[*w] > 0).collect();
+        let who = if !holders.is_empty() && self.rng.pct(85) {
+            self.rng.pick(&holders)
+        } else {
+            1 + self.rng.below(ACCOUNTS - 1)
+        };
+        let deposit = self.deposits[who];
+        let (amount, what) = match self.rng.below(100) {
+            0..=19 => (deposit + 1 + self.rng.below(5000) as u128, "more than the deposit"),
+            20..=44 => (deposit, "all"),
+            45..=47 => (0, "nothing"),
+            _ => (self.rng.next() as u128 % (deposit + 1), "part"),
+        };
+        let data = Marketplace::withdrawCall { amount: U256::from(amount) }.abi_encode();
+        let line = format!("{amount} of {deposit} ({what})");
+        let expect = if amount > deposit {
+            Expect::Err(merr(E::InsufficientDeposit(Marketplace::InsufficientDeposit {
+                balance: U256::from(deposit),
+                amount: U256::from(amount),
+            })))
+        } else {
+            let (account, market) = (self.addr(who), self.d.marketplace);
+            self.deposits[who] -= amount;
+            self.debit(market, amount);
+            self.credit(account, amount);
+            Expect::moving(
+                vec![Ev::Withdrawn(Marketplace::Withdrawn { account, amount: U256::from(amount) })],
+                transfer(market, account, amount).into_iter().collect(),
+            )
+        };
+        self.exec(
+            Tx { who, target: Target::Market, data, label: "withdraw", line },
+            expect,
+            Touch::default(),
+        )
+        .await;
+    }
+
+    /// The batching node takes tasks until it holds two to eight (requesters submit them
+    /// matched to its offers; some submissions fail) and relays their proofs in one batch
+    /// (sometimes with a bad one among them).
+    async fn batch_episode(&mut self) -> bool {
+        let size = 2 + self.rng.below(MAX_BATCH - 1);
+        for _ in 0..2 * size {
+            let held = self.live_where(|t| {
+                matches!(t.st, St::Held(o, _) if self.offer(o).unwrap().node == BATCHER)
+                    && !self.passed(t.spec.deadline)
+                    && !self.revoked(t.spec.imageId)
+            });
+            if held.len() >= size {
+                break;
+            }
+            let free: Vec<u64> = (1..=self.offers.len() as u64)
+                .filter(|id| {
+                    let o = self.offer(*id).unwrap();
+                    o.node == BATCHER && !o.withdrawn && o.used < o.slots
+                })
+                .collect();
+            if free.is_empty() {
+                break;
+            }
+            self.force_offer = Some(self.rng.pick(&free));
+            self.submit(true).await;
+            self.force_offer = None;
+            self.call_no += 1;
+        }
+        self.submit_results(Some(size)).await
+    }
+
+    /// A correctly signed proof for task `id` with a random status, passing back the fields
+    /// the events gave (made-up ones for a task that never was), signed by `key`.
+    fn batch_proof(&mut self, id: u64, key: &PrivateKeySigner) -> Relayed {
+        let (spec, requester, max, price) = self.passed_fields(id);
+        let status =
+            if self.rng.pct(72) { self.rng.pick(&PAYING) } else { self.rng.pick(&REFUNDING) };
+        let proof = self.proof(id, &spec, status);
+        let signature = self.sign_proof(key, &proof);
+        Relayed {
+            id,
+            proof,
+            requester,
+            max,
+            price,
+            signature,
+            recovered: key.address(),
+            malformed: false,
+        }
+    }
+
+    /// submitResults: a node relays 1 to 8 proofs of tasks it holds at once; sometimes one
+    /// of them is bad (signed by a key no image trusts, for a task that is not live, the same
+    /// task twice, another node's or an open task), or the batch is empty.
+    async fn submit_results(&mut self, forced: Option<usize>) -> bool {
+        let mut by_node: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        for id in self.settleable() {
+            if let Some(St::Held(o, _)) = self.live_task(id).map(|t| t.st) {
+                by_node.entry(self.offer(o).unwrap().node).or_default().push(id);
+            }
+        }
+        let mut roll = self.rng.below(100);
+        if forced.is_some() && roll < 4 {
+            roll += 4;
+        }
+        if by_node.is_empty() && roll >= 4 {
+            return false;
+        }
+        let nodes: Vec<usize> = by_node.keys().copied().collect();
+        let sender = if forced.is_some() || by_node.contains_key(&BATCHER) && self.rng.pct(50) {
+            BATCHER
+        } else if !nodes.is_empty() {
+            self.rng.pick(&nodes)
+        } else {
+            self.rng.pick(&NODES)
+        };
+        let mut ids = by_node.get(&sender).cloned().unwrap_or_default();
+        // Shuffle, then take 1..=MAX_BATCH of them (one less when a bad proof joins); a node
+        // holding fewer than it would relay mostly waits for more.
+        for i in (1..ids.len()).rev() {
+            let j = self.rng.below(i + 1);
+            ids.swap(i, j);
+        }
+        let room = if roll < 24 { MAX_BATCH - 1 } else { MAX_BATCH };
+        let size = forced.unwrap_or_else(|| 1 + self.rng.below(room)).min(room);
+        if ids.len() < size && roll >= 4 && forced.is_none() && self.rng.pct(60) {
+            return false;
+        }
+        ids.truncate(size);
+        if ids.is_empty() && roll >= 4 {
+            // The batching node's episode left it nothing to settle (every submission failed).
+            return false;
+        }
+        let enclave = self.enclave.clone();
+        let mut proofs: Vec<Relayed> =
+            ids.iter().map(|id| self.batch_proof(*id, &enclave)).collect();
+        let mut what = format!("{} proofs", proofs.len());
+        match roll {
+            0..=3 => {
+                proofs.clear();
+                what = "empty batch".into();
+            }
+            4..=8 => {
+                // One proof signed by a key no image trusts.
+                let i = self.rng.below(proofs.len());
+                let rogue = self.rogue.clone();
+                proofs[i] = self.batch_proof(proofs[i].id, &rogue);
+                what.push_str(&format!(", #{i} signed by a rogue key"));
+            }
+            9..=13 => {
+                // A task that is not live: settled or reclaimed, or never submitted.
+                let ended: Vec<u64> = (1..=self.tasks.len() as u64)
+                    .filter(|id| self.live_task(*id).is_none())
+                    .collect();
+                let id = if !ended.is_empty() && self.rng.pct(60) {
+                    self.rng.pick(&ended)
+                } else {
+                    self.tasks.len() as u64 + 1 + self.rng.below(3) as u64
+                };
+                let i = self.rng.below(proofs.len() + 1);
+                let p = self.batch_proof(id, &enclave);
+                proofs.insert(i, p);
+                what.push_str(&format!(", #{i} for task {id}, not live"));
+            }
+            14..=18 => {
+                // The same task twice (the same proof, or another status for it).
+                let j = self.rng.below(proofs.len());
+                let p = if self.rng.pct(50) {
+                    proofs[j].clone()
+                } else {
+                    self.batch_proof(proofs[j].id, &enclave)
+                };
+                let i = self.rng.below(proofs.len() + 1);
+                what.push_str(&format!(", task {} again at #{i}", p.id));
+                proofs.insert(i, p);
+            }
+            19..=23 => {
+                // Another node's task, or one nobody holds.
+                let others: Vec<u64> = self.live_where(|t| match t.st {
+                    St::Held(o, _) => self.offer(o).unwrap().node != sender,
+                    St::Open => true,
+                    St::Ended => false,
+                });
+                let Some(id) = (!others.is_empty()).then(|| self.rng.pick(&others)) else {
+                    return false;
+                };
+                let i = self.rng.below(proofs.len() + 1);
+                let p = self.batch_proof(id, &enclave);
+                proofs.insert(i, p);
+                what.push_str(&format!(", #{i} for task {id}, not this node's"));
+            }
+            _ => {}
+        }
+        let data = Marketplace::submitResultsCall {
+            proofs: proofs
+                .iter()
+                .map(|r| Marketplace::Proof {
+                    taskId: U256::from(r.id),
+                    spec: r.proof.spec.clone(),
+                    requester: r.requester,
+                    maxPrice: u96(r.max),
+                    price: u96(r.price),
+                    resultCid: r.proof.result_cid.clone(),
+                    resultHash: r.proof.result_hash,
+                    codeHash: r.proof.code_hash,
+                    status: r.proof.status,
+                    runtimeMs: r.proof.runtime_ms,
+                    signature: r.signature.clone(),
+                })
+                .collect(),
+        }
+        .abi_encode();
+        // Each proof as submitResult would check it, against the tasks the earlier ones
+        // settle; the first refusal refuses the whole batch.
+        let mut accepted = Vec::new();
+        let mut refusal = proofs.is_empty().then_some(E::EmptyBatch(Marketplace::EmptyBatch {}));
+        for r in &proofs {
+            if refusal.is_some() {
+                break;
+            }
+            match self.predict_result(
+                sender,
+                r,
+                &accepted.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            ) {
+                Ok(offer) => accepted.push((r.id, offer)),
+                Err(e) => refusal = Some(e),
+            }
+        }
+        let mut touched: Vec<u64> = Vec::new();
+        for r in &proofs {
+            if !touched.contains(&r.id) && self.task(r.id).is_some() {
+                touched.push(r.id);
+            }
+        }
+        let expect = match refusal {
+            Some(e) => Expect::Err(merr(e)),
+            None => {
+                let mut events = Vec::new();
+                let mut token = Vec::new();
+                let mut owed = 0;
+                for (r, (_, offer)) in proofs.iter().zip(&accepted) {
+                    let (event, refund, paid) = self.settle(r, *offer);
+                    events.push(event);
+                    token.extend(refund);
+                    owed += paid;
+                }
+                // The node is paid once, for the whole batch, after every refund.
+                let (node, market) = (self.addr(sender), self.d.marketplace);
+                self.debit(market, owed);
+                self.credit(node, owed);
+                token.extend(transfer(market, node, owed));
+                self.stats.batched += proofs.len();
+                *self.stats.batch_sizes.entry(proofs.len()).or_default() += 1;
+                Expect::moving(events, token)
+            }
+        };
+        let line = format!("{what}: tasks {:?}", proofs.iter().map(|r| r.id).collect::<Vec<_>>());
+        let touch = Touch { tasks: touched, offer: None };
+        self.exec(
+            Tx { who: sender, target: Target::Market, data, label: "submitResults", line },
             expect,
             touch,
         )
@@ -1908,7 +2452,7 @@ impl Sim {
             }
         };
         let line = format!("task {id} {wrong}");
-        let touch = Touch { task: Some(id), offer: offer_touched };
+        let touch = Touch { tasks: vec![id], offer: offer_touched };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "releaseTask", line },
             expect,
@@ -1972,16 +2516,19 @@ impl Sim {
                 self.debit(market, max);
                 self.credit(ra, max);
                 self.refunded += max;
-                Expect::ok(vec![Ev::TaskReclaimed(Marketplace::TaskReclaimed {
-                    taskId: U256::from(id),
-                    requester: ra,
-                    offerId: offer,
-                    amount: u96(max),
-                })])
+                Expect::moving(
+                    vec![Ev::TaskReclaimed(Marketplace::TaskReclaimed {
+                        taskId: U256::from(id),
+                        requester: ra,
+                        offerId: offer,
+                        amount: u96(max),
+                    })],
+                    transfer(market, ra, max).into_iter().collect(),
+                )
             }
         };
         let line = format!("task {id} {wrong}");
-        let touch = Touch { task: Some(id), offer: offer_touched };
+        let touch = Touch { tasks: vec![id], offer: offer_touched };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "reclaim", line },
             expect,
@@ -2064,7 +2611,7 @@ impl Sim {
             "image {:.10} platform {platform} slots {slots} mem {memory} rt {runtime} price {price}",
             image.to_string()
         );
-        let touch = Touch { task: None, offer: touched };
+        let touch = Touch { tasks: Vec::new(), offer: touched };
         self.exec(
             Tx { who: node, target: Target::Market, data, label: "registerOffer", line },
             expect,
@@ -2131,7 +2678,7 @@ impl Sim {
             "offer {id} image {:.10} platform {platform} slots {slots} mem {memory} rt {runtime} price {price}",
             image.to_string()
         );
-        let touch = Touch { task: None, offer: Some(id) };
+        let touch = Touch { tasks: Vec::new(), offer: Some(id) };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "updateOffer", line },
             expect,
@@ -2153,7 +2700,7 @@ impl Sim {
                 })])
             }
         };
-        let touch = Touch { task: None, offer: Some(id) };
+        let touch = Touch { tasks: Vec::new(), offer: Some(id) };
         self.exec(
             Tx {
                 who: sender,
@@ -2202,7 +2749,7 @@ impl Sim {
                 name: m.name,
                 version: m.version,
             });
-        let expect = Expect::Ok { market: Vec::new(), registry: vec![event] };
+        let expect = Expect::Ok { market: Vec::new(), registry: vec![event], token: Vec::new() };
         let line = format!("{name} platforms {platforms} -> {id:.10}");
         self.exec(
             Tx { who: DEPLOYER, target: Target::Registry, data, label: "publish", line },
@@ -2268,7 +2815,7 @@ impl Sim {
                         ImageRegistry::ImageRevoked { imageId: image, enclaveSigner: enclave },
                     )]
                 };
-                Expect::Ok { market: Vec::new(), registry: events }
+                Expect::Ok { market: Vec::new(), registry: events, token: Vec::new() }
             }
         };
         let label = if deprecate { "deprecate" } else { "revoke" };
@@ -2291,9 +2838,10 @@ impl Sim {
         self.allowance[r] = value;
         let data = DevToken::approveCall { spender: self.d.marketplace, value }.abi_encode();
         let line = if value == U256::MAX { "max".to_owned() } else { value.to_string() };
+        let event = approval(self.addr(r), self.d.marketplace, value);
         self.exec(
             Tx { who: r, target: Target::Token, data, label: "approve", line },
-            Expect::ok(Vec::new()),
+            Expect::moving(Vec::new(), vec![event]),
             Touch::default(),
         )
         .await;
@@ -2304,36 +2852,46 @@ impl Sim {
         self.call_no += 1;
         // Calls on tasks need a task in the right state; without one, a task is submitted.
         let done = match self.rng.below(100) {
-            0..=12 => {
+            0..=10 => {
                 self.submit(false).await;
                 true
             }
-            13..=22 => {
+            11 => self.batch_episode().await,
+            12..=21 => {
                 self.submit(true).await;
                 true
             }
-            23..=41 => self.claim().await,
-            42..=67 => self.submit_result().await,
-            68..=71 => self.release().await,
-            72..=79 => self.reclaim().await,
-            80..=84 => {
+            22..=39 => self.claim().await,
+            40..=55 => self.submit_result().await,
+            56..=63 => self.submit_results(None).await,
+            64..=67 => self.release().await,
+            68..=74 => self.reclaim().await,
+            75..=78 => {
                 self.register_offer(None).await;
                 true
             }
-            85..=87 => {
+            79..=81 => {
                 self.update_offer().await;
                 true
             }
-            88..=89 => {
+            82..=83 => {
                 self.withdraw_offer().await;
                 true
             }
-            90..=91 => {
+            84..=85 => {
                 self.image_admin().await;
                 true
             }
-            92..=94 => {
+            86..=87 => {
                 self.approve(None).await;
+                true
+            }
+            88..=91 => {
+                self.deposit().await;
+                true
+            }
+            92..=94 => {
+                self.withdraw().await;
                 true
             }
             _ => {
@@ -2388,14 +2946,17 @@ impl Sim {
             self.credit(ra, t.max_price);
             self.refunded += t.max_price;
             self.stats.drained += 1;
-            let expect = Expect::ok(vec![Ev::TaskReclaimed(Marketplace::TaskReclaimed {
-                taskId: U256::from(id),
-                requester: ra,
-                offerId: offer,
-                amount: u96(t.max_price),
-            })]);
+            let expect = Expect::moving(
+                vec![Ev::TaskReclaimed(Marketplace::TaskReclaimed {
+                    taskId: U256::from(id),
+                    requester: ra,
+                    offerId: offer,
+                    amount: u96(t.max_price),
+                })],
+                transfer(market, ra, t.max_price).into_iter().collect(),
+            );
             let data = self.reclaim_call(id, &t.spec, t.max_price, price);
-            let touch = Touch { task: Some(id), offer: (offer != 0).then_some(offer) };
+            let touch = Touch { tasks: vec![id], offer: (offer != 0).then_some(offer) };
             self.exec(
                 Tx {
                     who: t.requester,
@@ -2409,15 +2970,45 @@ impl Sim {
             )
             .await;
         }
+        // Every depositor takes its deposit back.
+        for who in 1..ACCOUNTS {
+            let amount = self.deposits[who];
+            if amount == 0 {
+                continue;
+            }
+            self.call_no += 1;
+            let (account, market) = (self.addr(who), self.d.marketplace);
+            self.deposits[who] = 0;
+            self.debit(market, amount);
+            self.credit(account, amount);
+            self.stats.withdrawn_at_end += 1;
+            let expect = Expect::moving(
+                vec![Ev::Withdrawn(Marketplace::Withdrawn { account, amount: U256::from(amount) })],
+                transfer(market, account, amount).into_iter().collect(),
+            );
+            let data = Marketplace::withdrawCall { amount: U256::from(amount) }.abi_encode();
+            self.exec(
+                Tx {
+                    who,
+                    target: Target::Market,
+                    data,
+                    label: "withdraw (drain)",
+                    line: format!("{amount}"),
+                },
+                expect,
+                Touch::default(),
+            )
+            .await;
+        }
         if self.balances[&self.d.marketplace] != 0 {
-            self.fail("the Marketplace holds tokens after every task ended");
+            self.fail("the Marketplace holds tokens after every task ended and every deposit left");
         }
         self.ledger_check().await;
     }
 }
 
-/// Starts a devnet, deploys, publishes images, registers offers (a 1-wei any-image one among
-/// them) and approves; returns the sequence ready for random calls.
+/// Starts a devnet, deploys, publishes images, registers offers (a 1-wei any-image one and a
+/// eight-slot one of the batching node among them) and approves; returns the sequence ready for random calls.
 async fn setup(master_seed: u64, sequence: usize) -> (ecld_devnet::DevnetHandle, Sim) {
     let seed = {
         let mut r = Rng(master_seed ^ (sequence as u64).wrapping_mul(0xa076_1d64_78bd_642f));
@@ -2473,6 +3064,8 @@ async fn setup(master_seed: u64, sequence: usize) -> (ecld_devnet::DevnetHandle,
         balances,
         allowance: vec![U256::ZERO; ACCOUNTS],
         permit_nonce: vec![0; ACCOUNTS],
+        deposits: vec![0; ACCOUNTS],
+        force_offer: None,
         escrowed: 0,
         paid: 0,
         refunded: 0,
@@ -2495,12 +3088,15 @@ async fn setup(master_seed: u64, sequence: usize) -> (ecld_devnet::DevnetHandle,
     sim.register_offer(Some((NODES[1], (first, 2, 2, 1024, 600, 400)))).await;
     sim.register_offer(Some((NODES[2], (any, 4, 4, 2048, 3600, 1000)))).await;
     sim.register_offer(Some((NODES[1], (any, 1, 2, 4096, 3600, 100)))).await;
+    // Room for the batcher's tasks to pile up.
+    sim.register_offer(Some((BATCHER, (any, 1, 8, 4096, 3600, 250)))).await;
     for r in REQUESTERS {
         sim.allowance[r] = U256::MAX;
         let data = DevToken::approveCall { spender: d.marketplace, value: U256::MAX }.abi_encode();
+        let event = approval(sim.addr(r), d.marketplace, U256::MAX);
         sim.exec(
             Tx { who: r, target: Target::Token, data, label: "approve", line: "max".into() },
-            Expect::ok(Vec::new()),
+            Expect::moving(Vec::new(), vec![event]),
             Touch::default(),
         )
         .await;
@@ -2564,6 +3160,15 @@ async fn random_calls_by_many_parties_conserve_tokens_and_strand_nothing() {
         total.reclaimed_held,
         total.drained,
         total.strand_checks,
+    );
+    eprintln!(
+        "property: escrows from a deposit {}, partly from a deposit {}, from the wallet {}; {} proofs settled in batches {:?} (size: batches); {} deposits withdrawn at the end",
+        total.from_deposit,
+        total.part_deposit,
+        total.from_wallet,
+        total.batched,
+        total.batch_sizes,
+        total.withdrawn_at_end,
     );
     for (label, (ok, refused)) in &total.by_label {
         eprintln!("property:   {label}: {ok} ok, {refused} refused");

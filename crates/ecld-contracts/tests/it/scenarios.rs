@@ -1,13 +1,19 @@
 //! Every Marketplace path, as scenarios over one deployed stack. Each runs as its own test on
 //! a fresh ecld-devnet, and `run_all` runs them in sequence on one chain (devnet and hardhat).
 //!
-//! The requester's maxPrice is escrowed whole at submission and held until the task ends; the
-//! holding offer's price goes to the node at a paying settlement and the rest back to the
-//! requester. Scenarios that guard against an abuse are played the way the abuser would.
+//! The requester's maxPrice is escrowed whole at submission (drawn from its deposit in the
+//! Marketplace first, the rest from its wallet) and held until the task ends; the holding
+//! offer's price goes to the node at a paying settlement and the rest back to the requester's
+//! wallet. Scenarios that guard against an abuse are played the way the abuser would.
 
-use alloy::primitives::{B256, FixedBytes, U256, keccak256};
+use alloy::{
+    primitives::{Address, B256, FixedBytes, U256, keccak256},
+    rpc::types::TransactionReceipt,
+    signers::local::PrivateKeySigner,
+};
 use ecld_contracts::{
-    ContractError, ImageRegistry, Marketplace, Marketplace::MarketplaceErrors as E, TaskSpec,
+    ContractError, DevToken, ImageRegistry, Marketplace, Marketplace::MarketplaceErrors as E,
+    TaskSpec,
 };
 
 use crate::harness::{Env, FAR, INPUT_CID, PRICE, RESULT_CID, T0, u96};
@@ -31,6 +37,10 @@ pub(crate) async fn run_all(env: &mut Env) {
     input_cid_must_match_the_spec(env).await;
     offers_update_and_withdraw(env).await;
     submit_without_permit_and_holder_checks(env).await;
+    deposit_funded_task_settles_and_pays_the_node(env).await;
+    batch_of_three_settles_and_pays_the_node_once(env).await;
+    batch_with_one_bad_proof_changes_nothing(env).await;
+    withdrawing_more_than_the_deposit_reverts(env).await;
     claim_after_deadline_reverts(env).await;
     reclaim_refunds_after_deadline_only(env).await;
     ecld_crypto_proof_settles_on_chain(env).await;
@@ -893,5 +903,254 @@ pub(crate) async fn ecld_crypto_proof_settles_on_chain(env: &mut Env) {
             (key.address(), status.code(), proof.code_hash)
         );
     }
+    env.assert_conservation().await;
+}
+
+/// The token's Transfer events of a receipt, in order: (from, to, value).
+fn transfers(env: &Env, receipt: &TransactionReceipt) -> Vec<(Address, Address, u128)> {
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|l| l.address() == env.deployment.token)
+        .filter_map(|l| l.log_decode::<DevToken::Transfer>().ok())
+        .map(|l| (l.inner.from, l.inner.to, u128::try_from(l.inner.value).unwrap()))
+        .collect()
+}
+
+/// One entry of a `submitResults` batch: `key`'s signature over the proof of `task` under
+/// `spec` with `status`, and the task's terms as the events gave them.
+fn batch_entry(
+    env: &Env,
+    task: u64,
+    spec: &TaskSpec,
+    status: u16,
+    key: &PrivateKeySigner,
+) -> Marketplace::Proof {
+    let d = env.deployment;
+    let proof = env.proof(task, spec, status);
+    let signature = env.sign_proof(key, &proof, d.chain_id, d.marketplace);
+    Marketplace::Proof {
+        taskId: U256::from(task),
+        spec: spec.clone(),
+        requester: env.requester_of(task),
+        maxPrice: env.max_price(task),
+        price: env.price(task),
+        resultCid: proof.result_cid,
+        resultHash: proof.result_hash,
+        codeHash: proof.code_hash,
+        status,
+        runtimeMs: proof.runtime_ms,
+        signature,
+    }
+}
+
+/// A requester deposits once and submits without any allowance left: the escrow is drawn
+/// from the deposit, no token leaves its wallet, and the settlement pays the node its price
+/// and refunds the rest to the requester's wallet. A second task larger than what is left of
+/// the deposit takes the deposit and pulls only the rest from the wallet.
+pub(crate) async fn deposit_funded_task_settles_and_pays_the_node(env: &mut Env) {
+    let d = env.deployment;
+    let offer = env.offer(1, 2, PRICE).await;
+    let (requester, node) = (env.requester.address(), env.node1.address());
+    let (req_m, token) = (env.requester.market(&d), env.requester.token(&d));
+    let spec = env.spec(FAR);
+    // Exactly the deposit's allowance: the submission after it has none.
+    env.ok("approve", token.approve(d.marketplace, U256::from(4 * PRICE))).await;
+    let (req0, node0) = (env.balance(requester).await, env.balance(node).await);
+    let r = env.ok("deposit", req_m.deposit(U256::from(4 * PRICE))).await;
+    let ev = r.decoded_log::<Marketplace::Deposited>().expect("Deposited");
+    assert_eq!((ev.account, ev.amount), (requester, U256::from(4 * PRICE)));
+    assert_eq!(transfers(env, &r), [(requester, d.marketplace, 4 * PRICE)]);
+    assert_eq!(env.deposit_of(requester).await, 4 * PRICE);
+    assert_eq!(env.balance(requester).await, req0 - 4 * PRICE);
+
+    let submit = req_m.submitTask(spec.clone(), INPUT_CID.into(), u96(3 * PRICE), offer);
+    let r = env.ok("submitTask", submit).await;
+    assert!(transfers(env, &r).is_empty(), "an escrow drawn from the deposit moves no token");
+    let task: u64 = r.decoded_log::<Marketplace::TaskSubmitted>().unwrap().taskId.to();
+    assert_eq!(env.deposit_of(requester).await, PRICE, "the deposit pays the escrow");
+    assert_eq!(env.balance(requester).await, req0 - 4 * PRICE, "the wallet pays nothing");
+    env.assert_conservation().await;
+
+    let r = env.result(1, task, &spec, 0).await;
+    let ev = r.decoded_log::<Marketplace::ResultSubmitted>().unwrap();
+    assert_eq!((amount(ev.paid), amount(ev.refunded)), (PRICE, 2 * PRICE));
+    assert_eq!(env.balance(node).await, node0 + PRICE, "the node's pay arrives");
+    assert_eq!(
+        env.balance(requester).await,
+        req0 - 4 * PRICE + 2 * PRICE,
+        "the rest of the escrow goes back to the wallet"
+    );
+    assert_eq!(env.deposit_of(requester).await, PRICE, "settlement leaves the deposit alone");
+    env.assert_conservation().await;
+
+    // Partly from the deposit: PRICE from it, the other 2 * PRICE from the wallet (under a
+    // permit for the whole maxPrice, as submitTaskWithPermit gives).
+    let task = env.submit(&spec, 3 * PRICE, offer).await;
+    assert_eq!(env.deposit_of(requester).await, 0);
+    assert_eq!(env.balance(requester).await, req0 - 4 * PRICE + 2 * PRICE - 2 * PRICE);
+    env.result(1, task, &spec, 0).await;
+    assert_eq!(env.balance(node).await, node0 + 2 * PRICE);
+    assert_eq!(env.balance(requester).await, req0 - 2 * PRICE, "two tasks at PRICE each");
+    env.assert_conservation().await;
+}
+
+/// A node holding three tasks relays their proofs in one transaction: all three settle (each
+/// with its ResultSubmitted and its refund), and the node is paid the sum of the three prices
+/// in one transfer, after the refunds.
+pub(crate) async fn batch_of_three_settles_and_pays_the_node_once(env: &mut Env) {
+    let d = env.deployment;
+    let offer = env.offer(1, 3, PRICE).await;
+    let (requester, node) = (env.requester.address(), env.node1.address());
+    let spec = env.spec(FAR);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(env.submit(&spec, 2 * PRICE, offer).await);
+    }
+    let (req0, node0) = (env.balance(requester).await, env.balance(node).await);
+    // Statuses 0 and 3 pay the node; 16 refunds the requester in full.
+    let statuses = [0u16, 16, 3];
+    let proofs: Vec<Marketplace::Proof> = tasks
+        .iter()
+        .zip(statuses)
+        .map(|(task, status)| batch_entry(env, *task, &spec, status, &env.enclave))
+        .collect();
+    let r = env.ok("submitResults", env.node1.market(&d).submitResults(proofs)).await;
+    let settled: Vec<_> = r
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| l.log_decode::<Marketplace::ResultSubmitted>().ok())
+        .map(|l| {
+            let e = l.inner.data;
+            (e.taskId.to::<u64>(), e.status, amount(e.paid), amount(e.refunded), e.node)
+        })
+        .collect();
+    assert_eq!(
+        settled,
+        [
+            (tasks[0], 0, PRICE, PRICE, node),
+            (tasks[1], 16, 0, 2 * PRICE, node),
+            (tasks[2], 3, PRICE, PRICE, node),
+        ]
+    );
+    let market = d.marketplace;
+    assert_eq!(
+        transfers(env, &r),
+        [
+            (market, requester, PRICE),
+            (market, requester, 2 * PRICE),
+            (market, requester, PRICE),
+            (market, node, 2 * PRICE),
+        ],
+        "a refund per task, then one payment to the node of the sum of the prices"
+    );
+    assert_eq!(env.balance(node).await, node0 + 2 * PRICE);
+    assert_eq!(env.balance(requester).await, req0 + 4 * PRICE);
+    for task in tasks {
+        assert!(!task_live(env, task).await, "task {task} settled");
+    }
+    assert_eq!(used_slots(env, offer).await, 0);
+    env.assert_conservation().await;
+}
+
+/// One bad proof in a batch refuses the whole batch: the good proofs before and after it
+/// settle nothing, no token moves. Bad: signed by a key no image trusts, for a task that is not
+/// live, the same task twice, another node's task; and a batch with no proof at all.
+pub(crate) async fn batch_with_one_bad_proof_changes_nothing(env: &mut Env) {
+    let d = env.deployment;
+    let offer = env.offer(1, 3, PRICE).await;
+    let other_offer = env.offer(2, 1, PRICE).await;
+    let spec = env.spec(FAR);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(env.submit(&spec, 2 * PRICE, offer).await);
+    }
+    let node2_task = env.submit(&spec, 2 * PRICE, other_offer).await;
+    let rogue = PrivateKeySigner::from_bytes(&B256::repeat_byte(0x44)).unwrap();
+    let good = |env: &Env, i: usize| batch_entry(env, tasks[i], &spec, 0, &env.enclave);
+    let never = env.deployer.market(&d).taskCount().call().await.unwrap() + 1;
+    let id = |t: u64| U256::from(t);
+    let cases: Vec<(&str, Vec<Marketplace::Proof>, E)> = vec![
+        (
+            "a proof signed by another key",
+            vec![good(env, 0), batch_entry(env, tasks[1], &spec, 0, &rogue), good(env, 2)],
+            E::WrongSigner(Marketplace::WrongSigner {
+                taskId: id(tasks[1]),
+                recovered: rogue.address(),
+                expected: env.enclave.address(),
+            }),
+        ),
+        (
+            "a task never submitted",
+            vec![good(env, 0), good(env, 1), batch_entry(env, never, &spec, 0, &env.enclave)],
+            E::TaskNotActive(Marketplace::TaskNotActive { taskId: id(never) }),
+        ),
+        (
+            "the same task twice",
+            vec![good(env, 0), good(env, 1), good(env, 2), good(env, 1)],
+            E::TaskNotActive(Marketplace::TaskNotActive { taskId: id(tasks[1]) }),
+        ),
+        (
+            "another node's task",
+            vec![good(env, 0), batch_entry(env, node2_task, &spec, 0, &env.enclave)],
+            E::NotTaskHolder(Marketplace::NotTaskHolder {
+                taskId: id(node2_task),
+                caller: env.node1.address(),
+                holder: env.node2.address(),
+            }),
+        ),
+        ("no proof at all", Vec::new(), E::EmptyBatch(Marketplace::EmptyBatch {})),
+    ];
+    let before = env.snapshot().await;
+    let n1 = env.node1.market(&d);
+    for (what, proofs, want) in cases {
+        let err = env.refused("submitResults", n1.submitResults(proofs)).await;
+        assert_eq!(err, want, "{what}");
+        assert_eq!(env.snapshot().await, before, "{what}: the refused batch changed the chain");
+        assert_eq!(used_slots(env, offer).await, 3, "{what}");
+    }
+    // Without the bad proof, the batch goes through.
+    let proofs = (0..3).map(|i| good(env, i)).collect();
+    env.ok("submitResults", n1.submitResults(proofs)).await;
+    env.result(2, node2_task, &spec, 0).await;
+    env.assert_conservation().await;
+}
+
+/// Withdrawing more than the deposit (or from no deposit) is refused with both amounts and
+/// changes nothing; the whole deposit comes back.
+pub(crate) async fn withdrawing_more_than_the_deposit_reverts(env: &mut Env) {
+    let d = env.deployment;
+    let requester = env.requester.address();
+    let (req_m, token) = (env.requester.market(&d), env.requester.token(&d));
+    env.ok("approve", token.approve(d.marketplace, U256::from(2 * PRICE))).await;
+    env.ok("deposit", req_m.deposit(U256::from(2 * PRICE))).await;
+    let before = env.snapshot().await;
+    let err = env.refused("withdraw", req_m.withdraw(U256::from(2 * PRICE + 1))).await;
+    assert_eq!(
+        err,
+        E::InsufficientDeposit(Marketplace::InsufficientDeposit {
+            balance: U256::from(2 * PRICE),
+            amount: U256::from(2 * PRICE + 1),
+        })
+    );
+    let stranger = env.other.market(&d);
+    let err = env.refused("withdraw", stranger.withdraw(U256::from(1))).await;
+    assert_eq!(
+        err,
+        E::InsufficientDeposit(Marketplace::InsufficientDeposit {
+            balance: U256::ZERO,
+            amount: U256::from(1),
+        })
+    );
+    assert_eq!(env.snapshot().await, before, "the refused withdrawals changed the chain");
+    let req0 = env.balance(requester).await;
+    let r = env.ok("withdraw", req_m.withdraw(U256::from(2 * PRICE))).await;
+    let ev = r.decoded_log::<Marketplace::Withdrawn>().expect("Withdrawn");
+    assert_eq!((ev.account, ev.amount), (requester, U256::from(2 * PRICE)));
+    assert_eq!(transfers(env, &r), [(d.marketplace, requester, 2 * PRICE)]);
+    assert_eq!(env.balance(requester).await, req0 + 2 * PRICE);
+    assert_eq!(env.deposit_of(requester).await, 0);
     env.assert_conservation().await;
 }
