@@ -449,7 +449,9 @@ fn section(devnet: &Figures, hardhat: Option<&Figures>) -> String {
         BATCHES
             .iter()
             .zip(BATCH_LABELS.iter().zip(SUBMIT_LABELS))
-            .map(|(b, (settle, submit))| gas_of(f, submit).div_ceil(*b) + gas_of(f, settle).div_ceil(*b))
+            .map(|(b, (settle, submit))| {
+                gas_of(f, submit).div_ceil(*b) + gas_of(f, settle).div_ceil(*b)
+            })
             .collect()
     };
     let ours_both = both(devnet);
