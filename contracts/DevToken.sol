@@ -4,13 +4,17 @@ pragma solidity 0.8.28;
 /// @title DevToken: the ERC-20 dev currency of ecld, with EIP-2612 permit.
 /// @notice Minted to the dev accounts at deployment; the deployer (minter) can mint more for
 ///         new dev accounts. The Marketplace accepts any ERC-20; this one exists so a local
-///         stack has money to move.
+///         stack has money to move. Tokens reach the Marketplace (`escrow`) only when it pulls
+///         them itself (deposits and escrows): a plain transfer to it, which nothing there
+///         could ever give back, is refused.
 contract DevToken {
     string public name;
     string public symbol;
     uint8 public constant decimals = 18;
     uint256 public totalSupply;
     address public immutable minter;
+    /// The Marketplace: takes tokens only by pulling them (transferFrom it sends itself).
+    address public immutable escrow;
 
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
@@ -32,11 +36,21 @@ contract DevToken {
     error PermitExpired(uint256 deadline);
     /// The permit was not signed by the owner (or was already used: nonces advance).
     error InvalidPermitSignature(address recovered, address owner);
+    /// A transfer to the Marketplace it did not pull itself: it would be stuck there, owed
+    /// to nobody. Use its deposit call instead.
+    error DirectTransferRefused(address to);
     /// Only the minter may mint.
     error NotMinter(address caller);
 
-    constructor(string memory name_, string memory symbol_, address[] memory holders, uint256 amountEach) {
+    constructor(
+        string memory name_,
+        string memory symbol_,
+        address[] memory holders,
+        uint256 amountEach,
+        address escrow_
+    ) {
         name = name_;
+        escrow = escrow_;
         symbol = symbol_;
         minter = msg.sender;
         cachedChainId = block.chainid;
@@ -59,11 +73,13 @@ contract DevToken {
     }
 
     function transfer(address to, uint256 value) external returns (bool) {
+        if (to == escrow) revert DirectTransferRefused(to);
         _move(msg.sender, to, value);
         return true;
     }
 
     function transferFrom(address from, address to, uint256 value) external returns (bool) {
+        if (to == escrow && msg.sender != escrow) revert DirectTransferRefused(to);
         uint256 allowed = allowance[from][msg.sender];
         if (allowed != type(uint256).max) {
             if (allowed < value) revert InsufficientAllowance(from, msg.sender, allowed, value);

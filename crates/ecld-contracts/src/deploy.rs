@@ -85,6 +85,17 @@ pub enum DeployError {
         #[source]
         source: alloy::transports::TransportError,
     },
+    /// The Marketplace is not where the DevToken was told it would be (another transaction
+    /// of the deployer's account came in between).
+    #[error(
+        "the Marketplace was created at {actual}, not at {expected} where the DevToken expects it; another transaction of the deployer's account came in between: deploy again from an account nothing else uses"
+    )]
+    Misplaced {
+        /// Where the DevToken expects it.
+        expected: Address,
+        /// Where it is.
+        actual: Address,
+    },
     /// The deployment transaction was mined but failed or created no contract.
     #[error(
         "deploying {what} did not create a contract (transaction {tx} reverted); check the constructor arguments"
@@ -136,36 +147,48 @@ pub async fn deploy_all<P: Provider<Ethereum>>(
         .get_chain_id()
         .await
         .map_err(|source| DeployError::Rpc { what: "chain id", source })?;
-    let mut first_block = None;
+    let (registry, first_block, deployer) =
+        create(provider, "ImageRegistry", ImageRegistry::BYTECODE.clone()).await?;
+    let mut predicted = None;
     let token = match options.token {
         Some(token) => token,
         None => {
+            // The DevToken refuses plain transfers to the Marketplace, so it is told the
+            // Marketplace's address before it exists: the deployer's transaction after the
+            // token's creates it.
+            let nonce = provider
+                .get_transaction_count(deployer)
+                .await
+                .map_err(|source| DeployError::Rpc { what: "deployer nonce", source })?;
             let args = DevToken::constructorCall {
                 name_: "ecld dev token".into(),
                 symbol_: "ECLD".into(),
                 holders: options.dev_accounts.clone(),
                 amountEach: options.mint_each,
+                escrow_: deployer.create(nonce + 1),
             };
+            predicted = Some(deployer.create(nonce + 1));
             let code = [DevToken::BYTECODE.as_ref(), &args.abi_encode()].concat();
-            let (address, block) = create(provider, "DevToken", code.into()).await?;
-            first_block = Some(block);
-            address
+            create(provider, "DevToken", code.into()).await?.0
         }
     };
-    let (registry, block) =
-        create(provider, "ImageRegistry", ImageRegistry::BYTECODE.clone()).await?;
-    let first_block = first_block.unwrap_or(block);
     let args = Marketplace::constructorCall { token_: token, registry_: registry };
     let code = [Marketplace::BYTECODE.as_ref(), &args.abi_encode()].concat();
-    let (marketplace, _) = create(provider, "Marketplace", code.into()).await?;
+    let (marketplace, _, _) = create(provider, "Marketplace", code.into()).await?;
+    if let Some(expected) = predicted
+        && expected != marketplace
+    {
+        return Err(DeployError::Misplaced { expected, actual: marketplace });
+    }
     Ok(Deployment { chain_id, token, registry, marketplace, deploy_block: first_block })
 }
 
+/// Sends a creation transaction; the new contract, its block and the sender.
 async fn create<P: Provider<Ethereum>>(
     provider: &P,
     what: &'static str,
     code: Bytes,
-) -> Result<(Address, u64), DeployError> {
+) -> Result<(Address, u64, Address), DeployError> {
     let tx = TransactionRequest::default().with_deploy_code(code);
     let receipt = provider
         .send_transaction(tx)
@@ -175,7 +198,9 @@ async fn create<P: Provider<Ethereum>>(
         .await
         .map_err(|source| DeployError::Receipt { what, source })?;
     match (receipt.status(), receipt.contract_address()) {
-        (true, Some(address)) => Ok((address, receipt.block_number().unwrap_or_default())),
+        (true, Some(address)) => {
+            Ok((address, receipt.block_number().unwrap_or_default(), receipt.from))
+        }
         _ => Err(DeployError::Reverted { what, tx: receipt.transaction_hash() }),
     }
 }

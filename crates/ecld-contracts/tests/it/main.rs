@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod devnet;
+mod direct_transfer;
 mod hardhat;
 mod harness;
 mod ledger;
