@@ -139,6 +139,9 @@ async fn measure(stack: &up::Stack, a: &E2eArgs, tasks: usize) -> anyhow::Result
     let req = TaskRequest::new(image.id, a.input.clone().into_bytes());
     let timeout = Duration::from_secs(60);
 
+    // Steady state: every client has a deposit in the Marketplace that its tasks draw on.
+    let deposit = alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(21u64));
+    user.deposit(deposit).await?;
     // Warm up: the node's enclave for the image starts and attests once.
     for _ in 0..3 {
         user.run(&req, timeout, |_, _| ()).await?;
@@ -170,6 +173,7 @@ async fn measure(stack: &up::Stack, a: &E2eArgs, tasks: usize) -> anyhow::Result
         );
     }
     for c in &clients {
+        c.deposit(deposit).await?;
         c.run(&req, timeout, |_, _| ()).await?;
     }
     let remaining = Arc::new(std::sync::atomic::AtomicUsize::new(a.throughput_tasks));
@@ -307,8 +311,9 @@ fn render(a: &E2eArgs, runs: &[(u64, Run)]) -> String {
     ]));
     s.push_str(
         "The steps, as `ecld_sdk::Step` names and times them: *encrypt* the payload to the \
-         image's enclave key; *upload* the ciphertext to the store; *submit* the permit and \
-         `submitTaskWithPermit` in one transaction; *execute* is steps 3–8, the wait until the \
+         image's enclave key; *upload* the ciphertext to the store; *submit* \
+         `submitTask`, its escrow drawn from the account's deposit (each client deposited once \
+         before the run); *execute* is steps 3–8, the wait until the \
          task is settled (the node claims nothing: tasks are matched at submission; it fetches \
          the input, runs the enclave, uploads the result and relays the proof); *proof* reads \
          the task's `ResultSubmitted` log; *download* fetches the encrypted result from the \
