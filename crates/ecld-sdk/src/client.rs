@@ -1,5 +1,6 @@
 //! The connection to a stack, and every step of the data flow.
 
+mod batch;
 mod chain;
 mod deposit;
 mod publish;
@@ -16,6 +17,7 @@ use ecld_crypto::AgeIdentity;
 use ecld_store::KuboClient;
 use ecld_types::{Address, U256};
 
+pub use batch::MAX_BATCH;
 pub use chain::{Image, Ledger, Offer};
 pub use publish::PublishRequest;
 pub use tasks::{Fetched, OfferChoice, Submitted, TaskInfo, TaskRequest, TaskResult};

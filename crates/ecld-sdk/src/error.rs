@@ -265,6 +265,22 @@ pub enum Error {
         /// The price.
         price: String,
     },
+    /// [`crate::Client::submit_many`] submitted some of the tasks, then failed.
+    #[error(
+        "{} of {total} tasks were submitted ({}) before the next failed: {source}; submit only \
+         the {} not submitted again",
+        submitted.len(),
+        task_range(submitted),
+        total.saturating_sub(submitted.len())
+    )]
+    PartlySubmitted {
+        /// The tasks submitted, in request order (the first `submitted.len()` requests).
+        submitted: Vec<crate::Submitted>,
+        /// How many tasks were asked for.
+        total: usize,
+        /// Why the next one failed.
+        source: Box<Error>,
+    },
     /// A deposit of more than the wallet holds.
     #[error(
         "cannot deposit {amount} tokens: the wallet of {account} holds {balance}; deposit at most {balance}, or fund the account first"
@@ -320,4 +336,12 @@ pub enum Error {
 
 fn display_paths(paths: &[PathBuf]) -> String {
     paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn task_range(submitted: &[crate::Submitted]) -> String {
+    match (submitted.first(), submitted.last()) {
+        (Some(a), Some(b)) if a.task == b.task => format!("task {}", a.task),
+        (Some(a), Some(b)) => format!("tasks {} to {}", a.task, b.task),
+        _ => "none".into(),
+    }
 }

@@ -9,8 +9,8 @@ mod status;
 pub mod verify;
 
 pub use client::{
-    Client, Fetched, Image, Ledger, Offer, OfferChoice, PublishRequest, Submitted, TaskInfo,
-    TaskRequest, TaskResult, load_wallet,
+    Client, Fetched, Image, Ledger, MAX_BATCH, Offer, OfferChoice, PublishRequest, Submitted,
+    TaskInfo, TaskRequest, TaskResult, load_wallet,
 };
 pub use config::ClientConfig;
 pub use ecld_types::{ImageId, OfferId, StatusCode, TaskId};

@@ -270,6 +270,64 @@ fn fits(o: &Offer, image: ImageId, platforms: u8, memory_mb: u32, runtime_s: u32
         && o.image.is_none_or(|i| i == image)
 }
 
+/// The offer `req` is matched with and its escrow, from `offers` as read from the chain.
+/// `taken`: slots of each offer already given to earlier tasks of the same batch; with it an
+/// offer whose free slots are all taken leaves the task open at its price, even a named one
+/// (a single submission names it anyway and goes open only when the contract says it is full).
+pub(super) fn pick_offer(
+    req: &TaskRequest,
+    offers: &[Offer],
+    platforms: u8,
+    runtime_s: u32,
+    taken: Option<&std::collections::HashMap<OfferId, u16>>,
+) -> Result<(Option<OfferId>, U256), Error> {
+    let full = |o: &Offer| {
+        let batch = taken.and_then(|t| t.get(&o.id)).copied().unwrap_or(0);
+        o.used_slots.saturating_add(batch) >= o.slots
+    };
+    match req.offer {
+        OfferChoice::Open => {
+            let price = req.price.ok_or_else(|| Error::Reverted {
+                call: "submitTask",
+                reason: "an open task needs a maximum price: pass a price".into(),
+            })?;
+            Ok((None, price))
+        }
+        OfferChoice::Offer(id) => {
+            let o = offers.iter().find(|o| o.id == id).ok_or_else(|| Error::Reverted {
+                call: "submitTask",
+                reason: format!(
+                    "offer {id} does not exist or was withdrawn; see `ecld offers list`"
+                ),
+            })?;
+            let price = req.price.unwrap_or(o.price);
+            if taken.is_some() && full(o) { Ok((None, price)) } else { Ok((Some(id), price)) }
+        }
+        OfferChoice::Cheapest => {
+            let best = offers
+                .iter()
+                .filter(|o| fits(o, req.image, platforms, req.memory_mb, runtime_s))
+                .filter(|o| req.price.is_none_or(|p| o.price <= p))
+                .min_by_key(|o| o.price);
+            match (best, req.price) {
+                // Every slot of the cheapest offer busy: the task waits open at its price
+                // (its node claims it when a slot frees) rather than going to a dearer offer.
+                (Some(o), price) if full(o) => Ok((None, price.unwrap_or(o.price))),
+                (Some(o), price) => Ok((Some(o.id), price.unwrap_or(o.price))),
+                (None, Some(price)) => Ok((None, price)),
+                (None, None) => Err(Error::Reverted {
+                    call: "submitTask",
+                    reason: format!(
+                        "no offer with a free slot serves image {} for {runtime_s} s; start a \
+                         node (`ecld up` starts one), or pass a price to leave the task open",
+                        req.image
+                    ),
+                }),
+            }
+        }
+    }
+}
+
 impl Client {
     /// Encrypts the input to the image's enclave key, uploads it, and submits the task
     /// (matched with an offer at once unless [`OfferChoice::Open`]). The escrow comes from the
@@ -475,53 +533,11 @@ impl Client {
         platforms: u8,
         runtime_s: u32,
     ) -> Result<(Option<OfferId>, U256), Error> {
-        match req.offer {
-            OfferChoice::Open => {
-                let price = req.price.ok_or_else(|| Error::Reverted {
-                    call: "submitTask",
-                    reason: "an open task needs a maximum price: pass a price".into(),
-                })?;
-                Ok((None, price))
-            }
-            OfferChoice::Offer(id) => {
-                let o = self.offers().await?.into_iter().find(|o| o.id == id).ok_or_else(|| {
-                    Error::Reverted {
-                        call: "submitTask",
-                        reason: format!(
-                            "offer {id} does not exist or was withdrawn; see `ecld offers list`"
-                        ),
-                    }
-                })?;
-                Ok((Some(id), req.price.unwrap_or(o.price)))
-            }
-            OfferChoice::Cheapest => {
-                let best = self
-                    .offers()
-                    .await?
-                    .into_iter()
-                    .filter(|o| fits(o, req.image, platforms, req.memory_mb, runtime_s))
-                    .filter(|o| req.price.is_none_or(|p| o.price <= p))
-                    .min_by_key(|o| o.price);
-                match (best, req.price) {
-                    // Every slot of the cheapest offer busy: the task waits open at its
-                    // price (its node claims it when a slot frees) rather than going to a
-                    // dearer offer.
-                    (Some(o), price) if o.used_slots >= o.slots => {
-                        Ok((None, price.unwrap_or(o.price)))
-                    }
-                    (Some(o), price) => Ok((Some(o.id), price.unwrap_or(o.price))),
-                    (None, Some(price)) => Ok((None, price)),
-                    (None, None) => Err(Error::Reverted {
-                        call: "submitTask",
-                        reason: format!(
-                            "no offer with a free slot serves image {} for {runtime_s} s; start a \
-                             node (`ecld up` starts one), or pass a price to leave the task open",
-                            req.image
-                        ),
-                    }),
-                }
-            }
-        }
+        let offers = match req.offer {
+            OfferChoice::Open => Vec::new(),
+            _ => self.offers().await?,
+        };
+        pick_offer(req, &offers, platforms, runtime_s, None)
     }
 
     /// An EIP-2612 permit letting the Marketplace take `value` from the user's balance:

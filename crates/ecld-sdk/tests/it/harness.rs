@@ -174,6 +174,23 @@ impl Env {
             .await
             .unwrap();
         let ev = logs[0].log_decode::<Marketplace::TaskSubmitted>().unwrap().inner.data;
+        // A task claimed after submission holds at the claiming offer's price.
+        let claims = self
+            .node
+            .get_logs(
+                &alloy::rpc::types::Filter::new()
+                    .address(self.deployment.marketplace)
+                    .event_signature(
+                        <Marketplace::TaskClaimed as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                    )
+                    .topic1(topic)
+                    .from_block(0),
+            )
+            .await
+            .unwrap();
+        let price = claims.last().map_or(ev.price, |l| {
+            l.log_decode::<Marketplace::TaskClaimed>().unwrap().inner.data.price
+        });
         let kubo = ecld_store::KuboClient::new(&self.store.url()).unwrap();
         let input =
             kubo.cat_bytes(&ecld_store::parse_cid(&ev.inputCid).unwrap(), 1 << 20).await.unwrap();
@@ -228,7 +245,7 @@ impl Env {
                 spec,
                 ev.requester,
                 ev.maxPrice,
-                ev.price,
+                price,
                 cid.to_string(),
                 proof.result_hash,
                 B256::ZERO,
@@ -243,6 +260,41 @@ impl Env {
             .await
             .map_err(|e| e.to_string())?;
         Ok(())
+    }
+
+    /// The node claims open task `id` for its offer (1).
+    pub(crate) async fn claim(&self, id: u64) {
+        let topic = B256::from(U256::from(id));
+        let logs = self
+            .node
+            .get_logs(
+                &alloy::rpc::types::Filter::new()
+                    .address(self.deployment.marketplace)
+                    .event_signature(
+                        <Marketplace::TaskSubmitted as alloy::sol_types::SolEvent>::SIGNATURE_HASH,
+                    )
+                    .topic1(topic)
+                    .from_block(0),
+            )
+            .await
+            .unwrap();
+        let ev = logs[0].log_decode::<Marketplace::TaskSubmitted>().unwrap().inner.data;
+        let spec = TaskSpec {
+            imageId: ev.imageId,
+            inputHash: ev.inputHash,
+            inputCidHash: alloy::primitives::keccak256(ev.inputCid.as_bytes()),
+            memoryMb: ev.memoryMb,
+            maxRuntimeS: ev.maxRuntimeS,
+            deadline: ev.deadline,
+        };
+        Marketplace::new(self.deployment.marketplace, &self.node)
+            .claimTask(U256::from(id), 1, spec, ev.requester, ev.maxPrice)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
     }
 
     pub(crate) async fn stop(self) {

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test helpers fail loudly on purpose.
 
+mod batch;
 mod deposit;
 mod flow;
 mod harness;
