@@ -64,6 +64,9 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(
+    clap::ArgGroup::new("the_input").required(true).args(["input", "input_text"])
+))]
 struct SubmitArgs {
     /// Image name (as in `ecld image list`, e.g. `stats`) or id (0x…).
     image: String,
