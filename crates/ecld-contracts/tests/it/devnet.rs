@@ -39,6 +39,8 @@ on_devnet!(
     deposit_funded_task_settles_and_pays_the_node,
     batch_of_three_settles_and_pays_the_node_once,
     batch_with_one_bad_proof_changes_nothing,
+    batch_of_three_tasks_submitted_at_once_each_settle,
+    batch_of_tasks_with_one_refused_changes_nothing,
     withdrawing_more_than_the_deposit_reverts,
     claim_after_deadline_reverts,
     reclaim_refunds_after_deadline_only,

@@ -6,7 +6,11 @@
 //! with its fields, or the Marketplace's, the registry's and the token's events of the mined
 //! transaction. Deposits and withdrawals (over-withdrawals too) come and go, so submissions
 //! are funded wholly from a deposit, partly, or from the wallet; `submitResults` settles
-//! batches of one to eight proofs, or refuses a whole batch holding one bad proof (or none).
+//! batches of one to eight proofs, or refuses a whole batch holding one bad proof (or none);
+//! `submitTasks` submits batches of one to eight tasks (matched and open, each escrow drawn
+//! from the deposit left by the tasks before it), or refuses a whole batch: empty, of arrays
+//! of different lengths, or holding one task refused at a random position (an offer filled by
+//! the earlier tasks of the batch, an allowance short once they used the deposit up, ...).
 //! After every call the chain must conserve tokens (totals, the Marketplace's balance against
 //! the live escrows plus every deposit, each deposit against the model, every balance against
 //! the supply) and strand nothing (a live task can be cancelled, settled or reclaimed by
@@ -290,6 +294,27 @@ struct Relayed {
     malformed: bool,
 }
 
+/// One task of a `submitTasks` batch, as passed.
+#[derive(Debug, Clone)]
+struct BatchTask {
+    spec: TaskSpec,
+    cid: String,
+    max: u128,
+    offer: u64,
+}
+
+/// What a submission changes in the model, saved to undo a batch the chain refuses whole.
+struct Saved {
+    tasks: usize,
+    live: usize,
+    offers: Vec<OfferM>,
+    deposits: Vec<u128>,
+    allowance: Vec<U256>,
+    balances: BTreeMap<Address, u128>,
+    escrowed: u128,
+    funded: (usize, usize, usize),
+}
+
 /// What the model expects of a call.
 enum Expect {
     /// Mined with status 1 and exactly these Marketplace, ImageRegistry and token events, each
@@ -346,7 +371,8 @@ type Terms = (B256, u8, u16, u32, u32, u128);
 struct Touch {
     /// Tasks whose stored word to read (a batch names many).
     tasks: Vec<u64>,
-    offer: Option<u64>,
+    /// Offers whose stored terms and used slots to read.
+    offers: Vec<u64>,
 }
 
 /// One read in a call's batch, and what it checks.
@@ -386,6 +412,9 @@ struct Stats {
     /// Proofs settled by submitResults, and batches mined by size.
     batched: usize,
     batch_sizes: BTreeMap<usize, usize>,
+    /// Tasks submitted by submitTasks, and batches mined by size.
+    task_batched: usize,
+    task_batch_sizes: BTreeMap<usize, usize>,
     withdrawn_at_end: usize,
     by_label: BTreeMap<String, (usize, usize)>,
     reasons: BTreeMap<String, usize>,
@@ -412,6 +441,10 @@ impl Stats {
         self.withdrawn_at_end += o.withdrawn_at_end;
         for (k, n) in &o.batch_sizes {
             *self.batch_sizes.entry(*k).or_default() += n;
+        }
+        self.task_batched += o.task_batched;
+        for (k, n) in &o.task_batch_sizes {
+            *self.task_batch_sizes.entry(*k).or_default() += n;
         }
         for (k, n) in &o.reasons {
             *self.reasons.entry(k.clone()).or_default() += n;
@@ -1084,7 +1117,7 @@ impl Sim {
             items.push(eth_call(reader, d.marketplace, &data));
             kinds.push(Check::Deposit(who));
         }
-        if let Some(id) = touch.offer.filter(|id| self.offer(*id).is_some()) {
+        for &id in touch.offers.iter().filter(|id| self.offer(**id).is_some()) {
             items.push(eth_call(
                 reader,
                 d.marketplace,
@@ -1535,6 +1568,29 @@ impl Sim {
         (self.cell + 1 + self.rng.below(3) as u64) * CELL
     }
 
+    /// Terms of a task that fit offer `offer_id`: its image (else one it can run, else
+    /// `image`), memory and run time within its limits, and a maxPrice at least its price.
+    fn terms_for(&mut self, offer_id: u64, image: B256) -> (B256, u32, u32, u128) {
+        let o = self.offer(offer_id).unwrap().clone();
+        let image = if o.image != B256::ZERO {
+            o.image
+        } else {
+            let fit: Vec<B256> = self
+                .images
+                .iter()
+                .filter(|i| !i.deprecated && i.platforms & o.platform != 0)
+                .map(|i| i.id)
+                .collect();
+            if fit.is_empty() { image } else { self.rng.pick(&fit) }
+        };
+        let mems: Vec<u32> = [128, 256, 512, 1024].into_iter().filter(|m| *m <= o.memory).collect();
+        let memory = if mems.is_empty() { o.memory } else { self.rng.pick(&mems) };
+        let rts: Vec<u32> = [30, 60, 300, 600].into_iter().filter(|t| *t <= o.runtime).collect();
+        let runtime = if rts.is_empty() { o.runtime } else { self.rng.pick(&rts) };
+        let max = o.price + self.rng.pick(&[0, 0, 1, 10, 500, 2000]);
+        (image, memory, runtime, max)
+    }
+
     /// submitTask or submitTaskWithPermit, open or matched at submission.
     async fn submit(&mut self, matched: bool) {
         let r = self.rng.pick(&REQUESTERS);
@@ -1569,27 +1625,7 @@ impl Sim {
                 offer_id = self.rng.pick(&open);
             }
             if offer_id != 0 {
-                let o = self.offer(offer_id).unwrap().clone();
-                if o.image != B256::ZERO {
-                    image = o.image;
-                } else {
-                    let fit: Vec<B256> = self
-                        .images
-                        .iter()
-                        .filter(|i| !i.deprecated && i.platforms & o.platform != 0)
-                        .map(|i| i.id)
-                        .collect();
-                    if !fit.is_empty() {
-                        image = self.rng.pick(&fit);
-                    }
-                }
-                let mems: Vec<u32> =
-                    [128, 256, 512, 1024].into_iter().filter(|m| *m <= o.memory).collect();
-                memory = if mems.is_empty() { o.memory } else { self.rng.pick(&mems) };
-                let rts: Vec<u32> =
-                    [30, 60, 300, 600].into_iter().filter(|t| *t <= o.runtime).collect();
-                runtime = if rts.is_empty() { o.runtime } else { self.rng.pick(&rts) };
-                max = o.price + self.rng.pick(&[0, 0, 1, 10, 500, 2000]);
+                (image, memory, runtime, max) = self.terms_for(offer_id, image);
             } else {
                 offer_id = 1 + self.rng.below(self.offers.len() + 2) as u64;
             }
@@ -1660,55 +1696,380 @@ impl Sim {
         let expect = match prediction {
             Err(e) => Expect::Err(e),
             Ok(price) => {
-                let id = self.tasks.len() as u64 + 1;
-                let ra = self.addr(r);
-                self.tasks.push(TaskM {
-                    spec: spec.clone(),
-                    requester: r,
-                    max_price: max,
-                    st: if offer_id == 0 { St::Open } else { St::Held(offer_id, price) },
-                });
-                self.live.push(id);
-                if offer_id != 0 {
-                    self.offer_mut(offer_id).used += 1;
-                }
-                let market = self.d.marketplace;
-                let drawn = self.deposits[r].min(max);
-                self.deposits[r] -= drawn;
                 let permitted = permit_ok.then_some(U256::from(max));
-                self.pulled(r, max - drawn, permitted);
-                self.escrowed += max;
-                match (drawn, max) {
-                    (_, 0) => {}
-                    (d, m) if d == m => self.stats.from_deposit += 1,
-                    (0, _) => self.stats.from_wallet += 1,
-                    _ => self.stats.part_deposit += 1,
-                }
-                let token = permitted
-                    .map(|v| approval(ra, market, v))
-                    .into_iter()
-                    .chain(transfer(ra, market, max - drawn))
-                    .collect();
-                Expect::moving(
-                    vec![Ev::TaskSubmitted(Marketplace::TaskSubmitted {
-                        taskId: U256::from(id),
-                        requester: ra,
-                        imageId: spec.imageId,
-                        inputHash: spec.inputHash,
-                        memoryMb: memory,
-                        maxRuntimeS: runtime,
-                        deadline,
-                        maxPrice: u96(max),
-                        price: u96(price),
-                        offerId: offer_id,
-                        inputCid: passed_cid,
-                    })],
-                    token,
-                )
+                let (event, token) =
+                    self.submitted(r, &spec, &passed_cid, max, offer_id, price, permitted);
+                Expect::moving(vec![event], token)
             }
         };
-        let touch = Touch { tasks: vec![self.tasks.len() as u64], offer: Some(offer_id) };
+        let touch = Touch { tasks: vec![self.tasks.len() as u64], offers: vec![offer_id] };
         self.exec(Tx { who: r, target: Target::Market, data, label, line }, expect, touch).await;
+    }
+
+    /// The model's side of a submission `predict_submit` accepted (at `price`): the task is
+    /// stored (held by `offer_id` if not 0), its escrow drawn from the deposit first and the
+    /// rest pulled (after a permit for `permitted`, if one applied). Returns its TaskSubmitted
+    /// and token events.
+    #[allow(clippy::too_many_arguments)]
+    fn submitted(
+        &mut self,
+        r: usize,
+        spec: &TaskSpec,
+        cid: &str,
+        max: u128,
+        offer_id: u64,
+        price: u128,
+        permitted: Option<U256>,
+    ) -> (Ev, Vec<DevToken::DevTokenEvents>) {
+        let id = self.tasks.len() as u64 + 1;
+        let ra = self.addr(r);
+        self.tasks.push(TaskM {
+            spec: spec.clone(),
+            requester: r,
+            max_price: max,
+            st: if offer_id == 0 { St::Open } else { St::Held(offer_id, price) },
+        });
+        self.live.push(id);
+        if offer_id != 0 {
+            self.offer_mut(offer_id).used += 1;
+        }
+        let market = self.d.marketplace;
+        let drawn = self.deposits[r].min(max);
+        self.deposits[r] -= drawn;
+        self.pulled(r, max - drawn, permitted);
+        self.escrowed += max;
+        match (drawn, max) {
+            (_, 0) => {}
+            (d, m) if d == m => self.stats.from_deposit += 1,
+            (0, _) => self.stats.from_wallet += 1,
+            _ => self.stats.part_deposit += 1,
+        }
+        let token = permitted
+            .map(|v| approval(ra, market, v))
+            .into_iter()
+            .chain(transfer(ra, market, max - drawn))
+            .collect();
+        let event = Ev::TaskSubmitted(Marketplace::TaskSubmitted {
+            taskId: U256::from(id),
+            requester: ra,
+            imageId: spec.imageId,
+            inputHash: spec.inputHash,
+            memoryMb: spec.memoryMb,
+            maxRuntimeS: spec.maxRuntimeS,
+            deadline: spec.deadline,
+            maxPrice: u96(max),
+            price: u96(price),
+            offerId: offer_id,
+            inputCid: cid.to_owned(),
+        });
+        (event, token)
+    }
+
+    /// Offers a matched task could name now, once `taken` more slots of them are used (by
+    /// earlier tasks of the same batch): not withdrawn, a slot free, some live image fits.
+    fn open_offers(&self, taken: &BTreeMap<u64, u16>) -> Vec<u64> {
+        (1..=self.offers.len() as u64)
+            .filter(|id| {
+                let o = self.offer(*id).unwrap();
+                !o.withdrawn
+                    && o.used + taken.get(id).copied().unwrap_or_default() < o.slots
+                    && self.images.iter().any(|i| {
+                        !i.deprecated
+                            && i.platforms & o.platform != 0
+                            && (o.image == B256::ZERO || o.image == i.id)
+                    })
+            })
+            .collect()
+    }
+
+    /// A valid task for position `id` of a batch: matched to `offer` (when not 0), else
+    /// open.
+    fn batch_task(&mut self, id: usize, offer: u64) -> BatchTask {
+        let cid = format!("bafkreiinput{}x{id}", self.sequence);
+        let live = self.live_images();
+        let mut image = self.rng.pick(&live);
+        let mut memory = self.rng.pick(&[128, 256, 512, 1024]);
+        let mut runtime = self.rng.pick(&[30, 60, 300, 600]);
+        let mut max = self.rng.pick(&[1, 40, 400, 1000, 2500, 10_000]);
+        if offer != 0 {
+            (image, memory, runtime, max) = self.terms_for(offer, image);
+        }
+        let deadline = self.future_deadline();
+        let spec = self.spec_for(image, &cid, memory, runtime, deadline);
+        BatchTask { spec, cid, max, offer }
+    }
+
+    fn save(&self) -> Saved {
+        Saved {
+            tasks: self.tasks.len(),
+            live: self.live.len(),
+            offers: self.offers.clone(),
+            deposits: self.deposits.clone(),
+            allowance: self.allowance.clone(),
+            balances: self.balances.clone(),
+            escrowed: self.escrowed,
+            funded: (self.stats.from_deposit, self.stats.part_deposit, self.stats.from_wallet),
+        }
+    }
+
+    /// Undoes the submissions since `saved` (a refused batch changes nothing).
+    fn restore(&mut self, saved: Saved) {
+        self.tasks.truncate(saved.tasks);
+        self.live.truncate(saved.live);
+        self.offers = saved.offers;
+        self.deposits = saved.deposits;
+        self.allowance = saved.allowance;
+        self.balances = saved.balances;
+        self.escrowed = saved.escrowed;
+        (self.stats.from_deposit, self.stats.part_deposit, self.stats.from_wallet) = saved.funded;
+    }
+
+    /// What each task of `batch` pulls from `r`'s wallet, its deposit drawn first, in order.
+    fn batch_pulls(&self, r: usize, batch: &[BatchTask]) -> Vec<u128> {
+        let mut deposit = self.deposits[r];
+        batch
+            .iter()
+            .map(|t| {
+                let drawn = deposit.min(t.max);
+                deposit -= drawn;
+                t.max - drawn
+            })
+            .collect()
+    }
+
+    /// submitTasks: a requester (now and then the stranger, which has no allowance) submits
+    /// 1 to 8 tasks in one transaction, matched and open mixed, their escrows drawn from its
+    /// deposit while it lasts and the rest pulled against its allowance. Sometimes a bad
+    /// batch: empty, arrays of different lengths, or one task refused at a random position
+    /// (input CID not the spec's, deadline passed, unknown or deprecated image, an offer the
+    /// earlier tasks of the batch filled, maxPrice below the offer's price, an allowance
+    /// short of what the wallet must pay once earlier tasks used the deposit up).
+    async fn submit_tasks(&mut self) {
+        let r = if self.rng.pct(6) {
+            STRANGER
+        } else {
+            let with: Vec<usize> =
+                REQUESTERS.iter().copied().filter(|r| self.deposits[*r] > 0).collect();
+            if !with.is_empty() && self.rng.pct(50) {
+                self.rng.pick(&with)
+            } else {
+                self.rng.pick(&REQUESTERS)
+            }
+        };
+        let mut n = 1 + self.rng.below(MAX_BATCH);
+        let first = self.tasks.len() + 1;
+        let roll = self.rng.below(100);
+        let bad_at = self.rng.below(n);
+        let mut what = String::new();
+        // An offer the batch overfills: its free slots and one more task name it.
+        let mut overfill: Vec<usize> = Vec::new();
+        let mut full_offer = 0;
+        if (18..=23).contains(&roll) {
+            let empty = BTreeMap::new();
+            let open: Vec<u64> = self
+                .open_offers(&empty)
+                .into_iter()
+                .filter(|id| {
+                    let o = self.offer(*id).unwrap();
+                    usize::from(o.slots - o.used) < MAX_BATCH
+                })
+                .collect();
+            if !open.is_empty() {
+                full_offer = self.rng.pick(&open);
+                let (used, slots) = self.offer(full_offer).map(|o| (o.used, o.slots)).unwrap();
+                let k = usize::from(slots - used) + 1;
+                n = n.max(k);
+                let mut positions: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    let j = self.rng.below(i + 1);
+                    positions.swap(i, j);
+                }
+                positions.truncate(k);
+                positions.sort_unstable();
+                what = format!(
+                    "offer {full_offer} ({used} of {slots} slots used) named by tasks {positions:?}"
+                );
+                overfill = positions;
+            }
+        }
+        let mut taken: BTreeMap<u64, u16> = BTreeMap::new();
+        let mut batch = Vec::new();
+        for i in 0..n {
+            let offer = if overfill.contains(&i) {
+                full_offer
+            } else if self.rng.pct(55) {
+                let open: Vec<u64> =
+                    self.open_offers(&taken).into_iter().filter(|o| *o != full_offer).collect();
+                if open.is_empty() { 0 } else { self.rng.pick(&open) }
+            } else {
+                0
+            };
+            if offer != 0 {
+                *taken.entry(offer).or_default() += 1;
+            }
+            let mut t = self.batch_task(first + i, offer);
+            if i == bad_at {
+                match roll {
+                    7..=9 => {
+                        t.cid = format!("{}-other", t.cid);
+                        what = format!("task #{i}: input CID not the spec's");
+                    }
+                    10..=12 => {
+                        t.spec.deadline = self.cell * CELL;
+                        what = format!("task #{i}: deadline passed");
+                    }
+                    13..=14 => {
+                        t.spec.imageId = self.rng.b256();
+                        what = format!("task #{i}: unknown image");
+                    }
+                    15..=17 if !self.dead_images().is_empty() => {
+                        let dead = self.dead_images();
+                        t.spec.imageId = self.rng.pick(&dead);
+                        what = format!("task #{i}: deprecated image");
+                    }
+                    24..=26 => {
+                        let open: Vec<u64> = self.open_offers(&taken);
+                        if !open.is_empty() {
+                            let o = self.rng.pick(&open);
+                            let price = self.offer(o).unwrap().price;
+                            let keep = t.cid.clone();
+                            t = self.batch_task(first + i, o);
+                            t.cid = keep;
+                            t.max = price - 1;
+                            what = format!("task #{i}: maxPrice below offer {o}'s price");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            batch.push(t);
+        }
+        let pulls = self.batch_pulls(r, &batch);
+        let short: Vec<usize> = (0..n).filter(|i| pulls[*i] > 0).collect();
+        let allowed = self.allowance[r];
+        let needed: u128 = pulls.iter().sum();
+        if (27..=31).contains(&roll) && r != STRANGER && !short.is_empty() {
+            // An allowance that covers the pulls before task k and all of k's but one.
+            let k = self.rng.pick(&short);
+            let value = pulls[..k].iter().sum::<u128>() + pulls[k] - 1;
+            what = format!("task #{k}: allowance {value} one short of the wallet's part");
+            self.approve_to(r, U256::from(value)).await;
+            self.call_no += 1;
+        } else if r != STRANGER
+            && allowed != U256::MAX
+            && allowed < U256::from(needed)
+            && self.rng.pct(85)
+        {
+            // A client without allowance enough approves first.
+            self.approve_to(r, U256::MAX).await;
+            self.call_no += 1;
+        }
+        let mut specs: Vec<TaskSpec> = batch.iter().map(|t| t.spec.clone()).collect();
+        let mut cids: Vec<String> = batch.iter().map(|t| t.cid.clone()).collect();
+        let mut maxes: Vec<Uint<96, 2>> = batch.iter().map(|t| u96(t.max)).collect();
+        let mut offers: Vec<u64> = batch.iter().map(|t| t.offer).collect();
+        match roll {
+            0..=2 => {
+                // Empty; now and then only the specs are.
+                specs.clear();
+                if self.rng.pct(70) {
+                    cids.clear();
+                    maxes.clear();
+                    offers.clear();
+                }
+                what = "empty batch".into();
+            }
+            3..=6 => {
+                // One array one longer or one shorter than the others.
+                let longer = self.rng.pct(50);
+                let which = self.rng.below(4);
+                let j = self.rng.below(n);
+                match (which, longer) {
+                    (0, true) => specs.push(specs[j].clone()),
+                    (0, false) => specs.truncate(n - 1),
+                    (1, true) => cids.push(cids[j].clone()),
+                    (1, false) => cids.truncate(n - 1),
+                    (2, true) => maxes.push(maxes[j]),
+                    (2, false) => maxes.truncate(n - 1),
+                    (_, true) => offers.push(offers[j]),
+                    (_, false) => offers.truncate(n - 1),
+                }
+                let name = ["specs", "inputCids", "maxPrices", "offerIds"][which];
+                what = format!("{name} one {}", if longer { "longer" } else { "shorter" });
+            }
+            _ => {}
+        }
+        let m = specs.len();
+        let data = Marketplace::submitTasksCall {
+            specs: specs.clone(),
+            inputCids: cids.clone(),
+            maxPrices: maxes.clone(),
+            offerIds: offers.clone(),
+        }
+        .abi_encode();
+        let line = format!(
+            "{m} tasks (max, offer) {:?}, deposit {}, allowance {}: {}",
+            batch.iter().map(|t| (t.max, t.offer)).collect::<Vec<_>>(),
+            self.deposits[r],
+            if self.allowance[r] == U256::MAX {
+                "max".into()
+            } else {
+                self.allowance[r].to_string()
+            },
+            if what.is_empty() { "valid" } else { &what }
+        );
+        // Each task as submitTask would take it, against what the earlier ones left; the
+        // first refusal refuses the whole batch.
+        let saved = self.save();
+        let mut refusal = None;
+        let mut events = Vec::new();
+        let mut token = Vec::new();
+        if m == 0 {
+            refusal = Some(merr(E::EmptyBatch(Marketplace::EmptyBatch {})));
+        } else if cids.len() != m || maxes.len() != m || offers.len() != m {
+            refusal = Some(merr(E::BatchLengthMismatch(Marketplace::BatchLengthMismatch {})));
+        } else {
+            for i in 0..m {
+                let max = u128::try_from(maxes[i]).unwrap();
+                match self.predict_submit(r, &specs[i], &cids[i], max, offers[i], false) {
+                    Err(e) => {
+                        refusal = Some(e);
+                        break;
+                    }
+                    Ok(price) => {
+                        let (event, moved) =
+                            self.submitted(r, &specs[i], &cids[i], max, offers[i], price, None);
+                        events.push(event);
+                        token.extend(moved);
+                    }
+                }
+            }
+        }
+        let expect = match refusal {
+            Some(e) => {
+                self.restore(saved);
+                Expect::Err(e)
+            }
+            None => {
+                self.stats.task_batched += m;
+                *self.stats.task_batch_sizes.entry(m).or_default() += 1;
+                Expect::moving(events, token)
+            }
+        };
+        let mut touched: Vec<u64> = Vec::new();
+        for o in &offers {
+            if *o != 0 && !touched.contains(o) {
+                touched.push(*o);
+            }
+        }
+        let touch =
+            Touch { tasks: (first..first + m).map(|id| id as u64).collect(), offers: touched };
+        self.exec(
+            Tx { who: r, target: Target::Market, data, label: "submitTasks", line },
+            expect,
+            touch,
+        )
+        .await;
     }
 
     /// A task id for a call meant for `candidates`: mostly one of them, sometimes any live
@@ -1871,7 +2232,7 @@ impl Sim {
             }
         };
         let line = format!("task {id} offer {offer} {wrong}");
-        let touch = Touch { tasks: vec![id], offer: Some(offer) };
+        let touch = Touch { tasks: vec![id], offers: vec![offer] };
         self.exec(
             Tx { who: node, target: Target::Market, data, label: "claimTask", line },
             expect,
@@ -1999,7 +2360,7 @@ impl Sim {
         };
         let offer = held_by;
         let line = format!("task {id} status {status} {what}");
-        let touch = Touch { tasks: vec![id], offer };
+        let touch = Touch { tasks: vec![id], offers: offer.into_iter().collect() };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "submitResult", line },
             expect,
@@ -2412,7 +2773,7 @@ impl Sim {
             }
         };
         let line = format!("{what}: tasks {:?}", proofs.iter().map(|r| r.id).collect::<Vec<_>>());
-        let touch = Touch { tasks: touched, offer: None };
+        let touch = Touch { tasks: touched, offers: Vec::new() };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "submitResults", line },
             expect,
@@ -2452,7 +2813,7 @@ impl Sim {
             }
         };
         let line = format!("task {id} {wrong}");
-        let touch = Touch { tasks: vec![id], offer: offer_touched };
+        let touch = Touch { tasks: vec![id], offers: offer_touched.into_iter().collect() };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "releaseTask", line },
             expect,
@@ -2528,7 +2889,7 @@ impl Sim {
             }
         };
         let line = format!("task {id} {wrong}");
-        let touch = Touch { tasks: vec![id], offer: offer_touched };
+        let touch = Touch { tasks: vec![id], offers: offer_touched.into_iter().collect() };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "reclaim", line },
             expect,
@@ -2611,7 +2972,7 @@ impl Sim {
             "image {:.10} platform {platform} slots {slots} mem {memory} rt {runtime} price {price}",
             image.to_string()
         );
-        let touch = Touch { tasks: Vec::new(), offer: touched };
+        let touch = Touch { tasks: Vec::new(), offers: touched.into_iter().collect() };
         self.exec(
             Tx { who: node, target: Target::Market, data, label: "registerOffer", line },
             expect,
@@ -2678,7 +3039,7 @@ impl Sim {
             "offer {id} image {:.10} platform {platform} slots {slots} mem {memory} rt {runtime} price {price}",
             image.to_string()
         );
-        let touch = Touch { tasks: Vec::new(), offer: Some(id) };
+        let touch = Touch { tasks: Vec::new(), offers: vec![id] };
         self.exec(
             Tx { who: sender, target: Target::Market, data, label: "updateOffer", line },
             expect,
@@ -2700,7 +3061,7 @@ impl Sim {
                 })])
             }
         };
-        let touch = Touch { tasks: Vec::new(), offer: Some(id) };
+        let touch = Touch { tasks: Vec::new(), offers: vec![id] };
         self.exec(
             Tx {
                 who: sender,
@@ -2835,6 +3196,11 @@ impl Sim {
             6..=8 => U256::from(self.rng.below(20_000)),
             _ => U256::ZERO,
         };
+        self.approve_to(r, value).await;
+    }
+
+    /// `r` approves the Marketplace for `value`.
+    async fn approve_to(&mut self, r: usize, value: U256) {
         self.allowance[r] = value;
         let data = DevToken::approveCall { spender: self.d.marketplace, value }.abi_encode();
         let line = if value == U256::MAX { "max".to_owned() } else { value.to_string() };
@@ -2852,16 +3218,20 @@ impl Sim {
         self.call_no += 1;
         // Calls on tasks need a task in the right state; without one, a task is submitted.
         let done = match self.rng.below(100) {
-            0..=10 => {
+            0..=8 => {
                 self.submit(false).await;
                 true
             }
-            11 => self.batch_episode().await,
-            12..=21 => {
+            9 => self.batch_episode().await,
+            10..=18 => {
                 self.submit(true).await;
                 true
             }
-            22..=39 => self.claim().await,
+            19..=22 => {
+                self.submit_tasks().await;
+                true
+            }
+            23..=39 => self.claim().await,
             40..=55 => self.submit_result().await,
             56..=63 => self.submit_results(None).await,
             64..=67 => self.release().await,
@@ -2956,7 +3326,10 @@ impl Sim {
                 transfer(market, ra, t.max_price).into_iter().collect(),
             );
             let data = self.reclaim_call(id, &t.spec, t.max_price, price);
-            let touch = Touch { tasks: vec![id], offer: (offer != 0).then_some(offer) };
+            let touch = Touch {
+                tasks: vec![id],
+                offers: (offer != 0).then_some(offer).into_iter().collect(),
+            };
             self.exec(
                 Tx {
                     who: t.requester,
@@ -3162,10 +3535,12 @@ async fn random_calls_by_many_parties_conserve_tokens_and_strand_nothing() {
         total.strand_checks,
     );
     eprintln!(
-        "property: escrows from a deposit {}, partly from a deposit {}, from the wallet {}; {} proofs settled in batches {:?} (size: batches); {} deposits withdrawn at the end",
+        "property: escrows from a deposit {}, partly from a deposit {}, from the wallet {}; {} tasks submitted in batches {:?}; {} proofs settled in batches {:?} (size: batches); {} deposits withdrawn at the end",
         total.from_deposit,
         total.part_deposit,
         total.from_wallet,
+        total.task_batched,
+        total.task_batch_sizes,
         total.batched,
         total.batch_sizes,
         total.withdrawn_at_end,

@@ -40,6 +40,8 @@ pub(crate) async fn run_all(env: &mut Env) {
     deposit_funded_task_settles_and_pays_the_node(env).await;
     batch_of_three_settles_and_pays_the_node_once(env).await;
     batch_with_one_bad_proof_changes_nothing(env).await;
+    batch_of_three_tasks_submitted_at_once_each_settle(env).await;
+    batch_of_tasks_with_one_refused_changes_nothing(env).await;
     withdrawing_more_than_the_deposit_reverts(env).await;
     claim_after_deadline_reverts(env).await;
     reclaim_refunds_after_deadline_only(env).await;
@@ -1151,6 +1153,236 @@ pub(crate) async fn withdrawing_more_than_the_deposit_reverts(env: &mut Env) {
     assert_eq!((ev.account, ev.amount), (requester, U256::from(2 * PRICE)));
     assert_eq!(transfers(env, &r), [(d.marketplace, requester, 2 * PRICE)]);
     assert_eq!(env.balance(requester).await, req0 + 2 * PRICE);
+    assert_eq!(env.deposit_of(requester).await, 0);
+    env.assert_conservation().await;
+}
+
+/// The TaskSubmitted events of a receipt, in order: (taskId, maxPrice, offerId, price).
+fn submitted(receipt: &TransactionReceipt) -> Vec<(u64, u128, u64, u128)> {
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .filter_map(|l| l.log_decode::<Marketplace::TaskSubmitted>().ok())
+        .map(|l| {
+            let e = l.inner.data;
+            (e.taskId.to::<u64>(), amount(e.maxPrice), e.offerId, amount(e.price))
+        })
+        .collect()
+}
+
+/// A requester submits three tasks in one transaction: their ids are consecutive (the first
+/// one returned), one TaskSubmitted each, in order. Their escrows are drawn from its deposit
+/// while it lasts (the first wholly, the second partly) and the rest from its wallet, one
+/// transfer per task that needs one. Each task then settles: two held by the offer named,
+/// one left open and claimed by another node.
+pub(crate) async fn batch_of_three_tasks_submitted_at_once_each_settle(env: &mut Env) {
+    let d = env.deployment;
+    let offer = env.offer(1, 2, PRICE).await;
+    let other_offer = env.offer(2, 1, PRICE).await;
+    let (requester, node1, node2) =
+        (env.requester.address(), env.node1.address(), env.node2.address());
+    let (req_m, token) = (env.requester.market(&d), env.requester.token(&d));
+    let spec = env.spec(FAR);
+    // A deposit of 3 * PRICE, and an allowance of exactly the 4 * PRICE the wallet pays.
+    env.ok("approve", token.approve(d.marketplace, U256::from(7 * PRICE))).await;
+    env.ok("deposit", req_m.deposit(U256::from(3 * PRICE))).await;
+    let (req0, node1_0, node2_0) =
+        (env.balance(requester).await, env.balance(node1).await, env.balance(node2).await);
+    let count = env.deployer.market(&d).taskCount().call().await.unwrap();
+
+    let maxes = [2 * PRICE, 2 * PRICE, 3 * PRICE];
+    let call = req_m.submitTasks(
+        vec![spec.clone(); 3],
+        vec![INPUT_CID.into(); 3],
+        maxes.iter().map(|m| u96(*m)).collect(),
+        vec![offer, offer, 0],
+    );
+    let first: u64 = call.call().await.expect("submitTasks").to();
+    assert_eq!(first, count + 1, "the first task id is returned");
+    let r = env.ok("submitTasks", call).await;
+    let tasks = [first, first + 1, first + 2];
+    assert_eq!(
+        submitted(&r),
+        [
+            (tasks[0], 2 * PRICE, offer, PRICE),
+            (tasks[1], 2 * PRICE, offer, PRICE),
+            (tasks[2], 3 * PRICE, 0, 0),
+        ],
+        "one TaskSubmitted per task, ids consecutive, in order"
+    );
+    assert_eq!(
+        transfers(env, &r),
+        [(requester, d.marketplace, PRICE), (requester, d.marketplace, 3 * PRICE)],
+        "the first escrow from the deposit, the second partly, the third from the wallet"
+    );
+    assert_eq!(env.deposit_of(requester).await, 0);
+    assert_eq!(env.balance(requester).await, req0 - 4 * PRICE);
+    assert_eq!(env.deployer.market(&d).taskCount().call().await.unwrap(), count + 3);
+    assert_eq!(used_slots(env, offer).await, 2);
+    let allowance = token.allowance(requester, d.marketplace).call().await.unwrap();
+    assert_eq!(allowance, U256::ZERO, "the wallet's part used the allowance up");
+    env.assert_conservation().await;
+
+    let n2 = env.node2.market(&d);
+    let claim =
+        n2.claimTask(U256::from(tasks[2]), other_offer, spec.clone(), requester, u96(3 * PRICE));
+    env.ok("claimTask", claim).await;
+    // Status 0 pays the node, 16 refunds the requester in full.
+    for (task, node, status, paid) in
+        [(tasks[0], 1, 0, PRICE), (tasks[1], 1, 16, 0), (tasks[2], 2, 0, PRICE)]
+    {
+        let r = env.result(node, task, &spec, status).await;
+        let ev = r.decoded_log::<Marketplace::ResultSubmitted>().unwrap();
+        assert_eq!((ev.taskId, amount(ev.paid)), (U256::from(task), paid));
+        assert!(!task_live(env, task).await, "task {task} settled");
+    }
+    assert_eq!(env.balance(node1).await, node1_0 + PRICE);
+    assert_eq!(env.balance(node2).await, node2_0 + PRICE);
+    // Refunds of PRICE, 2 * PRICE and 2 * PRICE go to the wallet.
+    assert_eq!(env.balance(requester).await, req0 - 4 * PRICE + 5 * PRICE);
+    assert_eq!((used_slots(env, offer).await, used_slots(env, other_offer).await), (0, 0));
+    env.assert_conservation().await;
+}
+
+/// A batch of three whose third task is refused changes nothing: not the two good tasks
+/// before it, nor the offer slots or the deposit they took. Refused third tasks: the offer
+/// the first two filled, an input CID not the spec's, a passed deadline, an unknown or
+/// deprecated image, a maxPrice below the offer's price, an escrow the allowance cannot
+/// cover once the first two used the deposit up; and batches empty or of arrays of
+/// different lengths. Without the bad task the batch goes through.
+pub(crate) async fn batch_of_tasks_with_one_refused_changes_nothing(env: &mut Env) {
+    let d = env.deployment;
+    let offer = env.offer(1, 2, PRICE).await;
+    let dear = env.offer(2, 1, 2 * PRICE).await;
+    let requester = env.requester.address();
+    let (req_m, token) = (env.requester.market(&d), env.requester.token(&d));
+    let deprecated = env.publish_image("deprecated", 1 | 2 | 4).await;
+    let registry = ImageRegistry::new(d.registry, env.deployer.provider.clone());
+    env.ok("deprecate", registry.deprecate(deprecated)).await;
+    // The deposit covers the first two tasks; PRICE of allowance is left for the third.
+    env.ok("approve", token.approve(d.marketplace, U256::from(3 * PRICE))).await;
+    env.ok("deposit", req_m.deposit(U256::from(2 * PRICE))).await;
+    let spec = env.spec(FAR);
+    let count = env.deployer.market(&d).taskCount().call().await.unwrap();
+    let third_id = U256::from(count + 3);
+    let good = (spec.clone(), INPUT_CID.to_owned(), PRICE, offer);
+    let batch = |third: (TaskSpec, String, u128, u64)| {
+        let all = [good.clone(), good.clone(), third];
+        (
+            all.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+            all.iter().map(|t| t.1.clone()).collect::<Vec<_>>(),
+            all.iter().map(|t| u96(t.2)).collect::<Vec<_>>(),
+            all.iter().map(|t| t.3).collect::<Vec<_>>(),
+        )
+    };
+    let with_image = |image: B256| TaskSpec { imageId: image, ..spec.clone() };
+    let other_cid = format!("{INPUT_CID}x");
+    let unknown = keccak256("no such image");
+    let refused = |e: E| ContractError::Marketplace(e);
+    let cases = vec![
+        (
+            "the offer the first two filled",
+            batch((spec.clone(), INPUT_CID.into(), PRICE, offer)),
+            refused(E::OfferFull(Marketplace::OfferFull { offerId: offer, slots: 2 })),
+        ),
+        (
+            "an input CID not the spec's",
+            batch((spec.clone(), other_cid.clone(), PRICE, 0)),
+            refused(E::InputCidMismatch(Marketplace::InputCidMismatch {
+                expected: keccak256(INPUT_CID),
+                actual: keccak256(&other_cid),
+            })),
+        ),
+        (
+            "a passed deadline",
+            batch((env.spec(T0), INPUT_CID.into(), PRICE, 0)),
+            refused(E::DeadlinePassed(Marketplace::DeadlinePassed {
+                taskId: third_id,
+                deadline: T0,
+            })),
+        ),
+        (
+            "an unknown image",
+            batch((with_image(unknown), INPUT_CID.into(), PRICE, 0)),
+            refused(E::UnknownImage(Marketplace::UnknownImage { imageId: unknown })),
+        ),
+        (
+            "a deprecated image",
+            batch((with_image(deprecated), INPUT_CID.into(), PRICE, 0)),
+            refused(E::ImageDeprecated(Marketplace::ImageDeprecated { imageId: deprecated })),
+        ),
+        (
+            "a maxPrice below the offer's price",
+            batch((spec.clone(), INPUT_CID.into(), PRICE, dear)),
+            refused(E::PriceTooHigh(Marketplace::PriceTooHigh {
+                offerId: dear,
+                price: u96(2 * PRICE),
+                maxPrice: u96(PRICE),
+            })),
+        ),
+        (
+            "an escrow the allowance left cannot cover",
+            batch((spec.clone(), INPUT_CID.into(), 2 * PRICE, 0)),
+            ContractError::Token(DevToken::DevTokenErrors::InsufficientAllowance(
+                DevToken::InsufficientAllowance {
+                    owner: requester,
+                    spender: d.marketplace,
+                    allowance: U256::from(PRICE),
+                    needed: U256::from(2 * PRICE),
+                },
+            )),
+        ),
+        (
+            "no task at all",
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+            refused(E::EmptyBatch(Marketplace::EmptyBatch {})),
+        ),
+        (
+            "one offer id fewer",
+            {
+                let mut b = batch((spec.clone(), INPUT_CID.into(), PRICE, 0));
+                b.3.pop();
+                b
+            },
+            refused(E::BatchLengthMismatch(Marketplace::BatchLengthMismatch {})),
+        ),
+        (
+            "one input CID more",
+            {
+                let mut b = batch((spec.clone(), INPUT_CID.into(), PRICE, 0));
+                b.1.push(INPUT_CID.into());
+                b
+            },
+            refused(E::BatchLengthMismatch(Marketplace::BatchLengthMismatch {})),
+        ),
+    ];
+    let before = env.snapshot().await;
+    for (what, (specs, cids, maxes, offers), want) in cases {
+        let call = req_m.submitTasks(specs, cids, maxes, offers);
+        match env.exec("submitTasks", call).await {
+            Err(got) => assert_eq!(got, want, "{what}"),
+            Ok(r) => panic!("{what}: expected {want:?}, mined {}", r.transaction_hash),
+        }
+        assert_eq!(env.snapshot().await, before, "{what}: the refused batch changed the chain");
+        assert_eq!(used_slots(env, offer).await, 0, "{what}: offer slots taken");
+        assert_eq!(env.deposit_of(requester).await, 2 * PRICE, "{what}: deposit drawn");
+        let allowance = token.allowance(requester, d.marketplace).call().await.unwrap();
+        assert_eq!(allowance, U256::from(PRICE), "{what}: allowance used");
+    }
+    // Without the bad task, the batch goes through; the requester cancels the open one.
+    let (specs, cids, maxes, offers) = batch((spec.clone(), INPUT_CID.into(), PRICE, 0));
+    let r = env.ok("submitTasks", req_m.submitTasks(specs, cids, maxes, offers)).await;
+    let first = count + 1;
+    assert_eq!(
+        submitted(&r),
+        [(first, PRICE, offer, PRICE), (first + 1, PRICE, offer, PRICE), (first + 2, PRICE, 0, 0)]
+    );
+    assert_eq!(transfers(env, &r), [(requester, d.marketplace, PRICE)]);
+    env.result(1, first, &spec, 0).await;
+    env.result(1, first + 1, &spec, 0).await;
+    let cancel = req_m.reclaim(U256::from(first + 2), spec.clone(), u96(PRICE), u96(0));
+    env.ok("reclaim", cancel).await;
     assert_eq!(env.deposit_of(requester).await, 0);
     env.assert_conservation().await;
 }
