@@ -193,7 +193,8 @@ contract Marketplace {
     /// task (a cancel), or once the image was revoked.
     event TaskReclaimed(uint256 indexed taskId, address indexed requester, uint64 indexed offerId, uint96 amount);
 
-    /// `account` deposited `amount` tokens (see balanceOf).
+    /// `account`'s deposit grew by `amount` tokens (see balanceOf): it deposited them, or a
+    /// refund its wallet refused was credited there instead.
     event Deposited(address indexed account, uint256 amount);
     /// `account` took `amount` tokens of its deposit back to its wallet.
     event Withdrawn(address indexed account, uint256 amount);
@@ -323,9 +324,9 @@ contract Marketplace {
     /// @notice Moves `amount` tokens from the caller's wallet into its deposit (needs an
     ///         allowance; see depositWithPermit). Tasks the caller submits draw on it.
     function deposit(uint256 amount) external {
+        _receive(msg.sender, amount);
         balanceOf[msg.sender] += amount;
         emit Deposited(msg.sender, amount);
-        _receive(msg.sender, amount);
     }
 
     /// @notice deposit in one transaction: first applies the caller's EIP-2612 permit for
@@ -333,9 +334,9 @@ contract Marketplace {
     ///         needs the allowance to exist.
     function depositWithPermit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) external {
         try token.permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {} catch {}
+        _receive(msg.sender, amount);
         balanceOf[msg.sender] += amount;
         emit Deposited(msg.sender, amount);
-        _receive(msg.sender, amount);
     }
 
     /// @notice Sends `amount` of the caller's deposit back to its wallet.
@@ -380,8 +381,9 @@ contract Marketplace {
     }
 
     /// @notice submitTask for many tasks in one transaction, in order (task ids consecutive):
-    ///         the transaction's base cost, the registry read of an image and the deposit's
-    ///         storage are paid once. The arrays are index-aligned. Any task refused reverts
+    ///         the transaction's base cost is paid once, and the registry read of an image and
+    ///         the deposit's storage cost in full only for the first task (warm after it). The
+    ///         arrays are index-aligned. Any task refused reverts
     ///         them all.
     function submitTasks(
         TaskSpec[] calldata specs,
@@ -474,7 +476,7 @@ contract Marketplace {
         bytes calldata signature
     ) external {
         uint96 paid = _settle(
-            taskId, spec, requester, maxPrice, price, resultCid, resultHash, codeHash, status, runtimeMs, signature, false
+            taskId, spec, requester, maxPrice, price, resultCid, resultHash, codeHash, status, runtimeMs, signature
         );
         _send(msg.sender, paid);
     }
@@ -487,12 +489,8 @@ contract Marketplace {
         uint256 n = proofs.length;
         if (n == 0) revert EmptyBatch();
         uint256 paid;
-        // The image of the last proof settled: not revoked (it settled), and no revocation can
-        // come in between within this transaction.
-        bytes32 live;
         for (uint256 i; i < n;) {
             Proof calldata p = proofs[i];
-            bytes32 image = p.spec.imageId;
             paid += _settle(
                 p.taskId,
                 p.spec,
@@ -504,10 +502,8 @@ contract Marketplace {
                 p.codeHash,
                 p.status,
                 p.runtimeMs,
-                p.signature,
-                image == live
+                p.signature
             );
-            live = image;
             unchecked {
                 ++i;
             }
@@ -638,8 +634,7 @@ contract Marketplace {
     }
 
     /// Checks one proof and settles its task: refunds the requester at once, returns what the
-    /// caller (the holding node, checked) is owed. `imageLive`: the caller already knows the
-    /// image is not revoked in this transaction.
+    /// caller (the holding node, checked) is owed.
     function _settle(
         uint256 taskId,
         TaskSpec calldata spec,
@@ -651,8 +646,7 @@ contract Marketplace {
         bytes32 codeHash,
         uint16 status,
         uint64 runtimeMs,
-        bytes calldata signature,
-        bool imageLive
+        bytes calldata signature
     ) private returns (uint96 paid) {
         if (status > LAST_SYSTEM_STATUS || (status > LAST_PAID_STATUS && status < FIRST_SYSTEM_STATUS)) {
             revert UnknownStatus(status);
@@ -683,10 +677,8 @@ contract Marketplace {
         // The commitment binds the spec, the image's signer, the requester and both prices:
         // one hash checks them all. On mismatch, find out which for the error.
         if (t.commitment != _commit(spec, signer, requester, maxPrice, price)) _explainMismatch(taskId, spec, signer);
-        if (!imageLive) {
-            (,,, bool revoked) = registry.imageStatus(spec.imageId);
-            if (revoked) revert ImageRevoked(spec.imageId);
-        }
+        (,,, bool revoked) = registry.imageStatus(spec.imageId);
+        if (revoked) revert ImageRevoked(spec.imageId);
 
         delete tasks[taskId];
         unchecked {
@@ -707,7 +699,21 @@ contract Marketplace {
         emit ResultSubmitted(
             taskId, t.offerId, node, signer, resultHash, codeHash, status, runtimeMs, paid, refunded, resultCid, signature
         );
-        _send(requester, refunded);
+        _refund(requester, refunded);
+    }
+
+    /// Sends a refund to the requester's wallet; if the token refuses (a blocklisted account,
+    /// a recipient hook that reverts), credits it to the requester's deposit instead, so that
+    /// a requester can never stop a proof from settling (and the node from being paid) by
+    /// refusing its own refund.
+    function _refund(address to, uint256 amount) private {
+        if (amount == 0) return;
+        (bool ok, bytes memory ret) = address(token).call(abi.encodeCall(IERC20Permit.transfer, (to, amount)));
+        if (ok && (ret.length == 0 ? address(token).code.length != 0 : ret.length == 32 && abi.decode(ret, (uint256)) == 1)) {
+            return;
+        }
+        balanceOf[to] += amount;
+        emit Deposited(to, amount);
     }
 
     /// Checks the offer fits the task and takes a slot; returns the price to escrow.

@@ -15,7 +15,7 @@ const i = process.argv.indexOf('--out');
 if (i >= 0) outDir = path.resolve(process.argv[i + 1]);
 
 // What the Rust crate binds: the deployable contracts.
-const CONTRACTS = ['DevToken', 'ImageRegistry', 'Marketplace'];
+const CONTRACTS = ['DevToken', 'ImageRegistry', 'Marketplace', 'TestBlockingToken'];
 const SETTINGS = {
   optimizer: { enabled: true, runs: 10000 },
   viaIR: true,

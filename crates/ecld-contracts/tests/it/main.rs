@@ -12,4 +12,5 @@ mod hardhat;
 mod harness;
 mod ledger;
 mod property;
+mod refused_refund;
 mod scenarios;
