@@ -19,6 +19,11 @@ export const marketplaceAbi = [
     "type": "constructor"
   },
   {
+    "inputs": [],
+    "name": "BatchLengthMismatch",
+    "type": "error"
+  },
+  {
     "inputs": [
       {
         "internalType": "uint256",
@@ -1770,6 +1775,72 @@ export const marketplaceAbi = [
     "type": "function"
   },
   {
+    "inputs": [
+      {
+        "components": [
+          {
+            "internalType": "bytes32",
+            "name": "imageId",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "bytes32",
+            "name": "inputCidHash",
+            "type": "bytes32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "memoryMb",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint32",
+            "name": "maxRuntimeS",
+            "type": "uint32"
+          },
+          {
+            "internalType": "uint64",
+            "name": "deadline",
+            "type": "uint64"
+          }
+        ],
+        "internalType": "struct Marketplace.TaskSpec[]",
+        "name": "specs",
+        "type": "tuple[]"
+      },
+      {
+        "internalType": "string[]",
+        "name": "inputCids",
+        "type": "string[]"
+      },
+      {
+        "internalType": "uint96[]",
+        "name": "maxPrices",
+        "type": "uint96[]"
+      },
+      {
+        "internalType": "uint64[]",
+        "name": "offerIds",
+        "type": "uint64[]"
+      }
+    ],
+    "name": "submitTasks",
+    "outputs": [
+      {
+        "internalType": "uint256",
+        "name": "firstTaskId",
+        "type": "uint256"
+      }
+    ],
+    "stateMutability": "nonpayable",
+    "type": "function"
+  },
+  {
     "inputs": [],
     "name": "taskCount",
     "outputs": [
@@ -2388,10 +2459,26 @@ export const devTokenAbi = [
         "internalType": "uint256",
         "name": "amountEach",
         "type": "uint256"
+      },
+      {
+        "internalType": "address",
+        "name": "escrow_",
+        "type": "address"
       }
     ],
     "stateMutability": "nonpayable",
     "type": "constructor"
+  },
+  {
+    "inputs": [
+      {
+        "internalType": "address",
+        "name": "to",
+        "type": "address"
+      }
+    ],
+    "name": "DirectTransferRefused",
+    "type": "error"
   },
   {
     "inputs": [
@@ -2616,6 +2703,19 @@ export const devTokenAbi = [
         "internalType": "uint8",
         "name": "",
         "type": "uint8"
+      }
+    ],
+    "stateMutability": "view",
+    "type": "function"
+  },
+  {
+    "inputs": [],
+    "name": "escrow",
+    "outputs": [
+      {
+        "internalType": "address",
+        "name": "",
+        "type": "address"
       }
     ],
     "stateMutability": "view",
