@@ -47,6 +47,19 @@ pub enum VerifyError {
         /// keccak256 of the bytes received.
         actual: B256,
     },
+    /// The image's owner revoked it (its enclave key leaked or its code is unsafe): no proof
+    /// signed by its enclave signer can be trusted any more, whenever it settled.
+    #[error(
+        "image {image} of task {task} was revoked by its owner: its enclave signer {signer} is          no longer trusted, so this proof proves nothing; do not use the result"
+    )]
+    ImageRevoked {
+        /// The task.
+        task: TaskId,
+        /// The revoked image.
+        image: ImageId,
+        /// Its enclave signer.
+        signer: Address,
+    },
     /// The proof names another result CID than the one relayed with it.
     #[error(
         "the proof of task {task} was signed for another result CID than {cid}: the result is \

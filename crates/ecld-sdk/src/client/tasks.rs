@@ -847,8 +847,9 @@ impl Client {
     }
 
     /// Checks `record` as the proof of the task `info`, with `result` the bytes downloaded for
-    /// it: the signature recovers to the image's enclave signer over this chain and
-    /// Marketplace, the input hash is the task's, and the result bytes hash to the proven hash.
+    /// it: the image is not revoked (now, whenever the proof settled), the signature recovers
+    /// to the image's enclave signer over this chain and Marketplace, the input hash is the
+    /// task's, and the result bytes hash to the proven hash.
     ///
     /// # Errors
     /// [`Error::Verify`] when any check fails.
@@ -859,6 +860,21 @@ impl Client {
         result: &[u8],
     ) -> Result<Verified, Error> {
         let image = self.cached_image(info.image).await?;
+        // Revocation is the one thing about an image that changes: read it now, not cached.
+        let status = self
+            .registry()
+            .imageStatus(info.image.0)
+            .call()
+            .await
+            .map_err(|e| self.chain_err(e))?;
+        if status.revoked {
+            return Err(crate::VerifyError::ImageRevoked {
+                task: info.id,
+                image: info.image,
+                signer: image.enclave_signer,
+            }
+            .into());
+        }
         let result = (!record.result_cid.is_empty()).then_some(result);
         Ok(verify::check(
             info.id,

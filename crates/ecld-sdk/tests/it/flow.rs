@@ -209,3 +209,27 @@ async fn a_refused_submit_does_not_block_the_next_one() {
     );
     env.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_of_an_image_revoked_since_it_settled_is_refused_by_verify() {
+    let env = Env::start().await;
+    let client = env.client().await;
+    let s = client.submit(&TaskRequest::new(env.image, b"x".to_vec())).await.unwrap();
+    env.execute(s.task.get(), StatusCode::Success, &env.enclave_signer).await;
+    client.wait(s.task, Duration::from_secs(10)).await.unwrap();
+    client.verify(s.task).await.expect("a proof of a live image verifies");
+    // The image's owner revokes it: its enclave key leaked, so whatever it signed, before or
+    // after, proves nothing.
+    env.revoke_image().await;
+    let err = client.verify(s.task).await.expect_err("a revoked image's proof is refused");
+    assert!(
+        matches!(
+            &err,
+            Error::Verify(VerifyError::ImageRevoked { task, image, .. })
+                if *task == s.task && *image == env.image
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("do not use the result"), "{err}");
+    env.stop().await;
+}

@@ -116,6 +116,19 @@ impl Env {
         }
     }
 
+    /// The image's owner revokes it.
+    pub(crate) async fn revoke_image(&self) {
+        let owner = provider(&self.devnet.url(), self.devnet.accounts()[0].signer());
+        ImageRegistry::new(self.deployment.registry, &owner)
+            .revoke(self.image.0)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+    }
+
     pub(crate) async fn client(&self) -> Client {
         Client::connect(&self.config).await.unwrap()
     }
