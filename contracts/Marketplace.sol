@@ -324,9 +324,7 @@ contract Marketplace {
     /// @notice Moves `amount` tokens from the caller's wallet into its deposit (needs an
     ///         allowance; see depositWithPermit). Tasks the caller submits draw on it.
     function deposit(uint256 amount) external {
-        _receive(msg.sender, amount);
-        balanceOf[msg.sender] += amount;
-        emit Deposited(msg.sender, amount);
+        _deposit(amount);
     }
 
     /// @notice deposit in one transaction: first applies the caller's EIP-2612 permit for
@@ -334,6 +332,11 @@ contract Marketplace {
     ///         needs the allowance to exist.
     function depositWithPermit(uint256 amount, uint256 permitDeadline, uint8 v, bytes32 r, bytes32 s) external {
         try token.permit(msg.sender, address(this), amount, permitDeadline, v, r, s) {} catch {}
+        _deposit(amount);
+    }
+
+    /// Pulls `amount` from the caller's wallet, then credits its deposit.
+    function _deposit(uint256 amount) private {
         _receive(msg.sender, amount);
         balanceOf[msg.sender] += amount;
         emit Deposited(msg.sender, amount);
@@ -709,9 +712,7 @@ contract Marketplace {
     function _refund(address to, uint256 amount) private {
         if (amount == 0) return;
         (bool ok, bytes memory ret) = address(token).call(abi.encodeCall(IERC20Permit.transfer, (to, amount)));
-        if (ok && (ret.length == 0 ? address(token).code.length != 0 : ret.length == 32 && abi.decode(ret, (uint256)) == 1)) {
-            return;
-        }
+        if (_accepted(ok, ret)) return;
         balanceOf[to] += amount;
         emit Deposited(to, amount);
     }
@@ -813,17 +814,23 @@ contract Marketplace {
         _call(abi.encodeCall(IERC20Permit.transfer, (to, amount)));
     }
 
-    /// Calls the token and accepts `true` or no return data (tokens that predate ERC-20's
-    /// return value); bubbles the token's own revert reason.
+    /// Calls the token and requires it to accept (see _accepted); bubbles the token's own
+    /// revert reason.
     function _call(bytes memory data) private {
         (bool ok, bytes memory ret) = address(token).call(data);
-        if (!ok) {
-            if (ret.length == 0) revert TokenTransferFailed();
+        if (!ok && ret.length != 0) {
             assembly ("memory-safe") {
                 revert(add(ret, 32), mload(ret))
             }
         }
-        if (ret.length != 0 && (ret.length != 32 || abi.decode(ret, (uint256)) != 1)) revert TokenTransferFailed();
-        if (ret.length == 0 && address(token).code.length == 0) revert TokenTransferFailed();
+        if (!_accepted(ok, ret)) revert TokenTransferFailed();
+    }
+
+    /// Whether a token call succeeded: it did not revert and returned `true`, or returned
+    /// nothing from a contract (tokens that predate ERC-20's return value).
+    function _accepted(bool ok, bytes memory ret) private view returns (bool) {
+        if (!ok) return false;
+        if (ret.length == 0) return address(token).code.length != 0;
+        return ret.length == 32 && abi.decode(ret, (uint256)) == 1;
     }
 }

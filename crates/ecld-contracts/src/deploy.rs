@@ -160,14 +160,15 @@ pub async fn deploy_all<P: Provider<Ethereum>>(
                 .get_transaction_count(deployer)
                 .await
                 .map_err(|source| DeployError::Rpc { what: "deployer nonce", source })?;
+            let escrow = deployer.create(nonce + 1);
+            predicted = Some(escrow);
             let args = DevToken::constructorCall {
                 name_: "ecld dev token".into(),
                 symbol_: "ECLD".into(),
                 holders: options.dev_accounts.clone(),
                 amountEach: options.mint_each,
-                escrow_: deployer.create(nonce + 1),
+                escrow_: escrow,
             };
-            predicted = Some(deployer.create(nonce + 1));
             let code = [DevToken::BYTECODE.as_ref(), &args.abi_encode()].concat();
             create(provider, "DevToken", code.into()).await?.0
         }

@@ -311,6 +311,25 @@ pub struct Settlement {
     pub signature: Bytes,
 }
 
+impl Settlement {
+    /// The proof as the Marketplace's calls take it; `what` names the call in an error.
+    fn to_call(&self, what: &'static str) -> Result<Marketplace::Proof, ChainError> {
+        Ok(Marketplace::Proof {
+            taskId: U256::from(self.task.id.get()),
+            spec: self.task.spec(),
+            requester: self.task.requester,
+            maxPrice: to_u96(what, self.task.max_price)?,
+            price: to_u96(what, self.task.price)?,
+            resultCid: self.result_cid.clone(),
+            resultHash: self.result_hash,
+            codeHash: self.code_hash,
+            status: self.status.code(),
+            runtimeMs: self.runtime_ms,
+            signature: self.signature.clone(),
+        })
+    }
+}
+
 /// A mined transaction of this node.
 #[derive(Debug, Clone)]
 pub struct Mined {
@@ -535,70 +554,33 @@ impl Chain {
         self.send("releaseTask", call).await
     }
 
-    /// `submitResult`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn submit_result(
-        &self,
-        task: &TaskInfo,
-        result_cid: &str,
-        result_hash: B256,
-        code_hash: B256,
-        status: StatusCode,
-        runtime_ms: u64,
-        signature: Bytes,
-    ) -> Result<Mined, ChainError> {
-        let call = self.market.submitResult(
-            U256::from(task.id.get()),
-            task.spec(),
-            task.requester,
-            to_u96("submitResult", task.max_price)?,
-            to_u96("submitResult", task.price)?,
-            result_cid.to_owned(),
-            result_hash,
-            code_hash,
-            status.code(),
-            runtime_ms,
-            signature,
-        );
-        self.send("submitResult", call).await
-    }
-
     /// `submitResults`: many proofs in one transaction; the node is paid their sum once. One
     /// refused proof reverts them all.
     pub async fn submit_results(&self, proofs: &[Settlement]) -> Result<Mined, ChainError> {
         let proofs = proofs
             .iter()
-            .map(|p| {
-                Ok(Marketplace::Proof {
-                    taskId: U256::from(p.task.id.get()),
-                    spec: p.task.spec(),
-                    requester: p.task.requester,
-                    maxPrice: to_u96("submitResults", p.task.max_price)?,
-                    price: to_u96("submitResults", p.task.price)?,
-                    resultCid: p.result_cid.clone(),
-                    resultHash: p.result_hash,
-                    codeHash: p.code_hash,
-                    status: p.status.code(),
-                    runtimeMs: p.runtime_ms,
-                    signature: p.signature.clone(),
-                })
-            })
+            .map(|p| p.to_call("submitResults"))
             .collect::<Result<Vec<_>, ChainError>>()?;
         self.send("submitResults", self.market.submitResults(proofs)).await
     }
 
     /// `submitResult` of one [`Settlement`].
     pub async fn settle(&self, p: &Settlement) -> Result<Mined, ChainError> {
-        self.submit_result(
-            &p.task,
-            &p.result_cid,
-            p.result_hash,
-            p.code_hash,
+        let p = p.to_call("submitResult")?;
+        let call = self.market.submitResult(
+            p.taskId,
+            p.spec,
+            p.requester,
+            p.maxPrice,
+            p.price,
+            p.resultCid,
+            p.resultHash,
+            p.codeHash,
             p.status,
-            p.runtime_ms,
-            p.signature.clone(),
-        )
-        .await
+            p.runtimeMs,
+            p.signature,
+        );
+        self.send("submitResult", call).await
     }
 
     /// Sends a transaction and waits for its receipt. A reverting estimate fails here with the

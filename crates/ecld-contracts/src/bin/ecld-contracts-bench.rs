@@ -158,34 +158,51 @@ async fn measure(url: &str) -> Result<Figures> {
         }
     };
     let me = keys[1].address();
+    // A proof of `task` with `status`, signed by the image's enclave, for an escrow of `max`.
+    let proof_of = |task: u64, status: u16, max: u64| -> Result<Marketplace::Proof> {
+        let proof = Proof {
+            task_id: task,
+            spec: spec.clone(),
+            code_hash: B256::ZERO,
+            result_hash: keccak256(format!("result {task}")),
+            result_cid: CID.into(),
+            status,
+            runtime_ms: 1500,
+        };
+        let sig = enclave.sign_hash_sync(&result_digest(&proof, chain_id, d.marketplace))?;
+        Ok(Marketplace::Proof {
+            taskId: U256::from(task),
+            spec: spec.clone(),
+            requester: me,
+            maxPrice: alloy::primitives::Uint::from(max),
+            price,
+            resultCid: CID.into(),
+            resultHash: proof.result_hash,
+            codeHash: proof.code_hash,
+            status,
+            runtimeMs: proof.runtime_ms,
+            signature: Bytes::from(sig.as_bytes().to_vec()),
+        })
+    };
     let result = |task: u64, status: u16, max: u64| {
-        let (node_m, enclave, spec) = (&node_m, &enclave, spec.clone());
+        let (node_m, proof_of) = (&node_m, &proof_of);
         async move {
-            let proof = Proof {
-                task_id: task,
-                spec: spec.clone(),
-                code_hash: B256::ZERO,
-                result_hash: keccak256(format!("result {task}")),
-                result_cid: CID.into(),
-                status,
-                runtime_ms: 1500,
-            };
-            let sig = enclave.sign_hash_sync(&result_digest(&proof, chain_id, d.marketplace))?;
+            let p = proof_of(task, status, max)?;
             let r = mined(
                 "submitResult",
                 node_m
                     .submitResult(
-                        U256::from(task),
-                        spec,
-                        me,
-                        alloy::primitives::Uint::from(max),
-                        price,
-                        CID.into(),
-                        proof.result_hash,
-                        proof.code_hash,
-                        status,
-                        1500,
-                        Bytes::from(sig.as_bytes().to_vec()),
+                        p.taskId,
+                        p.spec,
+                        p.requester,
+                        p.maxPrice,
+                        p.price,
+                        p.resultCid,
+                        p.resultHash,
+                        p.codeHash,
+                        p.status,
+                        p.runtimeMs,
+                        p.signature,
                     )
                     .send()
                     .await,
@@ -271,38 +288,13 @@ async fn measure(url: &str) -> Result<Figures> {
             anyhow::Ok((id, r.gas_used))
         }
     };
-    let proof_of = |task: u64| -> Result<Marketplace::Proof> {
-        let proof = Proof {
-            task_id: task,
-            spec: spec.clone(),
-            code_hash: B256::ZERO,
-            result_hash: keccak256(format!("result {task}")),
-            result_cid: CID.into(),
-            status: 0,
-            runtime_ms: 1500,
-        };
-        let sig = enclave.sign_hash_sync(&result_digest(&proof, chain_id, d.marketplace))?;
-        Ok(Marketplace::Proof {
-            taskId: U256::from(task),
-            spec: spec.clone(),
-            requester: me,
-            maxPrice: price,
-            price,
-            resultCid: CID.into(),
-            resultHash: proof.result_hash,
-            codeHash: proof.code_hash,
-            status: 0,
-            runtimeMs: 1500,
-            signature: Bytes::from(sig.as_bytes().to_vec()),
-        })
-    };
     let mut drawn = 0;
     for (batch, label) in BATCHES.iter().zip(BATCH_LABELS) {
         let mut proofs = Vec::new();
         for _ in 0..*batch {
             let (id, gas) = submit_drawn().await?;
             drawn = drawn.max(gas);
-            proofs.push(proof_of(id)?);
+            proofs.push(proof_of(id, 0, PRICE)?);
         }
         let r = mined("submitResults", node_m.submitResults(proofs).send().await).await?;
         fig.push((label, r.gas_used));
@@ -329,7 +321,7 @@ async fn measure(url: &str) -> Result<Figures> {
             .logs()
             .iter()
             .filter_map(|l| l.log_decode::<Marketplace::TaskSubmitted>().ok())
-            .map(|l| proof_of(l.inner.data.taskId.to()))
+            .map(|l| proof_of(l.inner.data.taskId.to(), 0, PRICE))
             .collect::<Result<Vec<_>>>()?;
         anyhow::ensure!(proofs.len() == n, "submitTasks made {} tasks of {n}", proofs.len());
         mined("submitResults", node_m.submitResults(proofs).send().await).await?;

@@ -3,9 +3,11 @@
 //! the requester's deposit. Played with a token whose owner blocks accounts from receiving.
 
 use alloy::{
+    contract::{CallBuilder, CallDecoder},
     network::EthereumWallet,
     primitives::{Address, B256, Bytes, U256, Uint, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder},
+    rpc::types::TransactionReceipt,
     signers::{SignerSync, local::PrivateKeySigner},
 };
 use ecld_contracts::{
@@ -29,6 +31,11 @@ const KEYS: [&str; 3] = [
     "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
 ];
 const CID: &str = "bafkreidgvpkjawlxz6sffxzwgooowe5yt7i6wsyg236mfoks77nywkptdq";
+
+/// Sends `call` and waits for its receipt.
+async fn mined<P: Provider, D: CallDecoder>(call: CallBuilder<P, D>) -> TransactionReceipt {
+    call.send().await.unwrap().get_receipt().await.unwrap()
+}
 
 fn provider(url: &str, key: &PrivateKeySigner) -> DynProvider {
     ProviderBuilder::new()
@@ -73,27 +80,21 @@ async fn a_requester_refusing_its_refund_cannot_stop_the_node_being_paid() {
         version: "1".into(),
     };
     let image = registry.imageIdOf(manifest.clone()).call().await.unwrap();
-    registry.publish(manifest).send().await.unwrap().get_receipt().await.unwrap();
+    mined(registry.publish(manifest)).await;
     let node_m = Marketplace::new(d.marketplace, &node);
     let req_m = Marketplace::new(d.marketplace, &requester);
     let price = Uint::<96, 2>::from(100u64);
     let max = Uint::<96, 2>::from(300u64);
-    let r = node_m.registerOffer(image, 1, 4, 1024, 600, price).send().await.unwrap();
-    let offer = r
-        .get_receipt()
+    let offer = mined(node_m.registerOffer(image, 1, 4, 1024, 600, price))
         .await
-        .unwrap()
         .decoded_log::<Marketplace::OfferRegistered>()
         .unwrap()
         .offerId;
-    TestBlockingToken::new(*token.address(), &requester)
-        .approve(d.marketplace, U256::from(10_000u64))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(
+        TestBlockingToken::new(*token.address(), &requester)
+            .approve(d.marketplace, U256::from(10_000u64)),
+    )
+    .await;
     let now =
         owner.get_block_by_number(Default::default()).await.unwrap().unwrap().header.timestamp;
     let spec = TaskSpec {
@@ -112,20 +113,12 @@ async fn a_requester_refusing_its_refund_cannot_stop_the_node_being_paid() {
     // Two tasks: one succeeds (refund maxPrice - price), one is a system fault (full refund).
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let r = req_m.submitTask(spec.clone(), CID.into(), max, offer).send().await.unwrap();
-        let r = r.get_receipt().await.unwrap();
+        let r = mined(req_m.submitTask(spec.clone(), CID.into(), max, offer)).await;
         assert!(r.status());
         tasks.push(r.decoded_log::<Marketplace::TaskSubmitted>().unwrap().taskId);
     }
     // The requester's account now refuses tokens.
-    TestBlockingToken::new(*token.address(), &owner)
-        .setBlocked(req_addr, true)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined(TestBlockingToken::new(*token.address(), &owner).setBlocked(req_addr, true)).await;
     let (node_before, req_before) = (balance(node_addr).await, balance(req_addr).await);
     let proof = |task: U256, status: u16| {
         let p = Proof {
@@ -152,15 +145,9 @@ async fn a_requester_refusing_its_refund_cannot_stop_the_node_being_paid() {
             signature: Bytes::from(sig.as_bytes().to_vec()),
         }
     };
-    let r = node_m
-        .submitResults(vec![proof(tasks[0], 0), proof(tasks[1], 16)])
-        .gas(2_000_000)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let r =
+        mined(node_m.submitResults(vec![proof(tasks[0], 0), proof(tasks[1], 16)]).gas(2_000_000))
+            .await;
     assert!(r.status(), "the batch did not settle: a requester refusing its refunds blocked it");
     assert_eq!(balance(node_addr).await, node_before + U256::from(100u64), "the node is paid");
     assert_eq!(balance(req_addr).await, req_before, "nothing reached the blocked wallet");
@@ -179,15 +166,8 @@ async fn a_requester_refusing_its_refund_cannot_stop_the_node_being_paid() {
         "the Marketplace holds exactly the deposit it owes"
     );
     // Unblocked, the requester takes it out.
-    TestBlockingToken::new(*token.address(), &owner)
-        .setBlocked(req_addr, false)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    let r = req_m.withdraw(U256::from(500u64)).send().await.unwrap().get_receipt().await.unwrap();
+    mined(TestBlockingToken::new(*token.address(), &owner).setBlocked(req_addr, false)).await;
+    let r = mined(req_m.withdraw(U256::from(500u64))).await;
     assert!(r.status());
     assert_eq!(balance(req_addr).await, req_before + U256::from(500u64));
     devnet.shutdown().await.unwrap();

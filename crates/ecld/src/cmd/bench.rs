@@ -119,15 +119,24 @@ struct Run {
     /// Submit to verified result, one task at a time.
     totals: Vec<Duration>,
     steps: Vec<Timings>,
-    /// Tasks the clients ran together, and in how long.
-    done: usize,
+    /// How long the clients took to run their tasks together.
     elapsed: Duration,
-    per_second: f64,
     /// Submit to verified result of each task run by the concurrent clients.
     loaded: Vec<Duration>,
     /// Settlement transactions, and the proofs they settled.
     settle_txs: usize,
     proofs: usize,
+}
+
+impl Run {
+    /// Tasks the concurrent clients ran.
+    fn done(&self) -> usize {
+        self.loaded.len()
+    }
+
+    fn per_second(&self) -> f64 {
+        self.done() as f64 / self.elapsed.as_secs_f64()
+    }
 }
 
 async fn measure(stack: &up::Stack, a: &E2eArgs, tasks: usize) -> anyhow::Result<Run> {
@@ -204,15 +213,13 @@ async fn measure(stack: &up::Stack, a: &E2eArgs, tasks: usize) -> anyhow::Result
         loaded.extend(j.await??);
     }
     let elapsed = start.elapsed();
-    let done = loaded.len();
-    let per_second = done as f64 / elapsed.as_secs_f64();
     let ledger = user.ledger().await?;
     anyhow::ensure!(
         ledger.conserved(),
         "token books do not balance after the benchmark: {ledger:?}"
     );
     let (settle_txs, proofs) = settlements(&config, user.deployment()).await?;
-    Ok(Run { totals, steps, done, elapsed, per_second, loaded, settle_txs, proofs })
+    Ok(Run { totals, steps, elapsed, loaded, settle_txs, proofs })
 }
 
 /// Settlement transactions on the chain and the proofs they settled (`ResultSubmitted` logs).
@@ -247,7 +254,7 @@ fn ms(d: Duration) -> String {
 fn render(a: &E2eArgs, runs: &[(u64, Run)]) -> String {
     let Some((window, first)) = runs.first() else { return String::new() };
     let (totals, steps, done, elapsed, per_second) =
-        (&first.totals, &first.steps, first.done, first.elapsed, first.per_second);
+        (&first.totals, &first.steps, first.done(), first.elapsed, first.per_second());
     let mut sorted = totals.to_vec();
     sorted.sort();
     let machine = ecld_benchkit::Machine::detect();
@@ -347,7 +354,7 @@ fn windows_table(a: &E2eArgs, runs: &[(u64, Run)]) -> String {
             "| {window} | {} | {} | {:.0} | {:.2} |\n",
             ms(percentile(&one, 50.0)),
             ms(percentile(&loaded, 50.0)),
-            run.per_second,
+            run.per_second(),
             run.proofs as f64 / run.settle_txs.max(1) as f64
         ));
     }
@@ -378,9 +385,7 @@ mod tests {
         let run = |latency_ms: u64, per_second: f64, settle_txs: usize| Run {
             totals: vec![Duration::from_millis(latency_ms); 200],
             steps: vec![t; 200],
-            done: 1000,
-            elapsed: Duration::from_secs(10),
-            per_second,
+            elapsed: Duration::from_secs_f64(1000.0 / per_second),
             loaded: vec![Duration::from_millis(2 * latency_ms); 1000],
             settle_txs,
             proofs: 1000,
