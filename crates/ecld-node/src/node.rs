@@ -37,7 +37,7 @@ use crate::{
     metrics,
     refused::{Refusals, RefusedImage},
     retry::{Backoff, retry},
-    task::{Phase, Step},
+    task::{End, Phase, Step},
 };
 
 /// Why the node could not start or stopped with an error.
@@ -601,6 +601,12 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) -> Result<(), N
             _ = stop.changed() => break,
             Some(Note::Finished(task, generation)) = note_rx.recv() => {
                 workers.finished(task, generation);
+                let lost = inner.journal(|j| {
+                    matches!(j.state().tasks.get(&task), Some(Phase::Done { end: End::Lost }))
+                });
+                if lost {
+                    follower.reopen(task);
+                }
                 // A worker returns once its task is done in the journal; a task active again
                 // (journaled while that worker was ending) needs a worker of its own.
                 let active = inner.journal(|j| j.state().tasks.get(&task).is_some_and(Phase::is_active));

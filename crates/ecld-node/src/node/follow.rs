@@ -46,6 +46,8 @@ pub(super) struct Follower {
     open: BTreeMap<TaskId, TaskInfo>,
     /// Tasks held by others, kept in case they are released.
     held: BTreeMap<TaskId, TaskInfo>,
+    /// Tasks this node tried to claim whose fate no event has told yet (see [`Self::reopen`]).
+    claiming: HashSet<TaskId>,
 }
 
 impl Follower {
@@ -61,7 +63,13 @@ impl Follower {
         };
         // The cursor is "last handled": start one before the first block to read.
         let cursor = start.checked_sub(1).map(|b| (b, B256::ZERO));
-        Self { cursor, history: VecDeque::new(), open: BTreeMap::new(), held: BTreeMap::new() }
+        Self {
+            cursor,
+            history: VecDeque::new(),
+            open: BTreeMap::new(),
+            held: BTreeMap::new(),
+            claiming: HashSet::new(),
+        }
     }
 
     /// Open tasks, oldest first.
@@ -74,7 +82,19 @@ impl Follower {
         for t in tasks {
             if let Some(info) = self.open.remove(t) {
                 self.held.insert(*t, info);
+                self.claiming.insert(*t);
             }
+        }
+    }
+
+    /// This node's claim of `task` was refused (say its offer was full on chain, by tasks
+    /// matched at submission its journal did not have yet): unless an event has said who
+    /// holds it since, the task is open again, for this node to try later.
+    pub(super) fn reopen(&mut self, task: TaskId) {
+        if self.claiming.remove(&task)
+            && let Some(info) = self.held.remove(&task)
+        {
+            self.open.insert(task, info);
         }
     }
 
@@ -206,6 +226,7 @@ impl Follower {
         self.cursor = from.checked_sub(1).map(|b| (b, B256::ZERO));
         self.open.clear();
         self.held.clear();
+        self.claiming.clear();
         Ok(())
     }
 
@@ -223,6 +244,14 @@ impl Follower {
         let mut ours: BTreeMap<TaskId, TaskInfo> = BTreeMap::new();
         let mut gone: BTreeSet<TaskId> = BTreeSet::new();
         for (_, ev) in events {
+            let task = match &ev {
+                ChainEvent::Submitted(info) => info.id,
+                ChainEvent::Claimed { task, .. }
+                | ChainEvent::Released { task, .. }
+                | ChainEvent::Settled { task, .. }
+                | ChainEvent::Reclaimed { task } => *task,
+            };
+            self.claiming.remove(&task);
             match ev {
                 ChainEvent::Submitted(info) => {
                     gone.remove(&info.id);
@@ -290,6 +319,7 @@ mod tests {
             history: VecDeque::new(),
             open: BTreeMap::new(),
             held: BTreeMap::new(),
+            claiming: HashSet::new(),
         }
     }
 
@@ -368,5 +398,27 @@ mod tests {
         assert!(open_ids(&f).is_empty());
         assert!(f.held.contains_key(&tid(1)));
         assert!(!f.held.contains_key(&tid(3)), "a settled task is forgotten");
+    }
+
+    #[test]
+    fn a_refused_claim_puts_the_task_back_unless_an_event_told_who_holds_it() {
+        let mut f = follower();
+        f.apply(
+            |o| o == MINE,
+            vec![
+                (1, ChainEvent::Submitted(task(1, None))),
+                (1, ChainEvent::Submitted(task(2, None))),
+            ],
+        );
+        f.forget(&[tid(1), tid(2)].into_iter().collect());
+        assert!(open_ids(&f).is_empty());
+        // Task 2 was claimed by another node meanwhile: its event says so.
+        f.apply(
+            |o| o == MINE,
+            vec![(2, ChainEvent::Claimed { task: tid(2), offer: THEIRS, price: U256::from(5u64) })],
+        );
+        f.reopen(tid(1));
+        f.reopen(tid(2));
+        assert_eq!(open_ids(&f), [1], "task 1 is open again, task 2 held by the other node");
     }
 }
